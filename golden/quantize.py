@@ -1,0 +1,174 @@
+"""Symmetric integer quantizers that feed the spike encoders (SPEC section 2).
+
+Activations are quantized to ``b`` bits as ``q = clamp(round(x / s), -Q, Q)`` with
+``Q = 2^(b-1) - 1``; the integer ``q`` is what the spike encoder turns into a spike train.
+Weights are quantized per output channel. Every function returns the integers *and* the
+scales, so that the integer path can be checked bit for bit and the float path recovered.
+
+Any quantizer that produces these integers can feed the encoders. Besides round-to-nearest
+this module provides SmoothQuant (per-input-channel smoothing folded into the weights) and
+a Hadamard rotation; both only change what is quantized, never the integer format.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+
+from ._checks import check_bits
+from .rounding import round_half_away
+
+__all__ = [
+    "Quantized",
+    "qmax",
+    "quantize_per_token",
+    "calibrate_static_scale",
+    "quantize_static",
+    "quantize_weight_per_channel",
+    "smoothquant_factors",
+    "hadamard_matrix",
+]
+
+ACT_BITS_RANGE = (2, 16)
+WEIGHT_BITS_RANGE = (2, 8)
+
+
+class Quantized(NamedTuple):
+    """Integers and the scale that maps them back to floats: ``x ~= q * scale``."""
+
+    q: torch.Tensor
+    """int64 tensor of quantized values in ``[-Q, Q]``."""
+    scale: torch.Tensor
+    """float tensor broadcastable against ``q``."""
+
+
+def qmax(bits: int) -> int:
+    """Largest magnitude of a symmetric ``bits``-bit integer: ``Q = 2^(bits-1) - 1``."""
+    check_bits(bits, low=1, high=32)
+    return (1 << (bits - 1)) - 1
+
+
+def _check_float(x: torch.Tensor, name: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, not {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating tensor, not dtype {x.dtype}")
+    if x.dim() < 1:
+        raise ValueError(f"{name} must have at least one dimension, not shape {tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains a non-finite value")
+
+
+def _quantize(x: torch.Tensor, scale: torch.Tensor, Q: int) -> torch.Tensor:
+    # Division in float64 so that the integer chosen does not depend on the input dtype's
+    # rounding of x / s; the result is exact for every float32 input.
+    q = round_half_away(x.double() / scale.double())
+    return q.clamp(-Q, Q).to(torch.int64)
+
+
+def quantize_per_token(x: torch.Tensor, bits: int) -> Quantized:
+    """Dynamic symmetric quantization with one scale per token (last dimension = features).
+
+    ``scale = max|x_token| / Q``; a token that is all zeros gets scale 1 (its integers are
+    zero either way). Returns ``q`` of ``x``'s shape and ``scale`` of shape ``(..., 1)``.
+
+    Raises ``ValueError`` for ``bits`` outside [2, 16] or non-finite input, ``TypeError``
+    for a non-floating tensor.
+    """
+    check_bits(bits, low=ACT_BITS_RANGE[0], high=ACT_BITS_RANGE[1])
+    _check_float(x, "x")
+    Q = qmax(bits)
+    absmax = x.detach().abs().amax(dim=-1, keepdim=True).double()
+    scale = torch.where(absmax > 0, absmax / Q, torch.ones_like(absmax))
+    return Quantized(_quantize(x, scale, Q), scale.to(x.dtype))
+
+
+def calibrate_static_scale(samples: torch.Tensor, bits: int, *, percentile: float = 100.0) -> torch.Tensor:
+    """Per-tensor static scale from calibration activations.
+
+    ``scale = P(|samples|) / Q`` where ``P`` is the given percentile (100 = absolute max).
+    Returns a 0-dimensional float64 tensor. Raises ``ValueError`` for a percentile outside
+    (0, 100], an all-zero calibration set, or bad ``bits``.
+    """
+    check_bits(bits, low=ACT_BITS_RANGE[0], high=ACT_BITS_RANGE[1])
+    _check_float(samples, "samples")
+    if not 0.0 < percentile <= 100.0:
+        raise ValueError(f"percentile must be in (0, 100], not {percentile!r}")
+    mags = samples.detach().abs().flatten().double()
+    level = mags.max() if percentile == 100.0 else torch.quantile(mags, percentile / 100.0)
+    if not level > 0:
+        raise ValueError("calibration samples are all zero at the requested percentile; no scale can be formed")
+    return level / qmax(bits)
+
+
+def quantize_static(x: torch.Tensor, scale: torch.Tensor | float, bits: int) -> Quantized:
+    """Quantize with a fixed per-tensor scale from calibration.
+
+    Values beyond ``Q * scale`` saturate to ``+/-Q``: with a static scale that clamp is part
+    of the quantizer's definition (SPEC section 2), not a silent repair.
+    """
+    check_bits(bits, low=ACT_BITS_RANGE[0], high=ACT_BITS_RANGE[1])
+    _check_float(x, "x")
+    scale = torch.as_tensor(scale, dtype=torch.float64)
+    if scale.dim() != 0 or not bool(scale > 0) or not math.isfinite(float(scale)):
+        raise ValueError(f"a static scale must be one positive finite number, not {scale!r}")
+    return Quantized(_quantize(x, scale, qmax(bits)), scale.to(x.dtype))
+
+
+def quantize_weight_per_channel(weight: torch.Tensor, bits: int = 8) -> Quantized:
+    """Symmetric per-output-channel weight quantization of an ``(out, in)`` matrix.
+
+    ``scale[o] = max|W[o, :]| / Q``; an all-zero row gets scale 1. Returns ``q`` of shape
+    ``(out, in)`` in ``[-Q, Q]`` and ``scale`` of shape ``(out,)``. Weight bits must be in
+    [2, 8] (8 is the default, 4 the common low-precision choice).
+    """
+    check_bits(bits, name="weight bits", low=WEIGHT_BITS_RANGE[0], high=WEIGHT_BITS_RANGE[1])
+    _check_float(weight, "weight")
+    if weight.dim() != 2:
+        raise ValueError(f"weight must be a 2-D (out, in) matrix, not shape {tuple(weight.shape)}")
+    Q = qmax(bits)
+    absmax = weight.detach().abs().amax(dim=1, keepdim=True).double()
+    scale = torch.where(absmax > 0, absmax / Q, torch.ones_like(absmax))
+    return Quantized(_quantize(weight, scale, Q), scale.squeeze(1).to(weight.dtype))
+
+
+def smoothquant_factors(act_absmax: torch.Tensor, weight: torch.Tensor, alpha: float = 0.5) -> torch.Tensor:
+    """SmoothQuant per-input-channel factors ``s_j = max|X_j|^alpha / max|W_:,j|^(1-alpha)``.
+
+    The layer then computes ``(X / s) @ (W * s)^T``, mathematically the same product with
+    activation outliers moved into the weights; ``X / s`` is what gets quantized and
+    ``W * s`` is what gets quantized per channel. In a transformer the ``1/s`` folds into
+    the preceding normalization's gain. Channels where either maximum is zero get ``s = 1``.
+
+    Raises ``ValueError`` for ``alpha`` outside [0, 1] or a shape mismatch.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], not {alpha!r}")
+    _check_float(act_absmax, "act_absmax")
+    _check_float(weight, "weight")
+    if weight.dim() != 2 or act_absmax.shape != (weight.shape[1],):
+        raise ValueError(
+            f"act_absmax must have shape (in,) = ({weight.shape[-1]},) for weight of shape "
+            f"{tuple(weight.shape)}, not {tuple(act_absmax.shape)}"
+        )
+    a = act_absmax.double().abs()
+    w = weight.detach().double().abs().amax(dim=0)
+    ok = (a > 0) & (w > 0)
+    s = torch.where(ok, a.clamp(min=1e-30) ** alpha / w.clamp(min=1e-30) ** (1.0 - alpha), torch.ones_like(a))
+    return s.to(weight.dtype)
+
+
+def hadamard_matrix(n: int, *, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Orthonormal Hadamard matrix ``H`` of size ``n`` (a power of two), ``H @ H.T = I``.
+
+    Rotating both operands, ``(X H)(W H)^T = X W^T``, spreads outliers over all channels
+    before quantization (the rotation-based family of quantizers).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1 or n & (n - 1):
+        raise ValueError(f"Hadamard size must be a positive power of two, not {n!r}")
+    h = torch.ones(1, 1, dtype=torch.float64)
+    while h.shape[0] < n:
+        h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
+    return (h / math.sqrt(n)).to(dtype)

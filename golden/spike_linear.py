@@ -1,0 +1,128 @@
+"""The spike-driven linear layer (SPEC section 4): sparse accumulate, step by step.
+
+For TC-LIF spikes the accumulator is built most significant step first::
+
+    acc <- 2 * acc + sum_i s[t, i] * W[o, i]        for t = 0 .. T-1
+
+which equals ``sum_i q_i * W[o, i]`` exactly. Each non-zero spike is one add or subtract
+of a weight per output channel; no multiplier is involved. For count-coded spikes every
+step has the same weight, so the update is ``acc <- acc + sum_i s[t, i] * W[o, i]``.
+
+The per-step sum over ternary spikes is evaluated here as one dense product of all steps at
+once, in a floating dtype chosen so that every partial sum is an exactly representable
+integer (float32 while ``sum_i |W[o, i]| < 2^24``, float64 below ``2^53``, int64 beyond).
+The result is therefore bit-identical to adding and subtracting the selected weights one
+event at a time, which is what the hardware does; tests check that against an int64
+reference.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from ._checks import check_bits, check_integer_tensor, check_range
+from .quantize import qmax
+
+__all__ = ["spike_linear", "integer_matmul", "exact_matmul", "check_weight"]
+
+_F32_EXACT = 1 << 24
+_F64_EXACT = 1 << 53
+
+
+def check_weight(weight: torch.Tensor, weight_bits: int | None = None) -> torch.Tensor:
+    """Validate an integer ``(out, in)`` weight matrix (and its range, if bits are given)."""
+    weight = check_integer_tensor(weight, name="weight")
+    if weight.dim() != 2:
+        raise ValueError(f"weight must be a 2-D (out, in) matrix, not shape {tuple(weight.shape)}")
+    if weight_bits is not None:
+        check_bits(weight_bits, name="weight_bits", low=2, high=16)
+        Q = qmax(weight_bits)
+        check_range(weight, -Q, Q, name="weight", hint=f"{weight_bits}-bit symmetric weights")
+    return weight
+
+
+def exact_matmul(a: torch.Tensor, weight: torch.Tensor, bound: int) -> torch.Tensor:
+    """``a @ weight.T`` for integer operands, exact, returned as int64.
+
+    ``bound`` must be an upper bound on every ``|partial sum|``; it selects the fastest
+    dtype in which the product cannot round.
+    """
+    if bound < _F32_EXACT:
+        dtype = torch.float32
+    elif bound < _F64_EXACT:
+        dtype = torch.float64
+    else:
+        return a.to(torch.int64) @ weight.to(torch.int64).T
+    return (a.to(dtype) @ weight.to(dtype).T).to(torch.int64)
+
+
+def integer_matmul(q: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Dense integer product ``q @ weight.T`` (int64, exact): what ``spike_linear`` must equal."""
+    q = check_integer_tensor(q, name="q")
+    weight = check_weight(weight)
+    if q.shape[-1] != weight.shape[1]:
+        raise ValueError(f"q has {q.shape[-1]} input features but weight expects {weight.shape[1]}")
+    row_bound = int(weight.abs().sum(dim=1).max()) if weight.numel() else 0
+    bound = row_bound * (int(q.abs().max()) if q.numel() else 0)
+    return exact_matmul(q, weight, bound)
+
+
+def spike_linear(
+    spikes: torch.Tensor,
+    weight: torch.Tensor,
+    *,
+    coding: Literal["tc_lif", "count"] = "tc_lif",
+    weight_bits: int | None = None,
+    return_partials: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Accumulate a spike train through an integer weight matrix.
+
+    Parameters
+    ----------
+    spikes:
+        Ternary spikes of shape ``(T, *tokens, in)`` (int8 from the encoders).
+    weight:
+        Integer weights of shape ``(out, in)``.
+    coding:
+        ``"tc_lif"`` doubles the accumulator at every step boundary (most significant step
+        first); ``"count"`` gives every step the same weight.
+    weight_bits:
+        If given, weights are checked to lie in the symmetric ``weight_bits`` range.
+    return_partials:
+        Also return every step's accumulator, shape ``(T, *tokens, out)``: ``partials[t]``
+        is the value after step ``t`` (the hardware's per-step partial sums), and
+        ``partials[-1]`` is the result.
+
+    Returns
+    -------
+    int64 accumulators of shape ``(*tokens, out)`` (and the partial sums if asked).
+
+    Raises ``ValueError`` for non-ternary spikes, mismatched feature counts, a weight that
+    is not 2-D or does not fit ``weight_bits``, or an unknown ``coding``.
+    """
+    if coding not in ("tc_lif", "count"):
+        raise ValueError(f"coding must be 'tc_lif' or 'count', not {coding!r}")
+    spikes = check_integer_tensor(spikes, name="spikes")
+    if spikes.dim() < 2:
+        raise ValueError(f"spikes must have shape (T, *tokens, in), not {tuple(spikes.shape)}")
+    check_range(spikes, -1, 1, name="spikes", hint="spikes are ternary")
+    weight = check_weight(weight, weight_bits)
+    if spikes.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"spikes have {spikes.shape[-1]} input features but weight of shape "
+            f"{tuple(weight.shape)} expects {weight.shape[1]}"
+        )
+    T = spikes.shape[0]
+    row_bound = int(weight.abs().sum(dim=1).max()) if weight.numel() else 0
+    step_sums = exact_matmul(spikes, weight, row_bound)  # (T, *tokens, out)
+
+    scale = 2 if coding == "tc_lif" else 1
+    acc = torch.zeros(step_sums.shape[1:], dtype=torch.int64)
+    partials = torch.empty_like(step_sums) if return_partials else None
+    for t in range(T):
+        acc = scale * acc + step_sums[t]
+        if partials is not None:
+            partials[t] = acc
+    return (acc, partials) if return_partials else acc
