@@ -47,8 +47,8 @@ def first_offender(t: torch.Tensor, bad: torch.Tensor) -> str:
     return f"{value!r} at index {idx} ({count} offending element{'s' if count != 1 else ''})"
 
 
-def check_integer_tensor(t: torch.Tensor, *, name: str) -> torch.Tensor:
-    """Return ``t`` as int64 if it holds integers; raise otherwise.
+def check_integer_tensor(t: torch.Tensor, *, name: str, to_int64: bool = True) -> torch.Tensor:
+    """Return ``t`` as int64 (or unchanged, with ``to_int64=False``) if it holds integers.
 
     Integer dtypes are accepted as they are. A floating tensor is accepted only if every
     element is a finite whole number; the first non-integer element is named in the error.
@@ -61,11 +61,16 @@ def check_integer_tensor(t: torch.Tensor, *, name: str) -> torch.Tensor:
         bad = ~torch.isfinite(t) | (t != torch.round(t))
         if bool(bad.any()):
             raise ValueError(f"{name} must hold integers; found {first_offender(t, bad)}")
-    return t.to(torch.int64)
+    return t.to(torch.int64) if to_int64 else t
 
 
 def check_range(t: torch.Tensor, low: int, high: int, *, name: str, hint: str = "") -> None:
     """Raise ``ValueError`` naming the first element of ``t`` outside ``[low, high]``."""
+    if t.numel() == 0:
+        return
+    lo, hi = torch.aminmax(t)
+    if lo >= low and hi <= high:
+        return
     bad = (t < low) | (t > high)
     if bool(bad.any()):
         extra = f"; {hint}" if hint else ""

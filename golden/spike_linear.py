@@ -8,9 +8,10 @@ which equals ``sum_i q_i * W[o, i]`` exactly. Each non-zero spike is one add or 
 of a weight per output channel; no multiplier is involved. For count-coded spikes every
 step has the same weight, so the update is ``acc <- acc + sum_i s[t, i] * W[o, i]``.
 
-The per-step sum over ternary spikes is evaluated here as one dense product of all steps at
-once, in a floating dtype chosen so that every partial sum is an exactly representable
-integer (float32 while ``sum_i |W[o, i]| < 2^24``, float64 below ``2^53``, int64 beyond).
+The per-step sums over ternary spikes are evaluated here as one dense product of all steps
+at once, and the recurrence runs in a dtype chosen so that every partial sum and every
+accumulator value is an exactly representable integer: float32 while
+``(2^T - 1) * max_o sum_i |W[o, i]| < 2^24``, float64 below ``2^53``, int64 beyond.
 The result is therefore bit-identical to adding and subtracting the selected weights one
 event at a time, which is what the hardware does; tests check that against an int64
 reference.
@@ -43,18 +44,31 @@ def check_weight(weight: torch.Tensor, weight_bits: int | None = None) -> torch.
     return weight
 
 
+def _exact_dtype(bound: int) -> torch.dtype:
+    """Fastest dtype in which every integer of magnitude up to ``bound`` is exact."""
+    if bound < _F32_EXACT:
+        return torch.float32
+    if bound < _F64_EXACT:
+        return torch.float64
+    return torch.int64
+
+
+def _row_bound(weight: torch.Tensor) -> int:
+    """Upper bound on ``sum_i |W[o, i]|`` over rows; exact only when the cheap bound is large."""
+    if weight.numel() == 0:
+        return 0
+    lo, hi = torch.aminmax(weight)
+    cheap = max(-int(lo), int(hi)) * weight.shape[1]
+    return cheap if cheap < _F32_EXACT else int(weight.abs().sum(dim=1).max())
+
+
 def exact_matmul(a: torch.Tensor, weight: torch.Tensor, bound: int) -> torch.Tensor:
     """``a @ weight.T`` for integer operands, exact, returned as int64.
 
     ``bound`` must be an upper bound on every ``|partial sum|``; it selects the fastest
     dtype in which the product cannot round.
     """
-    if bound < _F32_EXACT:
-        dtype = torch.float32
-    elif bound < _F64_EXACT:
-        dtype = torch.float64
-    else:
-        return a.to(torch.int64) @ weight.to(torch.int64).T
+    dtype = _exact_dtype(bound)
     return (a.to(dtype) @ weight.to(dtype).T).to(torch.int64)
 
 
@@ -64,8 +78,7 @@ def integer_matmul(q: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     weight = check_weight(weight)
     if q.shape[-1] != weight.shape[1]:
         raise ValueError(f"q has {q.shape[-1]} input features but weight expects {weight.shape[1]}")
-    row_bound = int(weight.abs().sum(dim=1).max()) if weight.numel() else 0
-    bound = row_bound * (int(q.abs().max()) if q.numel() else 0)
+    bound = _row_bound(weight) * (int(q.abs().max()) if q.numel() else 0)
     return exact_matmul(q, weight, bound)
 
 
@@ -104,7 +117,7 @@ def spike_linear(
     """
     if coding not in ("tc_lif", "count"):
         raise ValueError(f"coding must be 'tc_lif' or 'count', not {coding!r}")
-    spikes = check_integer_tensor(spikes, name="spikes")
+    spikes = check_integer_tensor(spikes, name="spikes", to_int64=False)
     if spikes.dim() < 2:
         raise ValueError(f"spikes must have shape (T, *tokens, in), not {tuple(spikes.shape)}")
     check_range(spikes, -1, 1, name="spikes", hint="spikes are ternary")
@@ -115,14 +128,21 @@ def spike_linear(
             f"{tuple(weight.shape)} expects {weight.shape[1]}"
         )
     T = spikes.shape[0]
-    row_bound = int(weight.abs().sum(dim=1).max()) if weight.numel() else 0
-    step_sums = exact_matmul(spikes, weight, row_bound)  # (T, *tokens, out)
-
     scale = 2 if coding == "tc_lif" else 1
-    acc = torch.zeros(step_sums.shape[1:], dtype=torch.int64)
-    partials = torch.empty_like(step_sums) if return_partials else None
+    # Largest |accumulator| at any step: every step's sum is bounded by the row bound and
+    # the step weights add up to 2^T - 1 (TC-LIF) or T (count coding).
+    step_weight_total = (1 << T) - 1 if coding == "tc_lif" else T
+    dtype = _exact_dtype(_row_bound(weight) * step_weight_total)
+    if dtype == torch.int64:
+        step_sums = spikes.to(torch.int64) @ weight.T
+    else:
+        step_sums = spikes.to(dtype) @ weight.to(dtype).T  # (T, *tokens, out)
+
+    acc = torch.zeros(step_sums.shape[1:], dtype=dtype)
+    partials = torch.empty(step_sums.shape, dtype=torch.int64) if return_partials else None
     for t in range(T):
         acc = scale * acc + step_sums[t]
         if partials is not None:
-            partials[t] = acc
+            partials[t] = acc.to(torch.int64)
+    acc = acc.to(torch.int64)
     return (acc, partials) if return_partials else acc
