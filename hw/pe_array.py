@@ -1,0 +1,181 @@
+"""Sparse-accumulate PE array: spike events in, per-step accumulators of P output channels out."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..config import AcceleratorConfig
+from ..golden.cycle_model import PE_ARRAY_LATENCY
+from .signatures import AccumulatorStream, BiasStream, EventStream, WeightWriteStream
+
+__all__ = ["SparseAccumulatePEArray"]
+
+
+class SparseAccumulatePEArray(wiring.Component):
+    """``P = pes`` processing elements that add or subtract weights for every spike event.
+
+    The weight memory (``max_fan_in`` rows, one row per input index holding that input's
+    ``P`` weights) has one synchronous read port per event slot. Each event beat reads
+    the rows of its ``E`` events; in the next cycle every PE adds ``+w`` or ``-w`` for
+    each valid event to its accumulator. Multiplication never happens: a spike is an add
+    or a subtract.
+
+    Timesteps arrive most significant first. The first beat after a step boundary doubles
+    the accumulator before adding (``acc <- 2*acc + sum``, TC-LIF coding; count coding
+    never doubles). A beat that ends a step emits the accumulators as one vector on ``o``:
+    after step ``t`` they equal ``golden.spike_linear(...)``'s partial sum ``t``; on the
+    token's final step the bias is added (``acc + bias``) and the accumulators clear for
+    the next token.
+
+    Contract: a token has at most ``t_max`` steps and each input index fires at most once
+    per step, so by the width chosen in :attr:`AcceleratorConfig.acc_width` nothing can
+    overflow.
+
+    Ports: ``i`` (in, event beats), ``o`` (out, accumulator vectors), ``weights`` (in,
+    weight-memory row writes), ``bias`` (in, bias vector). Writes to ``weights`` and
+    ``bias`` are taken only between tokens (no event of an unfinished token taken) and
+    then take priority over new events, so a token always sees one set of weights.
+
+    Latency: 2 cycles from a step-ending beat to its accumulator vector. Throughput: one
+    event beat (``E`` events) per cycle. Cycle model:
+    :func:`spikemllm.golden.cycle_model.pe_array_cycles`.
+
+    Raises ``TypeError`` if ``config`` is not an :class:`AcceleratorConfig`.
+    """
+
+    def __init__(self, *, config: AcceleratorConfig):
+        if not isinstance(config, AcceleratorConfig):
+            raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
+        self._config = config
+        super().__init__({
+            "i": In(EventStream(config)),
+            "weights": In(WeightWriteStream(config)),
+            "bias": In(BiasStream(config)),
+            "o": Out(AccumulatorStream(config)),
+        })
+
+    @property
+    def config(self) -> AcceleratorConfig:
+        return self._config
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a step-ending event beat's handshake to its accumulator vector."""
+        return PE_ARRAY_LATENCY
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self._config
+        P, E = c.pes, c.events_per_cycle
+
+        row_layout = data.ArrayLayout(signed(c.weight_bits), P)
+        m.submodules.weight_memory = memory = Memory(shape=row_layout, depth=c.max_fan_in, init=[])
+        write = memory.write_port()
+        reads = [memory.read_port() for _ in range(E)]
+
+        # Stage 1: the beat whose weight rows are on the read ports' outputs.
+        s1_valid = Signal()
+        s1_event_valid = Signal(E)
+        s1_negative = Signal(E)
+        s1_step_end = Signal()
+        s1_last = Signal()
+
+        acc = [Signal(signed(c.acc_width), name=f"acc_{p}") for p in range(P)]
+        bias = [Signal(signed(c.bias_bits), name=f"bias_{p}") for p in range(P)]
+        double = Signal()  # first beat of a new step: scale the accumulators by 2 first
+        step = Signal(c.step_width)
+        busy = Signal()  # a token has started and its final step has not been accumulated
+
+        out_valid = Signal()
+        out_acc = [Signal(signed(c.acc_width), name=f"out_acc_{p}") for p in range(P)]
+        out_step = Signal(c.step_width)
+        out_last = Signal()
+        m.d.comb += [
+            self.o.valid.eq(out_valid),
+            self.o.p.step.eq(out_step),
+            self.o.p.last.eq(out_last),
+        ]
+        for p in range(P):
+            m.d.comb += self.o.p.acc[p].eq(out_acc[p])
+
+        out_free = ~out_valid | self.o.ready
+        s1_go = Signal()
+        advance = Signal()
+        m.d.comb += [
+            s1_go.eq(s1_valid & (~s1_step_end | out_free)),
+            advance.eq(~s1_valid | s1_go),
+        ]
+
+        idle = Signal()
+        loading = Signal()
+        m.d.comb += [
+            idle.eq(~busy & ~s1_valid),
+            loading.eq(idle & (self.weights.valid | self.bias.valid)),
+            self.weights.ready.eq(idle),
+            self.bias.ready.eq(idle),
+            self.i.ready.eq(advance & ~loading),
+        ]
+        accept = self.i.valid & self.i.ready
+
+        m.d.comb += [
+            write.addr.eq(self.weights.p.addr),
+            write.data.eq(self.weights.p.row),
+            write.en.eq(self.weights.valid & self.weights.ready),
+        ]
+        with m.If(self.bias.valid & self.bias.ready):
+            m.d.sync += [b.eq(self.bias.p.bias[p]) for p, b in enumerate(bias)]
+
+        for k, read in enumerate(reads):
+            m.d.comb += [read.addr.eq(self.i.p.events[k].index), read.en.eq(advance)]
+        with m.If(advance):
+            m.d.sync += [
+                s1_valid.eq(accept),
+                s1_event_valid.eq(_gather(self.i.p.events, "valid", E)),
+                s1_negative.eq(_gather(self.i.p.events, "negative", E)),
+                s1_step_end.eq(self.i.p.step_end),
+                s1_last.eq(self.i.p.last),
+            ]
+
+        # Stage 1 arithmetic: one add/subtract per valid event per PE.
+        tc_lif = c.coding == "tc_lif"
+        for p in range(P):
+            terms = []
+            for k, read in enumerate(reads):
+                w = read.data[p]
+                term = Signal(signed(c.weight_bits + 1), name=f"term_{p}_{k}")
+                m.d.comb += term.eq(Mux(s1_event_valid[k], Mux(s1_negative[k], -w, w), 0))
+                terms.append(term)
+            step_sum = Signal(signed(c.weight_bits + E.bit_length() + 1), name=f"step_sum_{p}")
+            m.d.comb += step_sum.eq(sum(terms))
+            scaled = Mux(double, acc[p] << 1, acc[p]) if tc_lif else acc[p]
+            acc_next = Signal(signed(c.acc_width), name=f"acc_next_{p}")
+            m.d.comb += acc_next.eq(scaled + step_sum)
+            with m.If(s1_go):
+                with m.If(s1_step_end):
+                    m.d.sync += out_acc[p].eq(Mux(s1_last, acc_next + bias[p], acc_next))
+                    m.d.sync += acc[p].eq(Mux(s1_last, 0, acc_next))
+                with m.Else():
+                    m.d.sync += acc[p].eq(acc_next)
+
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += out_valid.eq(0)
+        with m.If(s1_go):
+            with m.If(s1_step_end):
+                m.d.sync += [out_valid.eq(1), out_step.eq(step), out_last.eq(s1_last)]
+                with m.If(s1_last):
+                    m.d.sync += [step.eq(0), double.eq(0), busy.eq(0)]
+                with m.Else():
+                    m.d.sync += [step.eq(step + 1), double.eq(int(tc_lif))]
+            with m.Else():
+                m.d.sync += double.eq(0)
+        with m.If(accept):
+            m.d.sync += busy.eq(1)
+        return m
+
+
+def _gather(events, field: str, count: int):
+    """Concatenate one single-bit field of every event slot, slot 0 first."""
+    return Cat(getattr(events[k], field) for k in range(count))

@@ -1,0 +1,320 @@
+"""One accelerator instance, described once.
+
+:class:`AcceleratorConfig` is a frozen, keyword-only dataclass that the hardware generator
+(:mod:`spikemllm.hw`), the golden cycle model (:mod:`spikemllm.golden.cycle_model`) and the
+testbenches (:mod:`spikemllm.sim`) all take. It validates itself at construction, so a bad
+instance raises before any Verilog is written, and it exposes every derived width as a
+read-only property so that nobody recomputes one. Variants come from
+``dataclasses.replace(config, lanes=...)``, which validates again.
+
+The module is pure Python (no Amaranth, no torch) so that every layer of the project can
+import it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+
+__all__ = [
+    "AcceleratorConfig",
+    "CODINGS",
+    "MAX_SHIFT_LIMIT",
+    "bits_for",
+    "DEFAULT_CONFIG",
+    "SMALL_CONFIG",
+    "COUNT_CONFIG",
+    "PRESETS",
+]
+
+CODINGS = ("tc_lif", "count")
+"""Spike codings the neuron array can be built for: the method and its baseline."""
+
+MAX_SHIFT_LIMIT = 62
+"""Largest requantizer shift the golden model accepts (``golden.requantize.MAX_SHIFT``)."""
+
+_ACT_BITS = (2, 16)
+_WEIGHT_BITS = (2, 8)
+_OUT_BITS = (2, 16)
+_BIAS_BITS = (2, 48)
+_MULTIPLIER_BITS = (2, 31)
+_SHIFT_BITS = (1, 6)
+_PRODUCT_BITS = 64  # the requantizer's product must stay an int64 in the golden model
+
+
+def bits_for(value: int) -> int:
+    """Bits of an unsigned field that holds every integer in ``[0, value]`` (at least 1)."""
+    return max(1, int(value).bit_length())
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_int(name: str, value, low: int, high: int | None = None) -> None:
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int, not {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f"[{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be in {bound}, not {value!r}")
+
+
+def _check_power_of_two(name: str, value) -> None:
+    _check_int(name, value, 1)
+    if value & (value - 1):
+        raise ValueError(f"{name} must be a power of two, not {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AcceleratorConfig:
+    """Sizes and bit widths of one spike-driven accelerator instance.
+
+    Parameters
+    ----------
+    name:
+        Label of the instance (build folders and the JSON description use it).
+    lanes:
+        Neurons in the TC-LIF neuron array, i.e. spikes per spike vector; a power of two.
+    pes:
+        Processing elements of the sparse-accumulate PE array: output channels computed in
+        parallel, also the width of the requantizer.
+    act_bits:
+        Width of a signed activation entering the neuron array.
+    weight_bits:
+        Width of a signed weight (2 to 8; 8 and 4 are the usual choices).
+    t_max:
+        Largest number of timesteps a token may use. With TC-LIF coding ``t_max`` steps
+        carry ``|q| <= 2^t_max - 1``, so ``t_max <= act_bits - 1`` (more steps would carry
+        nothing an activation can hold); with count coding ``t_max <= 2^(act_bits-1) - 1``.
+    coding:
+        ``"tc_lif"`` (the method: threshold ``2^(T-1-t)``, accumulators double at every
+        step boundary) or ``"count"`` (the baseline: threshold 1, no doubling).
+    events_per_cycle:
+        Spike events ``(index, sign)`` the compactor emits and the PE array consumes per
+        cycle (``E``); at most ``lanes``.
+    max_fan_in:
+        Depth of the weight memory: the largest number of inputs a layer tile may have.
+        A multiple of ``lanes``.
+    bias_bits:
+        Width of a signed bias loaded into the PE array.
+    out_bits:
+        Width of the signed requantized outputs (the next layer's activations).
+    multiplier_bits:
+        Width of the requantizer's unsigned per-channel multiplier.
+    shift_bits:
+        Width of the requantizer's per-channel right shift (shifts up to
+        ``min(2^shift_bits - 1, 62)`` are meaningful).
+
+    Raises ``TypeError`` for a parameter of the wrong type and ``ValueError`` naming the
+    bad value for one out of range.
+    """
+
+    name: str = "default"
+    lanes: int = 16
+    pes: int = 8
+    act_bits: int = 8
+    weight_bits: int = 8
+    t_max: int = 7
+    coding: str = "tc_lif"
+    events_per_cycle: int = 2
+    max_fan_in: int = 1024
+    bias_bits: int = 24
+    out_bits: int = 8
+    multiplier_bits: int = 16
+    shift_bits: int = 6
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name or not self.name.replace("_", "").isalnum():
+            raise ValueError(f"name must be a non-empty identifier of letters, digits and '_', not {self.name!r}")
+        _check_power_of_two("lanes", self.lanes)
+        if self.lanes < 2:
+            raise ValueError(f"lanes must be at least 2, not {self.lanes!r}")
+        _check_int("pes", self.pes, 1)
+        _check_int("act_bits", self.act_bits, *_ACT_BITS)
+        _check_int("weight_bits", self.weight_bits, *_WEIGHT_BITS)
+        if self.coding not in CODINGS:
+            raise ValueError(f"coding must be one of {CODINGS}, not {self.coding!r}")
+        _check_int("t_max", self.t_max, 1)
+        if self.t_max > self.t_max_limit:
+            need = "act_bits - 1" if self.coding == "tc_lif" else "2^(act_bits-1) - 1"
+            raise ValueError(
+                f"t_max={self.t_max!r} is more than {self.coding} coding of {self.act_bits}-bit "
+                f"activations needs: at most {need} = {self.t_max_limit}"
+            )
+        _check_int("events_per_cycle", self.events_per_cycle, 1, self.lanes)
+        _check_int("max_fan_in", self.max_fan_in, self.lanes)
+        if self.max_fan_in % self.lanes:
+            raise ValueError(f"max_fan_in must be a multiple of lanes={self.lanes}, not {self.max_fan_in!r}")
+        _check_int("bias_bits", self.bias_bits, *_BIAS_BITS)
+        _check_int("out_bits", self.out_bits, *_OUT_BITS)
+        _check_int("multiplier_bits", self.multiplier_bits, *_MULTIPLIER_BITS)
+        _check_int("shift_bits", self.shift_bits, *_SHIFT_BITS)
+        if self.product_width > _PRODUCT_BITS:
+            raise ValueError(
+                f"acc_width={self.acc_width} plus multiplier_bits={self.multiplier_bits!r} gives a "
+                f"{self.product_width}-bit requantizer product, more than {_PRODUCT_BITS}; "
+                f"reduce max_fan_in, bias_bits or multiplier_bits"
+            )
+
+    # -- activations and timesteps -------------------------------------------------------
+
+    @property
+    def t_max_limit(self) -> int:
+        """Most timesteps the activation width can use with this coding."""
+        if self.coding == "tc_lif":
+            return self.act_bits - 1
+        return (1 << (self.act_bits - 1)) - 1
+
+    @property
+    def act_max(self) -> int:
+        """Largest activation magnitude the spike trains can carry in ``t_max`` steps."""
+        if self.coding == "tc_lif":
+            return (1 << self.t_max) - 1
+        return self.t_max
+
+    @property
+    def timesteps_width(self) -> int:
+        """Width of the per-token ``T`` field (holds ``0 .. t_max``)."""
+        return bits_for(self.t_max)
+
+    @property
+    def step_width(self) -> int:
+        """Width of a timestep index ``t`` in ``[0, t_max - 1]``."""
+        return bits_for(self.t_max - 1)
+
+    # -- events and memories ---------------------------------------------------------------
+
+    @property
+    def lane_index_width(self) -> int:
+        """Width of a lane number inside one spike vector."""
+        return bits_for(self.lanes - 1)
+
+    @property
+    def index_width(self) -> int:
+        """Width of an event's input index, i.e. the weight-memory address."""
+        return bits_for(self.max_fan_in - 1)
+
+    @property
+    def event_count_width(self) -> int:
+        """Width of a count of events in one beat (``0 .. events_per_cycle``)."""
+        return bits_for(self.events_per_cycle)
+
+    @property
+    def weight_max(self) -> int:
+        """Largest weight magnitude: ``2^(weight_bits-1) - 1``."""
+        return (1 << (self.weight_bits - 1)) - 1
+
+    @property
+    def weight_row_bits(self) -> int:
+        """Bits of one weight-memory row (``pes`` weights)."""
+        return self.pes * self.weight_bits
+
+    @property
+    def weight_memory_bits(self) -> int:
+        """Total bits of the weight memory."""
+        return self.max_fan_in * self.weight_row_bits
+
+    # -- accumulator and requantizer ---------------------------------------------------------
+
+    @property
+    def acc_bound(self) -> int:
+        """Largest ``|accumulator|`` any input can produce, bias included.
+
+        ``act_max * max_fan_in * weight_max`` bounds every per-step partial sum (for TC-LIF
+        the partial after step ``t`` is the dot product of the first ``t+1`` digits) and
+        the bias adds at most ``2^(bias_bits-1)``.
+        """
+        return self.act_max * self.max_fan_in * self.weight_max + (1 << (self.bias_bits - 1))
+
+    @property
+    def acc_width(self) -> int:
+        """Signed accumulator width: holds ``+/- acc_bound`` so the largest fan-in cannot overflow."""
+        return self.acc_bound.bit_length() + 1
+
+    @property
+    def product_width(self) -> int:
+        """Signed width of accumulator times multiplier inside the requantizer."""
+        return self.acc_width + self.multiplier_bits
+
+    @property
+    def max_shift(self) -> int:
+        """Largest shift the requantizer field holds that the golden model also accepts."""
+        return min((1 << self.shift_bits) - 1, MAX_SHIFT_LIMIT)
+
+    @property
+    def out_max(self) -> int:
+        """Saturation bound of the requantized outputs: ``2^(out_bits-1) - 1``."""
+        return (1 << (self.out_bits - 1)) - 1
+
+    # -- description -----------------------------------------------------------------------
+
+    _DERIVED: tuple[str, ...] = (
+        "t_max_limit",
+        "act_max",
+        "timesteps_width",
+        "step_width",
+        "lane_index_width",
+        "index_width",
+        "event_count_width",
+        "weight_max",
+        "weight_row_bits",
+        "weight_memory_bits",
+        "acc_bound",
+        "acc_width",
+        "product_width",
+        "max_shift",
+        "out_max",
+    )
+
+    def to_dict(self) -> dict:
+        """Parameters and derived facts as a JSON-ready dict (keys sorted on dump)."""
+        return {
+            "parameters": dataclasses.asdict(self),
+            "derived": {name: getattr(self, name) for name in self._DERIVED},
+        }
+
+    def to_json(self) -> str:
+        """Deterministic JSON text of :meth:`to_dict`, newline-terminated."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, description: dict) -> "AcceleratorConfig":
+        """Rebuild a config from :meth:`to_dict` output (``derived`` is checked, not trusted).
+
+        Raises ``ValueError`` if a derived value in the description disagrees with the one
+        the parameters give (a stale or hand-edited description).
+        """
+        if not isinstance(description, dict) or "parameters" not in description:
+            raise ValueError("a configuration description must be a dict with a 'parameters' entry")
+        config = cls(**description["parameters"])
+        for name, value in description.get("derived", {}).items():
+            if name not in cls._DERIVED:
+                raise ValueError(f"unknown derived entry {name!r} in configuration description")
+            if getattr(config, name) != value:
+                raise ValueError(f"derived {name}={value!r} disagrees with the parameters, which give {getattr(config, name)!r}")
+        return config
+
+    @classmethod
+    def from_json(cls, text: str) -> "AcceleratorConfig":
+        """Inverse of :meth:`to_json`."""
+        return cls.from_dict(json.loads(text))
+
+
+DEFAULT_CONFIG = AcceleratorConfig()
+"""The default instance: 16 lanes, 8 PEs, 8-bit activations and weights, T_max = 7, 2 events/cycle."""
+
+SMALL_CONFIG = AcceleratorConfig(
+    name="small", lanes=8, pes=4, act_bits=5, weight_bits=4, t_max=4, events_per_cycle=1,
+    max_fan_in=16, bias_bits=12, out_bits=5, multiplier_bits=12, shift_bits=5,
+)
+"""A small instance for fast simulation: 8 lanes, 4 PEs, 5-bit activations, 4-bit weights, 1 event/cycle."""
+
+COUNT_CONFIG = AcceleratorConfig(
+    name="count", lanes=8, pes=4, act_bits=4, weight_bits=4, t_max=7, coding="count",
+    events_per_cycle=2, max_fan_in=16, bias_bits=12, out_bits=4, multiplier_bits=12, shift_bits=5,
+)
+"""Count-coding baseline: 4-bit activations need ``T = Q = 7`` steps instead of TC-LIF's 3."""
+
+PRESETS = {c.name: c for c in (DEFAULT_CONFIG, SMALL_CONFIG, COUNT_CONFIG)}
+"""Named instances used by generation and verification."""
