@@ -71,7 +71,7 @@ def _prepare(q: torch.Tensor, low: int, high: int, *, saturate: bool, what: str)
 def _fire(q: torch.Tensor, thresholds: list[int], *, signed: bool) -> torch.Tensor:
     """Run the integrate-and-fire neuron with subtractive reset over the given thresholds."""
     v = q.clone()
-    spikes = torch.empty((len(thresholds), *q.shape), dtype=torch.int8)
+    spikes = torch.empty((len(thresholds), *q.shape), dtype=torch.int8, device=q.device)
     for t, theta in enumerate(thresholds):
         s = torch.sign(v) if signed else (v > 0).to(torch.int64)
         s = s * (v.abs() >= theta)
@@ -110,7 +110,7 @@ def decode_tc_lif(spikes: torch.Tensor) -> torch.Tensor:
     """Decode TC-LIF spikes ``(T, ...)`` to integers: ``q = sum_t s_t * 2^(T-1-t)`` (int64)."""
     spikes = _check_spikes(spikes)
     T = check_timesteps(spikes.shape[0], name="number of timesteps (spikes.shape[0])")
-    theta = tc_lif_thresholds(T).view(T, *([1] * (spikes.dim() - 1)))
+    theta = tc_lif_thresholds(T).to(spikes.device).view(T, *([1] * (spikes.dim() - 1)))
     return (spikes * theta).sum(dim=0)
 
 

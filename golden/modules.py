@@ -126,7 +126,7 @@ class _QuantLinearBase(nn.Module, abc.ABC):
             timesteps = self.timesteps
         if isinstance(timesteps, int):
             check_timesteps(timesteps, name="timesteps")
-            return torch.full(tokens, timesteps, dtype=torch.int64)
+            return torch.full(tokens, timesteps, dtype=torch.int64, device=x.device)
         t = check_integer_tensor(timesteps, name="timesteps")
         if t.shape != tokens:
             raise ValueError(f"timesteps must have the tokens' shape {tuple(tokens)}, not {tuple(t.shape)}")
@@ -142,7 +142,7 @@ class _QuantLinearBase(nn.Module, abc.ABC):
         flat = x.reshape(-1, self.in_features).double()
         if self.smooth is not None:
             flat = flat / self.smooth
-        out = torch.empty(flat.shape[0], self.out_features, dtype=torch.float64)
+        out = torch.empty(flat.shape[0], self.out_features, dtype=torch.float64, device=x.device)
         for T in steps.unique().tolist():
             rows = steps == T
             q, scale = self.quantize_input(flat[rows], int(T))

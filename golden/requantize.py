@@ -84,7 +84,7 @@ def requantize(
     channels = acc.shape[-1]
 
     def per_channel(t, name):
-        t = check_integer_tensor(torch.as_tensor(t), name=name)
+        t = check_integer_tensor(torch.as_tensor(t, device=acc.device), name=name)
         if t.dim() not in (0, 1) or (t.dim() == 1 and t.shape[0] != channels):
             raise ValueError(f"{name} must be a scalar or have shape ({channels},), not {tuple(t.shape)}")
         return t

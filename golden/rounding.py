@@ -28,7 +28,7 @@ def shift_round_half_away(x: torch.Tensor, shift: torch.Tensor | int) -> torch.T
     sign-magnitude value: ``sign(x) * ((|x| + 2^(shift-1)) >> shift)``.
     """
     x = x.to(torch.int64)
-    shift = torch.as_tensor(shift, dtype=torch.int64)
+    shift = torch.as_tensor(shift, dtype=torch.int64, device=x.device)
     half = torch.where(shift > 0, torch.ones_like(shift) << (shift - 1).clamp(min=0), torch.zeros_like(shift))
     magnitude = (torch.abs(x) + half) >> shift
     return torch.sign(x) * magnitude

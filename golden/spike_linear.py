@@ -45,8 +45,13 @@ def check_weight(weight: torch.Tensor, weight_bits: int | None = None) -> torch.
 
 
 def _exact_dtype(bound: int) -> torch.dtype:
-    """Fastest dtype in which every integer of magnitude up to ``bound`` is exact."""
-    if bound < _F32_EXACT:
+    """Fastest dtype in which every integer of magnitude up to ``bound`` is exact.
+
+    float32 products are used only at torch's "highest" float32 matmul precision: the
+    "high" and "medium" settings allow TF32 or bfloat16 internally, whose short mantissas
+    would round the sums.
+    """
+    if bound < _F32_EXACT and torch.get_float32_matmul_precision() == "highest":
         return torch.float32
     if bound < _F64_EXACT:
         return torch.float64
@@ -138,8 +143,8 @@ def spike_linear(
     else:
         step_sums = spikes.to(dtype) @ weight.to(dtype).T  # (T, *tokens, out)
 
-    acc = torch.zeros(step_sums.shape[1:], dtype=dtype)
-    partials = torch.empty(step_sums.shape, dtype=torch.int64) if return_partials else None
+    acc = torch.zeros(step_sums.shape[1:], dtype=dtype, device=step_sums.device)
+    partials = torch.empty(step_sums.shape, dtype=torch.int64, device=step_sums.device) if return_partials else None
     for t in range(T):
         acc = scale * acc + step_sums[t]
         if partials is not None:

@@ -120,3 +120,18 @@ def test_bad_input_is_named():
         spike_linear(torch.zeros(2, 1, 4, dtype=torch.int8), w, coding="rate")
     with pytest.raises(ValueError, match="8 at index"):
         spike_linear(torch.zeros(2, 1, 4, dtype=torch.int8), torch.tensor([[0, 8, 0, 0]]), weight_bits=4)
+
+
+@pytest.mark.parametrize("precision", ["high", "medium"])
+def test_exact_under_reduced_float32_matmul_precision(precision):
+    # TF32/bfloat16 matmuls would round; the golden model must not use them.
+    g = torch.Generator().manual_seed(11)
+    q = torch.randint(-127, 128, (8, 256), generator=g)
+    w = torch.randint(-127, 128, (16, 256), generator=g)
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(precision)
+    try:
+        assert torch.equal(spike_linear(encode_tc_lif(q, 7), w), int64_reference(q, w))
+        assert torch.equal(integer_matmul(q, w), int64_reference(q, w))
+    finally:
+        torch.set_float32_matmul_precision(previous)
