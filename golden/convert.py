@@ -132,9 +132,12 @@ def discover_layers(model: nn.Module) -> list[LayerSpec]:
     lm_blocks = [b for b in lm_blocks if not _under(b, projector)]
 
     units: dict[str, dict] = {}
+    taken: list[str] = []
     for name, module in modules.items():
-        if not _convertible(module) or any(_under(name, u) and name != u for u in units):
+        # A converted patch convolution holds its linear layer; that is one layer, not two.
+        if not _convertible(module) or any(_under(name, t) for t in taken):
             continue
+        taken.append(name)
         if _under(name, projector):
             unit, stage, block = projector, "projector", False
         elif multimodal and _under(name, vision_root):
@@ -217,12 +220,21 @@ class ModalityRouter:
                 f"layer {layer!r} needs each token's modality, but none is known: call the converted "
                 "top-level model with input_ids (and mm_token_type_ids where the model uses them)"
             )
-        if tuple(self.modality.shape) != tuple(tokens):
+        modality = self.modality
+        tokens = tuple(tokens)
+        if (
+            len(tokens) == modality.dim()
+            and tokens[:-1] == tuple(modality.shape[:-1])
+            and 0 < tokens[-1] < modality.shape[-1]
+        ):
+            # The LM head may see only the last positions (transformers' logits_to_keep).
+            modality = modality[..., -tokens[-1] :]
+        if tuple(modality.shape) != tokens:
             raise RuntimeError(
                 f"layer {layer!r} received tokens of shape {tuple(tokens)}, but the modality map of this "
                 f"call has shape {tuple(self.modality.shape)}"
             )
-        return torch.where(self.modality == VISION, entry["vision"], entry["text"])
+        return torch.where(modality == VISION, entry["vision"], entry["text"])
 
 
 class _Routed:
@@ -235,6 +247,18 @@ class _Routed:
         if timesteps is None:
             timesteps = self.router.timesteps(self.layer_name, x.shape[:-1])
         return super().forward(x, timesteps)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The dequantized weight ``W_int * s_w`` in the original dtype (read-only).
+
+        Model code reads ``weight.dtype`` and ``weight.device`` of linear layers; this keeps
+        that working. The forward pass never uses it.
+        """
+        w = self.weight_int.double() * self.weight_scale[:, None]
+        if self.smooth is not None:
+            w = w / self.smooth
+        return w.to(self.float_dtype)
 
     def extra_repr(self) -> str:
         return f"layer={self.layer_name!r}, " + super().extra_repr()
@@ -271,6 +295,11 @@ class SpikePatchConv(nn.Module):
         self.kernel_size = tuple(int(k) for k in kernel_size)
         self.in_channels = in_channels
         self.linear = linear
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The dequantized convolution weight ``(out, C, *kernel)`` (read-only)."""
+        return self.linear.weight.reshape(-1, self.in_channels, *self.kernel_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         d = len(self.kernel_size)
@@ -372,6 +401,7 @@ def convert_model(
             new = cls.from_linear(linear, timesteps=first_T, weight_bits=weight_bits)
             new.layer_name = spec.name
             new.router = router
+            new.float_dtype = linear.weight.dtype
             if not isinstance(module, nn.Linear):
                 new = SpikePatchConv(module.kernel_size, module.in_channels, new)
             _set_module(model, path, new)
