@@ -75,7 +75,10 @@ class TCLIFNeuronArray(wiring.Component):
 
         requested = self.i.p.timesteps
         steps = Signal(c.timesteps_width)
-        m.d.comb += steps.eq(Mux(requested == 0, 1, Mux(requested > c.t_max, c.t_max, requested)))
+        clamped = requested
+        if (1 << c.timesteps_width) - 1 > c.t_max:  # the field can hold more than t_max
+            clamped = Mux(requested > c.t_max, c.t_max, requested)
+        m.d.comb += steps.eq(Mux(requested == 0, 1, clamped))
 
         last = Signal()
         m.d.comb += last.eq(step == final_step)

@@ -1,0 +1,111 @@
+"""Emit Verilog for every accelerator block, plus a JSON description of the configuration.
+
+``python -m spikemllm.hw.generate --out build/verilog [--config default]`` writes one file
+per block, named for what the block is (``tclif_neuron_array.v``,
+``spike_event_compactor.v``, ``sparse_accumulate_pe_array.v``, ``requantizer.v``), and
+``config.json`` (parameters, derived widths, block latencies and each block's ports).
+
+Output is deterministic: no source locations, dates or absolute paths are written, so a
+rerun is byte-identical. The configuration is validated when it is constructed, before
+anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from amaranth.back import verilog
+from amaranth.hdl import Value
+
+from ..config import PRESETS, AcceleratorConfig
+from .compactor import SpikeEventCompactor
+from .neuron_array import TCLIFNeuronArray
+from .pe_array import SparseAccumulatePEArray
+from .requantizer import Requantizer
+
+__all__ = ["BLOCKS", "block_component", "block_verilog", "describe", "generate", "main"]
+
+BLOCKS = {
+    "neuron_array": ("tclif_neuron_array", TCLIFNeuronArray),
+    "compactor": ("spike_event_compactor", SpikeEventCompactor),
+    "pe_array": ("sparse_accumulate_pe_array", SparseAccumulatePEArray),
+    "requantizer": ("requantizer", Requantizer),
+}
+"""Block key -> (Verilog module and file name, component class)."""
+
+
+def _check_block(block: str) -> None:
+    if block not in BLOCKS:
+        raise ValueError(f"unknown block {block!r}; known: {sorted(BLOCKS)}")
+
+
+def block_component(block: str, config: AcceleratorConfig):
+    """A fresh component of ``block`` for ``config``."""
+    _check_block(block)
+    return BLOCKS[block][1](config=config)
+
+
+def _emit(block: str, config: AcceleratorConfig) -> tuple[str, dict]:
+    """Verilog text of one block and its entry in the description (module, latency, ports)."""
+    _check_block(block)
+    name, _ = BLOCKS[block]
+    component = block_component(block, config)
+    ports = {}
+    for path, member, value in component.signature.flatten(component):
+        ports["__".join(map(str, path))] = {"direction": member.flow.value.lower(), "width": len(Value.cast(value))}
+    entry = {"module": name, "file": f"{name}.v", "latency": component.latency, "ports": ports}
+    return verilog.convert(component, name=name, emit_src=False), entry
+
+
+def block_verilog(block: str, config: AcceleratorConfig) -> str:
+    """Verilog text of ``block``; its module is named ``BLOCKS[block][0]``."""
+    return _emit(block, config)[0]
+
+
+def describe(config: AcceleratorConfig, blocks: dict | None = None) -> dict:
+    """JSON-ready description: the configuration and every block's module, latency and ports.
+
+    ``blocks`` (block key -> entry) reuses entries already made while emitting Verilog.
+    """
+    if blocks is None:
+        blocks = {key: _emit(key, config)[1] for key in BLOCKS}
+    return {**config.to_dict(), "blocks": blocks}
+
+
+def generate(config: AcceleratorConfig, out: Path, blocks=None) -> list[Path]:
+    """Write Verilog of ``blocks`` (default all) and ``config.json`` into ``out``; return the paths."""
+    if not isinstance(config, AcceleratorConfig):
+        raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
+    keys = list(BLOCKS) if blocks is None else list(blocks)
+    for key in keys:
+        _check_block(key)
+    texts, entries = {}, {}
+    for key in keys:
+        text, entries[key] = _emit(key, config)
+        texts[f"{BLOCKS[key][0]}.v"] = text
+    texts["config.json"] = json.dumps(describe(config, entries), indent=2, sort_keys=True) + "\n"
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in texts.items():
+        path = out / name
+        path.write_text(text)
+        written.append(path)
+    return written
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("build/verilog"), help="output folder")
+    parser.add_argument("--config", default="default", choices=sorted(PRESETS), help="named configuration")
+    args = parser.parse_args(argv)
+    for path in generate(PRESETS[args.config], args.out):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
