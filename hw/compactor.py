@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
 from ..golden.cycle_model import COMPACTOR_LATENCY
-from .signatures import EventStream, SpikeVectorStream
+from .signatures import EventStream, SpikeVectorStream, check_block_config
 
 __all__ = ["SpikeEventCompactor"]
 
@@ -36,9 +36,7 @@ class SpikeEventCompactor(wiring.Component):
     """
 
     def __init__(self, *, config: AcceleratorConfig):
-        if not isinstance(config, AcceleratorConfig):
-            raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
-        self._config = config
+        self._config = check_block_config(self, config)
         super().__init__({
             "i": In(SpikeVectorStream(config)),
             "o": Out(EventStream(config)),

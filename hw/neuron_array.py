@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
 from ..golden.cycle_model import NEURON_ARRAY_LATENCY
-from .signatures import ActivationStream, SpikeVectorStream
+from .signatures import ActivationStream, SpikeVectorStream, check_block_config
 
 __all__ = ["TCLIFNeuronArray"]
 
@@ -43,9 +43,7 @@ class TCLIFNeuronArray(wiring.Component):
     """
 
     def __init__(self, *, config: AcceleratorConfig):
-        if not isinstance(config, AcceleratorConfig):
-            raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
-        self._config = config
+        self._config = check_block_config(self, config)
         super().__init__({
             "i": In(ActivationStream(config)),
             "o": Out(SpikeVectorStream(config)),

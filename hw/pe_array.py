@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
 from ..golden.cycle_model import PE_ARRAY_LATENCY
-from .signatures import AccumulatorStream, BiasStream, EventStream, WeightWriteStream
+from .signatures import AccumulatorStream, BiasStream, EventStream, WeightWriteStream, check_block_config
 
 __all__ = ["SparseAccumulatePEArray"]
 
@@ -47,9 +47,7 @@ class SparseAccumulatePEArray(wiring.Component):
     """
 
     def __init__(self, *, config: AcceleratorConfig):
-        if not isinstance(config, AcceleratorConfig):
-            raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
-        self._config = config
+        self._config = check_block_config(self, config)
         super().__init__({
             "i": In(EventStream(config)),
             "weights": In(WeightWriteStream(config)),

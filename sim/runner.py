@@ -94,8 +94,11 @@ def build_block(config: AcceleratorConfig, block: str, *, waves: bool | None = N
     return BlockBuild(config, block, build_dir, module, rtl / "config.json", compiled, time.monotonic() - start)
 
 
-def run_block(build: BlockBuild, *, testcase: str | None = None, waves: bool | None = None) -> Path:
+def run_block(build: BlockBuild, *, testcase: str | None = None, waves: bool | None = None,
+              sweep: bool = False) -> Path:
     """Run the cocotb testbench of a built block; return the results file.
+
+    ``sweep`` also registers the long random sweep (``random_sweep``).
 
     Raises ``AssertionError`` with the tail of the simulation log if any cocotb test fails.
     """
@@ -109,6 +112,7 @@ def run_block(build: BlockBuild, *, testcase: str | None = None, waves: bool | N
     env = {
         "SPIKEMLLM_BLOCK": build.block,
         "SPIKEMLLM_DESCRIPTION": str(build.description),
+        "SPIKEMLLM_SWEEP": "1" if sweep else "0",
     }
     failure = None
     try:

@@ -13,7 +13,9 @@ monitor, golden model and checker for every stream) and runs them on the DUT:
 * ``stall_patterns`` -- one tile crossed with idle producers and back-pressure;
 * ``accumulator_extremes`` -- ``max_fan_in`` inputs at full scale: ``+/-acc_bound``;
 * ``real_data`` -- MiniLM layer-0 FFN activations and weights (checked-in fixture);
-* ``requantizer_range`` (requantizer only) -- the whole accumulator range, rounding ties.
+* ``requantizer_range`` (requantizer only) -- the whole accumulator range, rounding ties;
+* ``random_sweep`` (only with ``SPIKEMLLM_SWEEP=1``, the slow tests) -- many seeds, each with
+  its own density, fan-in and stall patterns.
 """
 
 from __future__ import annotations
@@ -131,3 +133,21 @@ if BLOCK == "requantizer":
                                           sink=pattern("random30", seed=5), label="range4/stalled"))
 
 
+
+
+if os.environ.get("SPIKEMLLM_SWEEP", "0") not in ("", "0"):
+
+    @cocotb.test()
+    async def random_sweep(dut):
+        start_clock(dut)
+        names = ["always", "alternate", "bursts", "random30", "random70"]
+        max_chunks = CONFIG.max_fan_in // CONFIG.lanes
+        for seed in range(100, 140):
+            chunks = 1 + seed % min(4, max_chunks)
+            density = (seed % 5 + 1) / 5
+            case = cases.random_case(CONFIG, seed=seed, tokens=3, chunks=chunks, density=density)
+            source, sink = names[seed % 5], names[(seed // 5) % 5]
+            await _run(dut, _stalled(case, source, sink, seed=seed) if (source, sink) != ("always", "always")
+                       else bench(BLOCK, case))
+            if BLOCK == "requantizer":
+                await _run(dut, requantizer_bench(CONFIG, seed=seed))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
+from typing import ClassVar
 
 __all__ = [
     "AcceleratorConfig",
@@ -105,6 +106,11 @@ class AcceleratorConfig:
     shift_bits:
         Width of the requantizer's per-channel right shift (shifts up to
         ``min(2^shift_bits - 1, 62)`` are meaningful).
+    layers:
+        Layers in the top level's programmable timestep table (``T`` per layer and modality).
+    max_out_tiles:
+        Output tiles of ``pes`` channels the top level's bias and requantizer memories hold;
+        a layer needs ``in_features * out_tiles <= max_fan_in`` weight rows as well.
 
     Raises ``TypeError`` for a parameter of the wrong type and ``ValueError`` naming the
     bad value for one out of range.
@@ -123,6 +129,8 @@ class AcceleratorConfig:
     out_bits: int = 8
     multiplier_bits: int = 16
     shift_bits: int = 6
+    layers: int = 8
+    max_out_tiles: int = 8
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name or not self.name.replace("_", "").isalnum():
@@ -150,6 +158,8 @@ class AcceleratorConfig:
         _check_int("out_bits", self.out_bits, *_OUT_BITS)
         _check_int("multiplier_bits", self.multiplier_bits, *_MULTIPLIER_BITS)
         _check_int("shift_bits", self.shift_bits, *_SHIFT_BITS)
+        _check_int("layers", self.layers, 1, 255)
+        _check_int("max_out_tiles", self.max_out_tiles, 1, 1 << 12)
         if self.product_width > _PRODUCT_BITS:
             raise ValueError(
                 f"acc_width={self.acc_width} plus multiplier_bits={self.multiplier_bits!r} gives a "
@@ -247,9 +257,26 @@ class AcceleratorConfig:
         """Saturation bound of the requantized outputs: ``2^(out_bits-1) - 1``."""
         return (1 << (self.out_bits - 1)) - 1
 
+    # -- top level ---------------------------------------------------------------------------
+
+    @property
+    def layer_width(self) -> int:
+        """Width of a token's layer tag (``0 .. layers - 1``)."""
+        return bits_for(self.layers - 1)
+
+    @property
+    def in_chunks_max(self) -> int:
+        """Most spike vectors (chunks of ``lanes`` inputs) one token of a layer may span."""
+        return self.max_fan_in // self.lanes
+
+    @property
+    def tile_width(self) -> int:
+        """Width of an output-tile number (``0 .. max_out_tiles - 1``)."""
+        return bits_for(self.max_out_tiles - 1)
+
     # -- description -----------------------------------------------------------------------
 
-    _DERIVED: tuple[str, ...] = (
+    _DERIVED: ClassVar[tuple[str, ...]] = (
         "t_max_limit",
         "act_max",
         "timesteps_width",
@@ -265,6 +292,9 @@ class AcceleratorConfig:
         "product_width",
         "max_shift",
         "out_max",
+        "layer_width",
+        "in_chunks_max",
+        "tile_width",
     )
 
     def to_dict(self) -> dict:
