@@ -339,24 +339,66 @@ def _to_schedule(layers, T: dict, t_min, t_max, meta) -> Schedule:
 
 
 _EPS = 1e-9
+_MAX_CAPACITY = 200_000
 
 
-def _greedy_fill(T, weights, total, budget, t_max, gain) -> None:
-    """Add steps one at a time to the cell with the best ``gain`` that still fits the budget."""
-    used = sum(w * T[c] for c, w in weights.items())
-    while True:
-        best = None
-        for c, w in weights.items():
-            if T[c] >= t_max or used + w > budget * total + _EPS:
-                continue
-            g = gain(c, T[c])
-            if best is None or g > best[0]:
-                best = (g, c)
-        if best is None:
-            return
-        c = best[1]
-        T[c] += 1
-        used += weights[c]
+def _weight_unit(weights: list[float], spare: float) -> float:
+    """Grid on which the knapsack counts weight: exact for integer token counts."""
+    positive = [w for w in weights if w > 0]
+    if all(float(w).is_integer() for w in positive):
+        unit = float(math.gcd(*(int(w) for w in positive)))
+    else:
+        unit = min(positive) / 64
+    return max(unit, spare / _MAX_CAPACITY)
+
+
+def _optimal_allocation(cells, weights, budget, t_min, t_max, cost) -> dict:
+    """Minimize ``sum cost(c, T_c)`` subject to ``sum n_c T_c <= budget * sum n_c``.
+
+    A multiple-choice knapsack solved exactly by dynamic programming over the spare budget
+    ``budget * sum n - t_min * sum n`` counted on a weight grid (exact for integer token
+    counts; otherwise a grid of 1/64 of the smallest count). If the grid rounding lets the
+    result exceed the budget with the true counts, steps are taken back from the cells
+    where that costs least until it fits.
+    """
+    import numpy as np
+
+    total = sum(weights.values())
+    spare = budget * total - t_min * total
+    unit = _weight_unit(list(weights.values()), spare)
+    capacity = int(math.floor(spare / unit + _EPS))
+    levels = list(range(t_min, t_max + 1))
+    dp = np.full(capacity + 1, np.inf)
+    dp[0] = 0.0
+    choices = []
+    for c in cells:
+        wi = int(round(weights[c] / unit))
+        new = np.full(capacity + 1, np.inf)
+        pick = np.zeros(capacity + 1, dtype=np.int64)
+        for t in levels:
+            shift = (t - t_min) * wi
+            if shift > capacity:
+                break
+            candidate = dp[: capacity + 1 - shift] + float(cost(c, t))
+            better = candidate < new[shift:] - 1e-15
+            new[shift:][better] = candidate[better]
+            pick[shift:][better] = t
+        dp = new
+        choices.append((c, wi, pick))
+    cap = int(np.argmin(dp))
+    if not np.isfinite(dp[cap]):
+        raise ValueError(f"no schedule within [{t_min}, {t_max}] meets the budget {budget}")
+    T = {}
+    for c, wi, pick in reversed(choices):
+        T[c] = int(pick[cap])
+        cap -= (T[c] - t_min) * wi
+    used = sum(weights[c] * T[c] for c in cells)
+    while used > budget * total + _EPS:
+        options = [c for c in cells if T[c] > t_min and weights[c] > 0]
+        c = min(options, key=lambda c: (cost(c, T[c] - 1) - cost(c, T[c])) / weights[c])
+        T[c] -= 1
+        used -= weights[c]
+    return T
 
 
 def allocate_med(
@@ -373,11 +415,10 @@ def allocate_med(
     Model: the output error a (layer, modality) cell contributes is proportional to how
     much that layer changes the modality's tokens (``E = med[layer][modality]``) times the
     quantization noise power of its ``T+1``-bit activations, ``4^-T``, times its token
-    count. Starting from ``t_min`` everywhere, steps are added one at a time to the cell
-    with the largest error reduction per unit of average budget, ``E * 4^-T``, while the
-    token-weighted average stays ``<= budget``. This is greedy bit allocation (reverse
-    water-filling): ``T`` grows with ``0.5 * log2(E)``, so layers and modalities that evolve
-    more get more steps.
+    count ``n``. The schedule minimizes ``sum n * E * 4^-T`` subject to the token-weighted
+    average ``sum n * T / sum n <= budget``, exactly (a multiple-choice knapsack solved by
+    dynamic programming). This is bit allocation by reverse water-filling: ``T`` grows
+    with ``0.5 * log2(E)``, so layers and modalities that evolve more get more steps.
 
     Raises ``ValueError`` for a budget outside ``[t_min, t_max]``, a missing or negative
     MED value or token count.
@@ -392,9 +433,9 @@ def allocate_med(
         e = float(med[layer][m])
         if not (e >= 0 and math.isfinite(e)):
             raise ValueError(f"med for layer {layer!r}, modality {m!r} must be >= 0, not {e!r}")
-    T = {c: t_min for c in cells}
-    total = sum(weights.values())
-    _greedy_fill(T, weights, total, budget, t_max, lambda c, t: float(med[c[0]][c[1]]) * 4.0 ** (-t))
+    T = _optimal_allocation(
+        cells, weights, budget, t_min, t_max, lambda c, t: weights[c] * float(med[c[0]][c[1]]) * 4.0 ** (-t)
+    )
     meta = {"allocator": "med", "budget": budget}
     return _to_schedule(layers, T, t_min, t_max, meta)
 
@@ -415,11 +456,10 @@ def allocate_error_driven(
     divergence of its answers from the float model on calibration inputs; lower is better).
     With every cell at ``t_max`` as the reference, each (layer, modality) cell is lowered
     alone to every ``T`` in ``[t_min, t_max - 1]`` and the increase in error is recorded:
-    ``cost[c][T]``. Then, starting from ``t_min`` everywhere, steps are added to the cell
-    whose next step removes the most measured error per unit of average budget,
-    ``(cost[c][T] - cost[c][T+1]) / n_c``, while the token-weighted average stays
-    ``<= budget``. Costs are measured once (``cells * (t_max - t_min)`` calls of ``measure``)
-    and treated as additive across cells.
+    ``cost[c][T]``. The schedule then minimizes ``sum cost[c][T_c]`` subject to the
+    token-weighted average ``<= budget`` (exactly, as in :func:`allocate_med`). Costs are
+    measured once (``1 + cells * (t_max - t_min)`` calls of ``measure``) and treated as
+    additive across cells.
 
     The measured costs are stored in the schedule's ``meta["error_cost"]``.
     """
@@ -436,14 +476,7 @@ def allocate_error_driven(
             cost[(layer, m)][t] = float(measure(top.replace(layer, m, t))) - reference
         if progress is not None:
             progress(f"error-driven: measured cell {i + 1}/{len(cells)} ({layer}, {m})")
-    T = {c: t_min for c in cells}
-    total = sum(weights.values())
-
-    def gain(c, t):
-        w = weights[c]
-        return (cost[c][t] - cost[c][t + 1]) / w if w > 0 else math.inf
-
-    _greedy_fill(T, weights, total, budget, t_max, gain)
+    T = _optimal_allocation(cells, weights, budget, t_min, t_max, lambda c, t: cost[c][t])
     meta = {
         "allocator": "error_driven",
         "budget": budget,
