@@ -1,0 +1,170 @@
+"""Host driver of a SpikeCore, over any backend that can move register and stream traffic.
+
+The driver knows the register map (from :func:`spikemllm.hw.registers.register_map`, the
+single declaration) and the load streams; a *backend* knows how to reach the core. The
+cocotb simulation is one backend and ``amaranth.sim`` another
+(:mod:`spikemllm.sim.core_backends`); a hardware backend implements the same four calls.
+All calls are coroutines, so one driver serves simulators and hosts alike.
+
+Typical use::
+
+    driver = SpikeCoreDriver(backend, config)
+    await driver.identify()
+    await driver.load_layer(program)
+    await driver.set_timestep_table(timestep_table(config, schedule))
+    result = await driver.run(token_beats(program, q, modality, layer_index))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..config import AcceleratorConfig
+from ..hw.registers import COUNTERS, ERRORS, ID_VALUE, register_map
+from .compiler import LayerProgram
+
+__all__ = ["Backend", "Transfer", "RunResult", "SpikeCoreError", "SpikeCoreDriver"]
+
+
+@dataclass
+class Transfer:
+    """Beats to send on an input stream or a count to receive from an output stream."""
+
+    beats: list | None = None
+    count: int = 0
+    pattern: object = None
+    """``cycle -> bool`` gating the producer (idle) or consumer (back-pressure); None = never stall"""
+
+
+class Backend(Protocol):
+    """What the driver needs from a simulator or a board."""
+
+    async def write(self, word: int, value: int) -> None:
+        """Write a 32-bit register at a word address."""
+
+    async def read(self, word: int) -> int:
+        """Read a 32-bit register at a word address."""
+
+    async def transfer(self, transfers: dict[str, Transfer], *, max_cycles: int = 1_000_000) -> tuple[dict, int]:
+        """Move stream traffic until every transfer is complete.
+
+        Returns ``(received, cycles)``: the beats received per output stream and the
+        cycles it took.
+        """
+
+
+@dataclass
+class RunResult:
+    """Outputs and measurements of one run."""
+
+    outputs: list
+    counters: dict[str, int]
+    transfer_cycles: int
+
+
+class SpikeCoreError(RuntimeError):
+    """The core refused an operation (its ``STATUS.ERROR`` bit is set)."""
+
+    def __init__(self, code: int):
+        names = {c: (name, doc) for name, (c, doc) in ERRORS.items()}
+        name, doc = names.get(code, (f"UNKNOWN_{code}", "unknown error code"))
+        super().__init__(f"SpikeCore error {code} ({name}): {doc}")
+        self.code = code
+        self.name = name
+
+
+class SpikeCoreDriver:
+    """Programs and runs a SpikeCore built for ``config`` through ``backend``."""
+
+    def __init__(self, backend: Backend, config: AcceleratorConfig):
+        if not isinstance(config, AcceleratorConfig):
+            raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
+        self.backend = backend
+        self.config = config
+        self.regs = register_map(config)
+
+    def _word(self, name: str, index: int = 0) -> int:
+        reg = self.regs[name]
+        if not 0 <= index < reg.count:
+            raise ValueError(f"{name} has {reg.count} entries; index {index} is out of range")
+        return reg.word + index
+
+    async def write(self, name: str, value: int, index: int = 0) -> None:
+        await self.backend.write(self._word(name, index), value)
+
+    async def read(self, name: str, index: int = 0) -> int:
+        return await self.backend.read(self._word(name, index))
+
+    async def identify(self) -> None:
+        """Check that the core answers with the ID and the build parameters of ``config``."""
+        ident = await self.read("ID")
+        if ident != ID_VALUE:
+            raise RuntimeError(f"ID register reads 0x{ident:08X}, expected 0x{ID_VALUE:08X}: not a SpikeCore")
+        c = self.config
+        lanes_pes = await self.read("HW_LANES_PES")
+        steps = await self.read("HW_STEPS")
+        found = {
+            "lanes": lanes_pes & 0xFFFF, "pes": lanes_pes >> 16, "t_max": steps & 0xFF,
+            "events_per_cycle": (steps >> 8) & 0xFF, "layers": (steps >> 16) & 0xFF,
+            "max_fan_in": await self.read("HW_MEMORY"), "max_out_tiles": await self.read("HW_TILES"),
+        }
+        wrong = {k: v for k, v in found.items() if getattr(c, k) != v}
+        if wrong:
+            raise RuntimeError(f"core build parameters {wrong} differ from the configuration {c.name!r}")
+
+    async def status(self) -> dict:
+        s = await self.read("STATUS")
+        return {"busy": s & 1, "done": (s >> 1) & 1, "error": (s >> 2) & 1, "error_code": (s >> 8) & 0xF}
+
+    async def check(self) -> None:
+        """Raise :class:`SpikeCoreError` if the core reports an error."""
+        s = await self.status()
+        if s["error"]:
+            raise SpikeCoreError(s["error_code"])
+
+    async def clear(self) -> None:
+        await self.write("CTRL", 0b10)
+
+    async def counters(self) -> dict[str, int]:
+        return {name: await self.read(name) for name, _doc in COUNTERS}
+
+    async def set_timestep_table(self, entries: list[int]) -> None:
+        """Program ``TTABLE``; entries of 0 (not reached) are left unprogrammed."""
+        if len(entries) != self.regs["TTABLE"].count:
+            raise ValueError(f"timestep table needs {self.regs['TTABLE'].count} entries, not {len(entries)}")
+        for index, T in enumerate(entries):
+            if T:
+                await self.write("TTABLE", T, index)
+        await self.check()
+
+    async def load_layer(self, program: LayerProgram) -> None:
+        """Load weights, biases, requantizer parameters and the layer shape."""
+        if program.config != self.config:
+            raise ValueError(f"program was compiled for {program.config.name!r}, the core is {self.config.name!r}")
+        transfers = {
+            "weights": Transfer([{"addr": a, "row": list(r)} for a, r in program.weight_rows]),
+            "bias": Transfer([{"tile": j, "bias": list(b)} for j, b in program.bias_tiles]),
+            "params": Transfer([{"tile": j, "multiplier": list(m), "shift": list(s)} for j, m, s in program.param_tiles]),
+        }
+        await self.backend.transfer(transfers)
+        await self.write("IN_FEATURES", program.padded_in)
+        await self.write("OUT_FEATURES", program.padded_out)
+        await self.check()
+
+    async def run(self, beats: list[dict], *, tokens: int, out_tiles: int, in_pattern=None, out_pattern=None,
+                  max_cycles: int = 1_000_000) -> RunResult:
+        """Start a run of ``tokens`` tokens, stream ``beats`` in, collect the output tiles."""
+        await self.write("TOKENS", tokens)
+        await self.write("CTRL", 0b01)
+        await self.check()
+        received, cycles = await self.backend.transfer(
+            {"i": Transfer(beats, pattern=in_pattern), "o": Transfer(count=tokens * out_tiles, pattern=out_pattern)},
+            max_cycles=max_cycles,
+        )
+        status = await self.status()
+        if status["error"]:
+            raise SpikeCoreError(status["error_code"])
+        if status["busy"] or not status["done"]:
+            raise RuntimeError(f"run did not finish: status {status}")
+        return RunResult(received["o"], await self.counters(), cycles)
