@@ -155,13 +155,20 @@ class SpikeCoreDriver:
     async def run(self, beats: list[dict], *, tokens: int, out_tiles: int, in_pattern=None, out_pattern=None,
                   max_cycles: int = 1_000_000) -> RunResult:
         """Start a run of ``tokens`` tokens, stream ``beats`` in, collect the output tiles."""
+        if tokens < 1:
+            raise ValueError(f"tokens must be at least 1, not {tokens!r}")
         await self.write("TOKENS", tokens)
         await self.write("CTRL", 0b01)
-        await self.check()
-        received, cycles = await self.backend.transfer(
-            {"i": Transfer(beats, pattern=in_pattern), "o": Transfer(count=tokens * out_tiles, pattern=out_pattern)},
-            max_cycles=max_cycles,
-        )
+        # The stream traffic starts in the cycle after start, so the core sees ideal input
+        # when the patterns never stall; a refused start shows up as no progress.
+        try:
+            received, cycles = await self.backend.transfer(
+                {"i": Transfer(beats, pattern=in_pattern), "o": Transfer(count=tokens * out_tiles, pattern=out_pattern)},
+                max_cycles=max_cycles,
+            )
+        except AssertionError:
+            await self.check()
+            raise
         status = await self.status()
         if status["error"]:
             raise SpikeCoreError(status["error_code"])
