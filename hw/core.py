@@ -30,7 +30,7 @@ Timing (ideal streams) is predicted exactly by :func:`spikemllm.golden.perf_mode
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -118,7 +118,14 @@ class SpikeCore(wiring.Component):
 
     @property
     def register_map(self):
+        """The :class:`~.registers.RegisterMap` the bus decodes."""
         return self._regmap
+
+    @property
+    def latency(self):
+        """None: the core's timing depends on the data; see
+        :func:`spikemllm.golden.perf_model.core_cycles`."""
+        return None
 
     def elaborate(self, platform):
         m = Module()
@@ -181,6 +188,8 @@ class SpikeCore(wiring.Component):
             for n, entry in enumerate(ttable):
                 with m.Case(regs["TTABLE"].word + n):
                     m.d.comb += read_value.eq(entry)
+            with m.Default():  # unmapped words read as zero
+                m.d.comb += read_value.eq(0)
         with m.If(bus.r_stb):
             m.d.sync += bus.r_data.eq(read_value)
 
@@ -223,6 +232,8 @@ class SpikeCore(wiring.Component):
                             m.d.sync += raise_error(_error("BAD_T"))
                         with m.Else():
                             m.d.sync += entry.eq(w)
+                with m.Default():  # writes to read-only or unmapped words are ignored
+                    pass
 
         # -- run control -------------------------------------------------------------------
         abort = Signal()
@@ -294,16 +305,17 @@ class SpikeCore(wiring.Component):
         ]
         with m.If(self.i.valid & loading):
             with m.If(load_chunk == 0):
-                with m.Switch(load_bank):
-                    for b in range(2):
-                        with m.Case(b):
-                            m.d.sync += [tag_modality[b].eq(self.i.p.modality), tag_layer[b].eq(self.i.p.layer)]
+                m.d.sync += [
+                    tag_modality.bit_select(load_bank, 1).eq(self.i.p.modality),
+                    Array(tag_layer)[load_bank].eq(self.i.p.layer),
+                ]
             with m.If(load_chunk == in_chunks - 1):
-                m.d.sync += [load_chunk.eq(0), load_bank.eq(~load_bank), tokens_loaded.eq(tokens_loaded + 1)]
-                with m.Switch(load_bank):
-                    for b in range(2):
-                        with m.Case(b):
-                            m.d.sync += bank_full[b].eq(1)
+                m.d.sync += [
+                    load_chunk.eq(0),
+                    load_bank.eq(~load_bank),
+                    tokens_loaded.eq(tokens_loaded + 1),
+                    bank_full.bit_select(load_bank, 1).eq(1),
+                ]
             with m.Else():
                 m.d.sync += load_chunk.eq(load_chunk + 1)
 
@@ -417,13 +429,12 @@ class SpikeCore(wiring.Component):
             m.d.sync += tile_final_taken.eq(1)
 
         entry = Signal(c.timesteps_width)
-        tag_index = Signal(range(2 * c.layers + 2 * (1 << c.layer_width)))
+        tag_index = Signal(1 + c.layer_width)
         cur_layer = Mux(cur_bank, tag_layer[1], tag_layer[0])
         m.d.comb += tag_index.eq(Cat(tag_modality.bit_select(cur_bank, 1), cur_layer))
-        with m.Switch(tag_index):
-            for n, value in enumerate(ttable):
-                with m.Case(n):
-                    m.d.comb += entry.eq(value)
+        # Indices past the table (a BAD_TOKEN fault) read as 0; the padding makes the lookup total.
+        padding = [Const(0, c.timesteps_width)] * ((1 << len(tag_index)) - len(ttable))
+        m.d.comb += entry.eq(Array(ttable + padding)[tag_index])
 
         with m.FSM(name="scheduler"):
             with m.State("WAIT_TOKEN"):
@@ -453,11 +464,7 @@ class SpikeCore(wiring.Component):
                 with m.If(tile_final_taken):
                     m.d.sync += [bias_done.eq(0), params_done.eq(0)]
                     with m.If(tile == out_tiles - 1):
-                        m.d.sync += cur_bank.eq(~cur_bank)
-                        with m.Switch(cur_bank):
-                            for b in range(2):
-                                with m.Case(b):
-                                    m.d.sync += bank_full[b].eq(0)
+                        m.d.sync += [cur_bank.eq(~cur_bank), bank_full.bit_select(cur_bank, 1).eq(0)]
                         m.next = "WAIT_TOKEN"
                     with m.Else():
                         m.d.sync += [tile.eq(tile + 1), tile_base.eq(tile_base + in_features)]

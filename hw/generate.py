@@ -24,6 +24,7 @@ from ..config import PRESETS, AcceleratorConfig
 from .compactor import SpikeEventCompactor
 from .neuron_array import TCLIFNeuronArray
 from .pe_array import SparseAccumulatePEArray
+from .core import SpikeCore
 from .requantizer import Requantizer
 
 __all__ = ["BLOCKS", "block_component", "block_verilog", "describe", "generate", "main"]
@@ -33,6 +34,7 @@ BLOCKS = {
     "compactor": ("spike_event_compactor", SpikeEventCompactor),
     "pe_array": ("sparse_accumulate_pe_array", SparseAccumulatePEArray),
     "requantizer": ("requantizer", Requantizer),
+    "core": ("spike_core", SpikeCore),
 }
 """Block key -> (Verilog module and file name, component class)."""
 

@@ -33,6 +33,16 @@ WAIVERS = {
         "(`reg x = 1'h0;`) and assigns it in an always block; the initializer is the "
         "power-up value, the always block the reset, both intended."
     ),
+    "CASEINCOMPLETE": (
+        "Yosys splits every Amaranth Switch and FSM into one combinational always block per "
+        "signal that first assigns the signal's default and then lists only the cases that "
+        "change it, so an uncovered case keeps the default and no latch can arise."
+    ),
+    "DECLFILENAME": (
+        "A design with submodules (the SpikeCore top level) is written as one file holding "
+        "the top module and its submodules, named `top.sub`; only the top module can match "
+        "the file name."
+    ),
 }
 """Verilator warning -> why it is waived for Amaranth-generated Verilog."""
 

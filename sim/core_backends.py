@@ -65,7 +65,7 @@ class PysimBackend:
         return self.ctx.get(bus.r_data)
 
     async def transfer(self, transfers, *, max_cycles: int = 1_000_000):
-        from .pysim import _phase as run_phase
+        from .pysim import run_phase
 
         drivers, monitors = _parties(self.layouts, transfers)
         result = await run_phase(self.ctx, self.core, drivers, monitors, max_cycles)

@@ -13,7 +13,7 @@ from ..golden.layer import IntegerLayer
 from ..golden.perf_model import CoreCycles, core_cycles
 from ..golden.quantize import quantize_per_token
 
-__all__ = ["CoreCase", "random_case", "minilm_case", "VISION", "TEXT"]
+__all__ = ["CoreCase", "random_case", "minilm_case", "fitting_shape", "activation_bits", "VISION", "TEXT"]
 
 TEXT, VISION = 0, 1
 
@@ -79,17 +79,36 @@ def random_case(config: AcceleratorConfig, *, seed: int, tokens: int, in_feature
     return _finish(program, table, layer_index, q, modality)
 
 
-def minilm_case(config: AcceleratorConfig, *, tokens: int = 12, in_features: int = 64, out_features: int = 32,
-                tv: int = 3, tt: int = 4, layer_index: int = 0) -> CoreCase:
+def fitting_shape(config: AcceleratorConfig, *, chunks: int = 24, tiles: int = 4) -> tuple[int, int]:
+    """``(in, out)`` of a slice of MiniLM's 384 -> 1536 layer that fits ``config``: up to
+    ``chunks`` spike vectors (24 x 16 lanes = the real 384 inputs), at most half the
+    activation memory, and up to ``tiles`` output tiles within the weight memory."""
+    k = max(1, min(chunks, config.in_chunks_max // 2))
+    j = max(1, min(tiles, config.max_out_tiles, config.max_fan_in // (k * config.lanes)))
+    return k * config.lanes, j * config.pes
+
+
+def activation_bits(config: AcceleratorConfig, T: int) -> int:
+    """Widest symmetric activation ``T`` steps carry: ``T + 1`` bits for TC-LIF; for count
+    coding the widest ``b`` with ``2^(b-1) - 1 <= T``."""
+    return T + 1 if config.coding == "tc_lif" else (T + 1).bit_length()
+
+
+def minilm_case(config: AcceleratorConfig, *, tokens: int = 12, in_features: int | None = None,
+                out_features: int | None = None, tv: int = 3, tt: int = 4, layer_index: int = 0) -> CoreCase:
     """A real converted layer: MiniLM's first FFN layer (pretrained weights) sliced to fit,
     its real captured inputs, tokens alternating in runs of vision and text.
 
-    Each token is quantized per token to ``T + 1`` bits of its modality's ``T`` (so vision
+    Each token is quantized per token to the bits its modality's ``T`` carries (so vision
     and text tokens carry different precision), weights per channel, requantization to
-    ``config.out_bits`` with scales calibrated on the same tokens.
+    ``config.out_bits`` with scales calibrated on the same tokens. The per-token scales
+    stay with the host, which applies them to the outputs. ``in_features`` and
+    ``out_features`` default to :func:`fitting_shape`.
     """
     from ..golden.real_data import capture_linear_inputs
 
+    if in_features is None or out_features is None:
+        in_features, out_features = fitting_shape(config)
     x, linear = capture_linear_inputs("encoder.layer.0.intermediate.dense")
     x = x[:tokens, :in_features].double()
     sliced = torch.nn.Linear(in_features, out_features)
@@ -103,7 +122,7 @@ def minilm_case(config: AcceleratorConfig, *, tokens: int = 12, in_features: int
     scales = torch.empty(x.shape[0])
     for t in T.unique().tolist():
         rows = T == t
-        qq, s = quantize_per_token(x[rows], int(t) + 1)
+        qq, s = quantize_per_token(x[rows], activation_bits(config, int(t)))
         q[rows], scales[rows] = qq, s.squeeze(1).float()
     # Static per-layer scales for the integer layer: the median token scale in, and the
     # output range of the float layer out.

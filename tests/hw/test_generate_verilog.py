@@ -7,7 +7,10 @@ import pytest
 from spikemllm.config import SMALL_CONFIG, AcceleratorConfig
 from spikemllm.hw import generate as gen
 
-NAMES = {"tclif_neuron_array.v", "spike_event_compactor.v", "sparse_accumulate_pe_array.v", "requantizer.v", "config.json"}
+NAMES = {
+    "tclif_neuron_array.v", "spike_event_compactor.v", "sparse_accumulate_pe_array.v", "requantizer.v", "spike_core.v",
+    "config.json",
+}
 
 
 def test_generates_named_files_deterministically(tmp_path):
