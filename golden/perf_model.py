@@ -235,7 +235,8 @@ def model_linear_shapes(name: str) -> tuple[LinearShape, ...]:
     return tuple(LinearShape(s, i, o, n) for (s, i, o), n in sorted(groups.items()))
 
 
-def step_firing_rates(T: int, *, layers=None) -> tuple[float, ...]:
+@lru_cache(maxsize=None)
+def step_firing_rates(T: int, *, layers: tuple[str, ...] | None = None) -> tuple[float, ...]:
     """Firing rate per TC-LIF step of real activations quantized per token to ``T + 1`` bits.
 
     Measured on the inputs of several linear layers of the pretrained MiniLM
