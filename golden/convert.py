@@ -166,10 +166,10 @@ def token_modality(
     """Modality tag per language-model token: 1 = vision, 0 = text (int64).
 
     Uses ``mm_token_type_ids`` when given (nonzero = image or video), otherwise
-    ``input_ids`` compared with ``config.image_token_id`` / ``config.video_token_id``
-    (also read from ``config.text_config``-level names ``image_token_index``). A config
-    without image tokens makes every token text; ``shape`` is then enough. Returns ``None``
-    when the modality cannot be known (multimodal model called with embeddings only).
+    ``input_ids`` compared with the placeholder ids of ``config`` (``image_token_id``,
+    the older name ``image_token_index``, ``video_token_id``). A config without image
+    tokens makes every token text; ``shape`` is then enough. Returns ``None`` when the
+    modality cannot be known (a multimodal model called with embeddings only).
     """
     if mm_token_type_ids is not None:
         tags = (mm_token_type_ids != 0).to(torch.int64)

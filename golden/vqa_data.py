@@ -69,6 +69,7 @@ GRID = 3
 CELL = 16
 IMAGE_SIZE = GRID * CELL
 MAX_OBJECTS = 4
+MAX_QUESTION_WORDS = 8
 
 
 @dataclass(frozen=True)
@@ -310,7 +311,8 @@ def collate_training(scenes: list[TrainingScene], vocab: Vocabulary = VOCAB) -> 
         seqs.append(vocab.encode(words))
         positions.append(pos)
         targets.append(ans)
-    length = max(len(s) for s in seqs)
+    # One padded length for every batch: a fixed shape keeps the CPU kernels' set-up cached.
+    length = max(len(prefix) + len(scenes[0].questions) * (MAX_QUESTION_WORDS + 1), max(len(s) for s in seqs))
     ids = torch.full((len(seqs), length), vocab["<pad>"], dtype=torch.int64)
     mask = torch.zeros((len(seqs), length), dtype=torch.int64)
     for i, s in enumerate(seqs):

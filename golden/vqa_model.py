@@ -26,7 +26,7 @@ SIZES = {
 }
 
 
-def model_config(size: str = "small"):
+def model_config(size: str = "small", *, init_std: float = 0.02):
     """``Qwen2VLConfig`` of the given size (``"small"`` is trained; ``"tiny"`` is for tests)."""
     if size not in SIZES:
         raise ValueError(f"size must be one of {sorted(SIZES)}, not {size!r}")
@@ -46,6 +46,7 @@ def model_config(size: str = "small"):
             num_attention_heads=heads,
             num_key_value_heads=2,
             max_position_embeddings=64,
+            initializer_range=init_std,
             rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": section},
             bos_token_id=VOCAB["<bos>"],
             eos_token_id=VOCAB["<eos>"],
@@ -61,6 +62,7 @@ def model_config(size: str = "small"):
             spatial_merge_size=MERGE,
             temporal_patch_size=TEMPORAL_PATCH,
             in_channels=3,
+            initializer_range=init_std,
         ),
         image_token_id=VOCAB["<image>"],
         video_token_id=VOCAB["<video>"],
@@ -70,11 +72,11 @@ def model_config(size: str = "small"):
     )
 
 
-def build_model(size: str = "small", *, seed: int = 0):
+def build_model(size: str = "small", *, seed: int = 0, init_std: float = 0.02):
     """A freshly initialized model (deterministic from ``seed``)."""
     from transformers import Qwen2VLForConditionalGeneration
 
-    config = model_config(size)
+    config = model_config(size, init_std=init_std)
     torch.manual_seed(seed)
     return Qwen2VLForConditionalGeneration(config)
 

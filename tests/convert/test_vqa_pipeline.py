@@ -127,3 +127,15 @@ def test_evaluation_pipeline_writes_the_report(tmp_path):
     assert (tmp_path / "reports" / "med.json").exists()
     with pytest.raises(ValueError, match="Tv/Tt"):
         parse_level("3-4")
+
+
+def test_shared_training_positions_equal_the_models_own():
+    from spikemllm.golden.train import _positions
+
+    model = build_model("tiny", seed=2).eval()
+    inputs = collate_training(generate_training(3, 4, questions=3))["inputs"]
+    with torch.no_grad():
+        own = model(**inputs).logits
+        shared = model(**inputs, position_ids=_positions(model, inputs)).logits
+    real = inputs["attention_mask"].bool()
+    assert torch.equal(own[real], shared[real])
