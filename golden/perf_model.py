@@ -52,6 +52,7 @@ __all__ = [
     "TILE_OVERHEAD",
     "CoreCycles",
     "core_cycles",
+    "dense_core_cycles",
     "LinearShape",
     "MODELS",
     "model_linear_shapes",
@@ -148,6 +149,35 @@ def core_cycles(config: AcceleratorConfig, q: torch.Tensor, timesteps, out_tiles
         tile_overhead_cycles=overhead,
         load_cycles=load,
         event_slots=E,
+    )
+
+
+def dense_core_cycles(config: AcceleratorConfig, tokens: int, in_features: int, out_tiles: int) -> CoreCycles:
+    """Exact RTL cycles of a dense baseline core (``hw.dense_core``, INT8 or FP16) under ideal streams.
+
+    The dense feeder issues one input per cycle whatever its value, so the time depends
+    only on the shape: ``cycles = K + 1 + N * J * (IN + TILE_OVERHEAD)`` with ``IN`` the
+    padded inputs (``K = IN / lanes`` chunks), ``J`` output tiles and ``N`` tokens; the
+    8 cycles of tile overhead are the same pipeline fill and drain as the spike core's
+    (parameter load 1, feeder 2, MAC array 2 + requantizer 2 drain, detection 1).
+    ``events`` counts multiply-accumulate beats (``N * J * IN``), every one active.
+    Raises ``ValueError`` for a shape the core cannot run.
+    """
+    if not isinstance(config, AcceleratorConfig):
+        raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
+    if not isinstance(tokens, int) or tokens < 1:
+        raise ValueError(f"tokens must be a positive int, not {tokens!r}")
+    if not isinstance(in_features, int) or in_features < 1 or in_features % config.lanes:
+        raise ValueError(f"in_features={in_features!r} must be a positive multiple of lanes={config.lanes}")
+    if not 1 <= out_tiles <= config.max_out_tiles:
+        raise ValueError(f"out_tiles must be in [1, {config.max_out_tiles}], not {out_tiles!r}")
+    K = in_features // config.lanes
+    work = tokens * out_tiles * in_features
+    overhead = TILE_OVERHEAD * tokens * out_tiles
+    load = K + FIRST_TOKEN_LOOKUP
+    return CoreCycles(
+        cycles=load + work + overhead, events=work, active_cycles=work, empty_vector_cycles=0,
+        tile_overhead_cycles=overhead, load_cycles=load, event_slots=1,
     )
 
 

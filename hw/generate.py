@@ -2,7 +2,9 @@
 
 ``python -m spikemllm.hw.generate --out build/verilog [--config default]`` writes one file
 per block, named for what the block is (``tclif_neuron_array.v``,
-``spike_event_compactor.v``, ``sparse_accumulate_pe_array.v``, ``requantizer.v``), and
+``spike_event_compactor.v``, ``sparse_accumulate_pe_array.v``, ``requantizer.v``, the
+top level ``spike_core.v`` and the dense baselines ``dense_int8_core.v`` and
+``dense_fp16_core.v``), and
 ``config.json`` (parameters, derived widths, block latencies and each block's ports).
 
 Output is deterministic: no source locations, dates or absolute paths are written, so a
@@ -25,6 +27,7 @@ from .compactor import SpikeEventCompactor
 from .neuron_array import TCLIFNeuronArray
 from .pe_array import SparseAccumulatePEArray
 from .core import SpikeCore
+from .dense_core import DenseFP16Core, DenseInt8Core
 from .requantizer import Requantizer
 
 __all__ = ["BLOCKS", "block_component", "block_verilog", "describe", "generate", "main"]
@@ -35,6 +38,8 @@ BLOCKS = {
     "pe_array": ("sparse_accumulate_pe_array", SparseAccumulatePEArray),
     "requantizer": ("requantizer", Requantizer),
     "core": ("spike_core", SpikeCore),
+    "int8_core": ("dense_int8_core", DenseInt8Core),
+    "fp16_core": ("dense_fp16_core", DenseFP16Core),
 }
 """Block key -> (Verilog module and file name, component class)."""
 

@@ -10,10 +10,12 @@ import torch
 from ..config import AcceleratorConfig
 from ..firmware.compiler import LayerProgram, compile_layer, expected_outputs, token_beats, token_timesteps
 from ..golden.layer import IntegerLayer
-from ..golden.perf_model import CoreCycles, core_cycles
+from ..golden.dense import fp16_layer_outputs
+from ..golden.perf_model import CoreCycles, core_cycles, dense_core_cycles
 from ..golden.quantize import quantize_per_token
 
-__all__ = ["CoreCase", "random_case", "minilm_case", "fitting_shape", "activation_bits", "VISION", "TEXT"]
+__all__ = ["CoreCase", "random_case", "minilm_case", "fitting_shape", "activation_bits", "VISION", "TEXT",
+           "CORE_KINDS", "core_class", "core_expectation"]
 
 TEXT, VISION = 0, 1
 
@@ -133,3 +135,44 @@ def minilm_case(config: AcceleratorConfig, *, tokens: int = 12, in_features: int
     layer = IntegerLayer.from_linear(sliced, in_scale=in_scale, out_scale=out_scale, out_bits=config.out_bits,
                                      weight_bits=config.weight_bits, multiplier_bits=config.multiplier_bits)
     return _finish(compile_layer(config, layer), table, layer_index, q, modality)
+
+
+CORE_KINDS = {"core": "spike", "int8_core": "int8", "fp16_core": "fp16"}
+"""Block key of each core -> its kind: the spike core and the two dense baselines."""
+
+
+def core_class(block: str):
+    """The component class of a core's block key (``core``, ``int8_core``, ``fp16_core``)."""
+    from ..hw.generate import BLOCKS
+
+    if block not in CORE_KINDS:
+        raise ValueError(f"block must be one of {sorted(CORE_KINDS)}, not {block!r}")
+    return BLOCKS[block][1]
+
+
+def core_expectation(case: CoreCase, block: str) -> tuple[list, CoreCycles]:
+    """Golden output beats and exact cycles of ``case`` on the core ``block``.
+
+    The spike and INT8 cores share the integer golden layer; the FP16 core's outputs come
+    from :func:`spikemllm.golden.dense.fp16_layer_outputs`. The dense cores' timing depends
+    only on the shape (:func:`~spikemllm.golden.perf_model.dense_core_cycles`).
+    """
+    kind = CORE_KINDS.get(block)
+    if kind is None:
+        raise ValueError(f"block must be one of {sorted(CORE_KINDS)}, not {block!r}")
+    if kind == "spike":
+        return case.expected, case.model
+    program = case.program
+    model = dense_core_cycles(program.config, case.tokens, program.padded_in, program.out_tiles)
+    if kind == "int8":
+        return case.expected, model
+    layer = program.layer
+    padded = torch.zeros(case.tokens, program.padded_in, dtype=torch.int64)
+    padded[:, : program.in_features] = case.q
+    out = fp16_layer_outputs(padded, layer.weight, layer.bias, layer.multiplier, layer.shift, layer.out_bits)
+    P = program.config.pes
+    beats = [
+        {"values": row[j * P:(j + 1) * P], "tile": j, "last": int(j == program.out_tiles - 1)}
+        for row in out.tolist() for j in range(program.out_tiles)
+    ]
+    return beats, model

@@ -12,9 +12,10 @@ from .core_backends import PysimBackend
 __all__ = ["run_with_driver"]
 
 
-def run_with_driver(config: AcceleratorConfig, body, *, vcd: str | None = None):
-    """Build a core for ``config``, run ``await body(driver)`` in simulation, return its result."""
-    core = SpikeCore(config=config)
+def run_with_driver(config: AcceleratorConfig, body, *, vcd: str | None = None, core_class=SpikeCore):
+    """Build a core (``core_class``, default :class:`SpikeCore`) for ``config``, run
+    ``await body(driver)`` in simulation, return its result."""
+    core = core_class(config=config)
     result = {}
 
     async def bench(ctx):

@@ -37,8 +37,8 @@ SIM_CONFIGS = ("small", "default", "count")
 TESTBENCH_MODULE = "spikemllm.sim.tb_blocks"
 """The cocotb test module of the blocks; it reads the block and the description from the environment."""
 
-TESTBENCH_MODULES = {"core": "spikemllm.sim.tb_core"}
-"""Blocks with a testbench of their own (the top level runs a real layer through the driver)."""
+TESTBENCH_MODULES = {key: "spikemllm.sim.tb_core" for key in ("core", "int8_core", "fp16_core")}
+"""Blocks with a testbench of their own (the cores run a real layer through the driver)."""
 
 _BUILD_ARGS = [*(f"-Wno-{name}" for name in WAIVERS), "-O3", "--x-assign", "fast", "--x-initial", "fast"]
 

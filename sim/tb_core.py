@@ -1,18 +1,21 @@
-"""cocotb testbench of the SpikeCore top level, run by Verilator (see :mod:`.core_runner`).
+"""cocotb testbench of a core top level -- the SpikeCore or a dense baseline (the block key
+in ``SPIKEMLLM_BLOCK``: ``core``, ``int8_core``, ``fp16_core``) -- run by Verilator.
 
 Through the firmware driver (:class:`~spikemllm.firmware.driver.SpikeCoreDriver` over
 :class:`~.core_backends.CocotbBackend`), it loads a real converted transformer layer,
 programs a timestep table that gives vision and text tokens different ``T``, streams a
 token sequence mixing both modalities, and checks:
 
-* every output bit-exactly against the golden integer layer;
+* every output bit-exactly against the golden model (the integer layer; for the FP16
+  core its FP16/FP32 model, :func:`~.core_cases.core_expectation`);
 * the ``CYCLES``, ``EVENTS`` and ``ACTIVE_CYCLES`` counters exactly against the
-  performance model (ideal streams);
+  core's cycle model (ideal streams);
 * the same outputs again with random stalls on the input and back-pressure on the output.
 
 The configuration description and the case come from the environment
 (``SPIKEMLLM_DESCRIPTION``, ``SPIKEMLLM_CASE``); measurements are written as JSON to
-``SPIKEMLLM_RESULTS``.
+``SPIKEMLLM_RESULTS``, including the simulation-time window of the ideal run
+(``run_window_ps``), which the power flow uses to count toggles of that run only.
 """
 
 from __future__ import annotations
@@ -22,13 +25,13 @@ import os
 from pathlib import Path
 
 import cocotb
+from cocotb.utils import get_sim_time
 
 from ..config import AcceleratorConfig
 from ..firmware.driver import SpikeCoreDriver
-from ..hw.core import SpikeCore
 from .cocotb_bench import reset, start_clock
 from .core_backends import CocotbBackend, stream_layouts
-from .core_cases import minilm_case
+from .core_cases import core_class, core_expectation, minilm_case
 from .patterns import pattern
 
 
@@ -36,41 +39,46 @@ def _setup():
     description = json.loads(Path(os.environ["SPIKEMLLM_DESCRIPTION"]).read_text())
     config = AcceleratorConfig.from_dict(description)
     case = minilm_case(config, **json.loads(os.environ.get("SPIKEMLLM_CASE", "{}")))
-    return config, case
+    return config, case, os.environ.get("SPIKEMLLM_BLOCK", "core")
 
 
 @cocotb.test()
 async def real_layer_end_to_end(dut):
     """A real converted layer over mixed vision/text tokens: bit-exact and cycle-exact."""
-    config, case = _setup()
+    config, case, block = _setup()
+    expected, model = core_expectation(case, block)
     start_clock(dut)
     dut.bus__w_stb.value = 0
     dut.bus__r_stb.value = 0
     await reset(dut, ["i", "weights", "bias", "params"], ["o"])
-    driver = SpikeCoreDriver(CocotbBackend(dut, stream_layouts(SpikeCore(config=config))), config)
+    driver = SpikeCoreDriver(CocotbBackend(dut, stream_layouts(core_class(block)(config=config))), config)
     await driver.identify()
     await driver.load_layer(case.program)
     await driver.set_timestep_table(case.table)
 
+    window = [get_sim_time("ps")]
     ideal = await driver.run(case.beats, tokens=case.tokens, out_tiles=case.program.out_tiles)
-    mismatches = [n for n, (g, e) in enumerate(zip(ideal.outputs, case.expected)) if g != e]
-    assert not mismatches and len(ideal.outputs) == len(case.expected), (
+    window.append(get_sim_time("ps"))
+    mismatches = [n for n, (g, e) in enumerate(zip(ideal.outputs, expected)) if g != e]
+    assert not mismatches and len(ideal.outputs) == len(expected), (
         f"{len(mismatches)} output tiles differ, first at beat {mismatches[:1]}"
     )
     c = ideal.counters
-    assert c["CYCLES"] == case.model.cycles, f"RTL took {c['CYCLES']} cycles, the model predicts {case.model.cycles}"
-    assert c["EVENTS"] == case.model.events and c["ACTIVE_CYCLES"] == case.model.active_cycles
+    assert c["CYCLES"] == model.cycles, f"RTL took {c['CYCLES']} cycles, the model predicts {model.cycles}"
+    assert c["EVENTS"] == model.events and c["ACTIVE_CYCLES"] == model.active_cycles
 
     stalled = await driver.run(case.beats, tokens=case.tokens, out_tiles=case.program.out_tiles,
                                in_pattern=pattern("random30", seed=5), out_pattern=pattern("random70", seed=6))
-    assert stalled.outputs == case.expected, "outputs differ under stalls"
-    assert stalled.counters["EVENTS"] == case.model.events
+    assert stalled.outputs == expected, "outputs differ under stalls"
+    assert stalled.counters["EVENTS"] == model.events
 
     results = os.environ.get("SPIKEMLLM_RESULTS")
     if results:
-        breakdown = case.model.breakdown()
+        breakdown = model.breakdown()
         Path(results).write_text(json.dumps({
             "config": config.name,
+            "block": block,
+            "run_window_ps": window,
             "layer": "all-MiniLM-L6-v2 encoder.layer.0.intermediate.dense (pretrained), sliced",
             "in_features": case.program.in_features,
             "out_features": case.program.out_features,
@@ -78,7 +86,7 @@ async def real_layer_end_to_end(dut):
             "tokens_by_modality": {"text": int((case.modality == 0).sum()), "vision": int((case.modality == 1).sum())},
             "timesteps": {"text": case.table[2 * case.layer_index], "vision": case.table[2 * case.layer_index + 1]},
             "rtl_cycles": c["CYCLES"],
-            "model_cycles": case.model.cycles,
+            "model_cycles": model.cycles,
             "bit_exact": not mismatches,
             "events": c["EVENTS"],
             "active_cycles": c["ACTIVE_CYCLES"],
@@ -86,5 +94,5 @@ async def real_layer_end_to_end(dut):
             "event_slot_utilization": c["EVENTS"] / (config.events_per_cycle * c["CYCLES"]),
             "cycle_breakdown": breakdown,
             "stalled_run": {"cycles": stalled.counters["CYCLES"], "stall_cycles": stalled.counters["STALL_CYCLES"],
-                            "idle_input_cycles": stalled.counters["IDLE_IN_CYCLES"], "bit_exact": stalled.outputs == case.expected},
+                            "idle_input_cycles": stalled.counters["IDLE_IN_CYCLES"], "bit_exact": stalled.outputs == expected},
         }, indent=2) + "\n")

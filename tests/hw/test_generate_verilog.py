@@ -9,7 +9,7 @@ from spikemllm.hw import generate as gen
 
 NAMES = {
     "tclif_neuron_array.v", "spike_event_compactor.v", "sparse_accumulate_pe_array.v", "requantizer.v", "spike_core.v",
-    "config.json",
+    "dense_int8_core.v", "dense_fp16_core.v", "config.json",
 }
 
 

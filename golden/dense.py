@@ -1,0 +1,68 @@
+"""Golden model of the dense baselines' arithmetic (``hw.dense_core``, ``hw.fp``).
+
+The INT8 baseline forms the same integer product as the spike core, so its golden model
+is the integer layer itself (:func:`spikemllm.golden.layer.run_integer_layer`). The FP16
+baseline is defined here, in the order the hardware adds:
+
+* activations and weights are converted to FP16 (exact for the integer ranges the core
+  accepts); subnormal FP16 inputs read as zero;
+* each FP16 x FP16 product is computed exactly in FP32 (11-bit significands: at most 22
+  product bits);
+* each output channel's FP32 accumulator starts at its bias (converted to FP32) and adds
+  the products of inputs ``0, 1, ..., IN-1`` in that order, each addition rounded to
+  nearest, ties to even (IEEE 754 binary32, which torch's float32 addition on the CPU is);
+* the final FP32 sum is truncated toward zero to an integer and requantized like the
+  integer cores' accumulators.
+
+Vectorized over tokens and channels; the loop runs over inputs because the order of FP
+additions is part of the definition.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._checks import check_integer_tensor
+from .requantize import requantize
+
+__all__ = ["fp16_flush", "fp16_products", "fp16_accumulators", "fp16_layer_outputs"]
+
+
+def fp16_flush(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as float16 with subnormals read as zero (what the hardware's FP16 inputs see)."""
+    h = x.to(torch.float16)
+    tiny = torch.finfo(torch.float16).tiny
+    return torch.where(h.abs() < tiny, torch.zeros_like(h), h)
+
+
+def fp16_products(a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Exact FP32 products of FP16 values ``a`` and ``w`` (broadcast), subnormals as zero."""
+    return fp16_flush(a).to(torch.float32) * fp16_flush(w).to(torch.float32)
+
+
+def fp16_accumulators(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """FP32 accumulators ``(tokens, out)`` of the FP16 core: ``bias + sum_i x_i * W[:, i]``
+    added in ascending ``i``, each step rounded to nearest even.
+
+    ``x``: ``(tokens, in)`` values (any dtype; converted to FP16), ``weight``: ``(out, in)``,
+    ``bias``: ``(out,)`` (converted to FP32). Raises ``ValueError`` on shape mismatches.
+    """
+    if x.dim() != 2 or weight.dim() != 2 or x.shape[1] != weight.shape[1]:
+        raise ValueError(f"x (tokens, in) and weight (out, in) must agree, not {tuple(x.shape)} and {tuple(weight.shape)}")
+    if bias.shape != (weight.shape[0],):
+        raise ValueError(f"bias must have shape ({weight.shape[0]},), not {tuple(bias.shape)}")
+    acc = bias.to(torch.float32).expand(x.shape[0], -1).clone()
+    a = fp16_flush(x).to(torch.float32)
+    w = fp16_flush(weight).to(torch.float32)
+    for i in range(x.shape[1]):
+        acc = acc + a[:, i : i + 1] * w[:, i]
+    return acc
+
+
+def fp16_layer_outputs(q: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, multiplier: torch.Tensor,
+                       shift: torch.Tensor, out_bits: int) -> torch.Tensor:
+    """Requantized outputs of the FP16 core for integer activations ``q`` ``(tokens, in)``
+    and an integer layer (``weight``, ``bias``, ``multiplier``, ``shift``)."""
+    q = check_integer_tensor(q, name="q")
+    acc = fp16_accumulators(q, check_integer_tensor(weight, name="weight"), check_integer_tensor(bias, name="bias"))
+    return requantize(acc.to(torch.int64), None, multiplier, shift, out_bits)

@@ -1,0 +1,468 @@
+"""The shell every linear-layer core shares: register interface, run control, load
+streams, double-buffered token loader, tile sequencer, requantizer and output tiling.
+
+A core is the shell plus a *datapath* (:meth:`LayerCore.elaborate_datapath`) that turns
+the current token's activations into the accumulators of one output tile: the spike
+core's neuron stage, compactor and sparse-accumulate PE array
+(:class:`~.core.SpikeCore`), or a dense multiply-accumulate array (:mod:`.dense_core`).
+Everything outside the datapath -- ports, register map, driver, compiler, tiling and the
+requantizer -- is the same for all cores, so one testbench and one workload run on each.
+
+Per token (``K = IN_CHUNKS`` chunks of ``lanes`` inputs, ``J = OUT_TILES`` tiles of
+``pes`` outputs): the ``K`` chunks load into one bank of the activation memory while the
+other bank computes; ``T`` is read from the timestep table at ``2 * layer + modality``;
+for each tile the tile's bias and requantizer parameters are loaded from the tile
+memories, the datapath is started (``begin``) and feeds the array, and the tile's final
+accumulators go through the requantizer to ``o`` with the tile number and ``last``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..config import AcceleratorConfig
+from .registers import ERRORS, ID_VALUE, RegisterBus, register_map
+from .requantizer import Requantizer
+from .signatures import WeightWriteStream, check_block_config
+
+__all__ = [
+    "LayerCore",
+    "Feed",
+    "Datapath",
+    "token_layout",
+    "core_output_layout",
+    "tile_bias_layout",
+    "tile_params_layout",
+]
+
+
+def token_layout(config: AcceleratorConfig) -> data.StructLayout:
+    """One chunk of ``lanes`` activations of a token, with its modality and layer tags."""
+    return data.StructLayout({
+        "values": data.ArrayLayout(signed(config.act_bits), config.lanes),
+        "modality": 1,
+        "layer": config.layer_width,
+    })
+
+
+def core_output_layout(config: AcceleratorConfig) -> data.StructLayout:
+    """One tile of ``pes`` requantized outputs; ``last`` marks the token's final tile."""
+    return data.StructLayout({
+        "values": data.ArrayLayout(signed(config.out_bits), config.pes),
+        "tile": config.tile_width,
+        "last": 1,
+    })
+
+
+def tile_bias_layout(config: AcceleratorConfig) -> data.StructLayout:
+    """Biases of one output tile."""
+    return data.StructLayout({
+        "tile": config.tile_width,
+        "bias": data.ArrayLayout(signed(config.bias_bits), config.pes),
+    })
+
+
+def tile_params_layout(config: AcceleratorConfig) -> data.StructLayout:
+    """Requantizer multipliers and shifts of one output tile."""
+    return data.StructLayout({
+        "tile": config.tile_width,
+        "multiplier": data.ArrayLayout(config.multiplier_bits, config.pes),
+        "shift": data.ArrayLayout(config.shift_bits, config.pes),
+    })
+
+
+def _error(name: str) -> int:
+    return ERRORS[name][0]
+
+
+@dataclass(frozen=True)
+class Feed:
+    """What the shell gives a datapath.
+
+    ``act_read``: a synchronous read port of the activation memory (address ``Cat(chunk,
+    bank)``, or ``bank`` alone when the memory holds one chunk per bank); ``bank``: the
+    bank of the token being computed; ``timesteps``: its ``T``; ``tile_base``: weight
+    row of input 0 of the current tile (``tile * IN``); ``in_chunks``/``in_features``:
+    the layer's ``K`` and ``IN``; ``begin``: high for one cycle when the tile's
+    parameters are loaded and feeding may start; ``flush``: high for one cycle when a run
+    starts or aborts (drop what is in flight in the feeder).
+    """
+
+    act_read: object
+    bank: Value
+    timesteps: Value
+    tile_base: Value
+    in_chunks: Value
+    in_features: Value
+    begin: Value
+    flush: Value
+
+
+@dataclass(frozen=True)
+class Datapath:
+    """What a datapath gives the shell.
+
+    ``array``: a component with ``weights`` (weight-row writes), ``bias`` (bias vector)
+    and ``o`` (accumulator vectors, ``last`` on the tile's final one) streams, the latter
+    connected to the requantizer; ``finished``: high in the cycle the tile's last work
+    item is issued; ``take``/``work``: the array accepted a beat carrying ``work`` units
+    (spike events or multiply-accumulates) this cycle, for the ``EVENTS`` and
+    ``ACTIVE_CYCLES`` counters.
+    """
+
+    array: object
+    finished: Value
+    take: Value
+    work: Value
+
+
+class LayerCore(wiring.Component):
+    """Base of the linear-layer cores: everything but the datapath.
+
+    Ports: ``bus`` (register bus, the core responds), ``i`` (token chunks in), ``o``
+    (output tiles out), ``weights`` (weight-row writes: ``addr = tile * IN + input``),
+    ``bias`` and ``params`` (per-tile bias and requantizer parameter writes).
+
+    Subclasses set :attr:`KIND_CODE` (read back in ``HW_STEPS[26:25]``) and implement
+    :meth:`elaborate_datapath`.
+
+    Raises ``TypeError`` if ``config`` is not an :class:`AcceleratorConfig`.
+    """
+
+    KIND_CODE = 0
+    """Datapath kind in ``HW_STEPS[26:25]``: 0 spike, 1 dense INT8, 2 dense FP16."""
+
+    def __init__(self, *, config: AcceleratorConfig):
+        self._config = check_block_config(self, config)
+        self._regmap = register_map(config)
+        super().__init__({
+            "bus": In(RegisterBus(self._regmap.addr_width)),
+            "i": In(stream.Signature(token_layout(config))),
+            "o": Out(stream.Signature(core_output_layout(config))),
+            "weights": In(WeightWriteStream(config)),
+            "bias": In(stream.Signature(tile_bias_layout(config))),
+            "params": In(stream.Signature(tile_params_layout(config))),
+        })
+
+    @property
+    def config(self) -> AcceleratorConfig:
+        return self._config
+
+    @property
+    def register_map(self):
+        """The :class:`~.registers.RegisterMap` the bus decodes."""
+        return self._regmap
+
+    @property
+    def latency(self):
+        """None: a core's timing depends on the data and the layer shape (see the cycle models
+        in :mod:`spikemllm.golden.perf_model`)."""
+        return None
+
+    def elaborate_datapath(self, m: Module, feed: Feed) -> Datapath:
+        """Add the datapath to ``m``; return what the shell needs (see :class:`Datapath`)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement elaborate_datapath")
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self._config
+        regs = self._regmap
+        kmax = c.in_chunks_max
+        chunk_width = max(1, (kmax - 1).bit_length())
+        lane_shift = (c.lanes - 1).bit_length()
+        tc_lif = c.coding == "tc_lif"
+
+        m.submodules.requantizer = rq = Requantizer(config=c)
+
+        # -- registers ------------------------------------------------------------------
+        in_chunks = Signal(range(kmax + 1))
+        out_tiles = Signal(range(c.max_out_tiles + 1))
+        tokens = Signal(32)
+        ttable = [Signal(c.timesteps_width, name=f"ttable_{n}") for n in range(2 * c.layers)]
+        busy = Signal()
+        done = Signal()
+        error = Signal()
+        error_code = Signal(4)
+        counters = {name: Signal(32, name=name.lower()) for name in
+                    ("CYCLES", "EVENTS", "ACTIVE_CYCLES", "STALL_CYCLES", "IDLE_IN_CYCLES", "TOKENS_DONE")}
+        fault = Signal(4)  # an error raised by the datapath this cycle (0 = none)
+
+        def raise_error(code):
+            return [
+                error.eq(1),
+                error_code.eq(Mux(error, error_code, code)),
+            ]
+
+        # -- bus ------------------------------------------------------------------------
+        bus = self.bus
+        start = Signal()
+        clear = Signal()
+        read_value = Signal(32)
+        with m.Switch(bus.addr):
+            constants = {
+                "ID": ID_VALUE,
+                "HW_LANES_PES": c.lanes | (c.pes << 16),
+                "HW_STEPS": c.t_max | (c.events_per_cycle << 8) | (c.layers << 16) | (int(not tc_lif) << 24) | (self.KIND_CODE << 25),
+                "HW_MEMORY": c.max_fan_in,
+                "HW_TILES": c.max_out_tiles,
+            }
+            for name, value in constants.items():
+                with m.Case(regs[name].word):
+                    m.d.comb += read_value.eq(value)
+            with m.Case(regs["STATUS"].word):
+                m.d.comb += read_value.eq(Cat(busy, done, error, Const(0, 5), error_code))
+            for name, sig in (("IN_FEATURES", in_chunks << lane_shift), ("OUT_FEATURES", out_tiles * c.pes), ("TOKENS", tokens)):
+                with m.Case(regs[name].word):
+                    m.d.comb += read_value.eq(sig)
+            for name, sig in counters.items():
+                with m.Case(regs[name].word):
+                    m.d.comb += read_value.eq(sig)
+            for n, entry in enumerate(ttable):
+                with m.Case(regs["TTABLE"].word + n):
+                    m.d.comb += read_value.eq(entry)
+            with m.Default():  # unmapped words read as zero
+                m.d.comb += read_value.eq(0)
+        with m.If(bus.r_stb):
+            m.d.sync += bus.r_data.eq(read_value)
+
+        w = bus.w_data
+        with m.If(bus.w_stb):
+            with m.Switch(bus.addr):
+                with m.Case(regs["CTRL"].word):
+                    m.d.comb += [start.eq(w[0]), clear.eq(w[1])]
+                with m.Case(regs["IN_FEATURES"].word):
+                    with m.If(busy):
+                        m.d.sync += raise_error(_error("START_WHILE_BUSY"))
+                    with m.Elif((w == 0) | (w[:lane_shift] != 0)):
+                        m.d.sync += raise_error(_error("BAD_SHAPE"))
+                    with m.Elif(w > c.max_fan_in):
+                        m.d.sync += raise_error(_error("TOO_LARGE"))
+                    with m.Else():
+                        m.d.sync += in_chunks.eq(w >> lane_shift)
+                with m.Case(regs["OUT_FEATURES"].word):
+                    with m.If(busy):
+                        m.d.sync += raise_error(_error("START_WHILE_BUSY"))
+                    with m.Else():
+                        # the multiples of pes that fit, matched one by one: no divider
+                        with m.Switch(w):
+                            for tiles in range(1, c.max_out_tiles + 1):
+                                with m.Case(tiles * c.pes):
+                                    m.d.sync += out_tiles.eq(tiles)
+                            with m.Default():
+                                too_large = w > c.max_out_tiles * c.pes
+                                m.d.sync += raise_error(Mux(too_large, _error("TOO_LARGE"), _error("BAD_SHAPE")))
+                with m.Case(regs["TOKENS"].word):
+                    with m.If(busy):
+                        m.d.sync += raise_error(_error("START_WHILE_BUSY"))
+                    with m.Else():
+                        m.d.sync += tokens.eq(w)
+                for n, entry in enumerate(ttable):
+                    with m.Case(regs["TTABLE"].word + n):
+                        with m.If(busy):
+                            m.d.sync += raise_error(_error("START_WHILE_BUSY"))
+                        with m.Elif((w == 0) | (w > c.t_max)):
+                            m.d.sync += raise_error(_error("BAD_T"))
+                        with m.Else():
+                            m.d.sync += entry.eq(w)
+                with m.Default():  # writes to read-only or unmapped words are ignored
+                    pass
+
+        # -- run control -------------------------------------------------------------------
+        abort = Signal()
+        run_start = Signal()
+        with m.If(start):
+            with m.If(busy):
+                m.d.sync += raise_error(_error("START_WHILE_BUSY"))
+            with m.Elif(tokens == 0):
+                m.d.sync += raise_error(_error("NO_TOKENS"))
+            with m.Elif((in_chunks == 0) | (out_tiles == 0)):
+                m.d.sync += raise_error(_error("BAD_SHAPE"))
+            with m.Elif((in_chunks << lane_shift) * out_tiles > c.max_fan_in):
+                m.d.sync += raise_error(_error("TOO_LARGE"))
+            with m.Else():
+                m.d.comb += run_start.eq(1)
+                m.d.sync += [busy.eq(1), done.eq(0)]
+                m.d.sync += [sig.eq(0) for sig in counters.values()]
+        with m.If(clear & ~run_start):
+            m.d.sync += [done.eq(0), error.eq(0), error_code.eq(0)]
+            with m.If(~busy):
+                m.d.sync += [sig.eq(0) for sig in counters.values()]
+        with m.If(fault != 0):
+            m.d.sync += raise_error(fault)
+            m.d.comb += abort.eq(1)
+
+        # -- loads (only while idle) ----------------------------------------------------------
+        bias_layout = data.ArrayLayout(signed(c.bias_bits), c.pes)
+        params_layout = data.StructLayout({
+            "multiplier": data.ArrayLayout(c.multiplier_bits, c.pes),
+            "shift": data.ArrayLayout(c.shift_bits, c.pes),
+        })
+        m.submodules.bias_memory = bias_mem = Memory(shape=bias_layout, depth=c.max_out_tiles, init=[])
+        m.submodules.params_memory = params_mem = Memory(shape=params_layout, depth=c.max_out_tiles, init=[])
+        bias_w, params_w = bias_mem.write_port(), params_mem.write_port()
+        m.d.comb += [
+            self.bias.ready.eq(~busy),
+            bias_w.addr.eq(self.bias.p.tile),
+            bias_w.data.eq(self.bias.p.bias),
+            bias_w.en.eq(self.bias.valid & ~busy),
+            self.params.ready.eq(~busy),
+            params_w.addr.eq(self.params.p.tile),
+            params_w.data.multiplier.eq(self.params.p.multiplier),
+            params_w.data.shift.eq(self.params.p.shift),
+            params_w.en.eq(self.params.valid & ~busy),
+        ]
+
+        # -- token loader: double-buffered activation memory ---------------------------------------
+        act_layout = data.ArrayLayout(signed(c.act_bits), c.lanes)
+        m.submodules.activation_memory = act_mem = Memory(shape=act_layout, depth=2 * kmax, init=[])
+        act_w = act_mem.write_port()
+        bank_full = Signal(2)
+        tag_modality = Signal(2)
+        tag_layer = [Signal(c.layer_width, name=f"tag_layer_{b}") for b in range(2)]
+        load_bank = Signal()
+        load_chunk = Signal(chunk_width)
+        tokens_loaded = Signal(32)
+        loading = Signal()
+        m.d.comb += loading.eq(busy & (tokens_loaded != tokens) & ~bank_full.bit_select(load_bank, 1))
+        m.d.comb += [
+            self.i.ready.eq(loading),
+            act_w.addr.eq(Cat(load_chunk, load_bank) if kmax > 1 else load_bank),
+            act_w.data.eq(self.i.p.values),
+            act_w.en.eq(self.i.valid & loading),
+        ]
+        with m.If(self.i.valid & loading):
+            with m.If(load_chunk == 0):
+                m.d.sync += [
+                    tag_modality.bit_select(load_bank, 1).eq(self.i.p.modality),
+                    Array(tag_layer)[load_bank].eq(self.i.p.layer),
+                ]
+            with m.If(load_chunk == in_chunks - 1):
+                m.d.sync += [
+                    load_chunk.eq(0),
+                    load_bank.eq(~load_bank),
+                    tokens_loaded.eq(tokens_loaded + 1),
+                    bank_full.bit_select(load_bank, 1).eq(1),
+                ]
+            with m.Else():
+                m.d.sync += load_chunk.eq(load_chunk + 1)
+
+        # -- per-token state shared with the datapath -------------------------------------------
+        cur_bank = Signal()
+        T = Signal(c.timesteps_width)
+        tile = Signal(c.tile_width)
+        tile_base = Signal(c.index_width + 1)
+        in_features = Signal(c.index_width + 1)
+        m.d.comb += in_features.eq(in_chunks << lane_shift)
+        begin = Signal()   # the tile's parameters are loaded: start feeding it
+        flush = Signal()   # a run starts or aborts: drop what is being fed
+        act_r = act_mem.read_port()
+        dp = self.elaborate_datapath(m, Feed(
+            act_read=act_r, bank=cur_bank, timesteps=T, tile_base=tile_base, in_chunks=in_chunks,
+            in_features=in_features, begin=begin, flush=flush,
+        ))
+        array = dp.array
+        wiring.connect(m, array.o, rq.i)
+        m.d.comb += [
+            array.weights.p.eq(self.weights.p),
+            array.weights.valid.eq(self.weights.valid & ~busy),
+            self.weights.ready.eq(array.weights.ready & ~busy),
+        ]
+
+        # -- tile sequencer ----------------------------------------------------------------------------
+        bias_r = bias_mem.read_port(domain="comb")
+        params_r = params_mem.read_port(domain="comb")
+        m.d.comb += [bias_r.addr.eq(tile), params_r.addr.eq(tile)]
+        m.d.comb += [
+            array.bias.p.bias.eq(bias_r.data),
+            rq.params.p.multiplier.eq(params_r.data.multiplier),
+            rq.params.p.shift.eq(params_r.data.shift),
+        ]
+        bias_done = Signal()
+        params_done = Signal()
+        tile_final_taken = Signal()  # the requantizer has taken this tile's final accumulators
+        with m.If(rq.i.valid & rq.i.ready & rq.i.p.last):
+            m.d.sync += tile_final_taken.eq(1)
+
+        entry = Signal(c.timesteps_width)
+        tag_index = Signal(1 + c.layer_width)
+        cur_layer = Mux(cur_bank, tag_layer[1], tag_layer[0])
+        m.d.comb += tag_index.eq(Cat(tag_modality.bit_select(cur_bank, 1), cur_layer))
+        # Indices past the table (a BAD_TOKEN fault) read as 0; the padding makes the lookup total.
+        padding = [Const(0, c.timesteps_width)] * ((1 << len(tag_index)) - len(ttable))
+        m.d.comb += entry.eq(Array(ttable + padding)[tag_index])
+
+        with m.FSM(name="scheduler"):
+            with m.State("WAIT_TOKEN"):
+                with m.If(busy & bank_full.bit_select(cur_bank, 1)):
+                    with m.If(cur_layer >= c.layers):
+                        m.d.comb += fault.eq(_error("BAD_TOKEN"))
+                    with m.Elif(entry == 0):
+                        m.d.comb += fault.eq(_error("BAD_T"))
+                    with m.Else():
+                        m.d.sync += [T.eq(entry), tile.eq(0), tile_base.eq(0), bias_done.eq(0), params_done.eq(0)]
+                        m.next = "PARAMS"
+            with m.State("PARAMS"):
+                m.d.comb += [array.bias.valid.eq(~bias_done), rq.params.valid.eq(~params_done)]
+                bias_ok = bias_done | array.bias.ready
+                params_ok = params_done | rq.params.ready
+                m.d.sync += [bias_done.eq(bias_ok), params_done.eq(params_ok)]
+                with m.If(bias_ok & params_ok):
+                    m.d.sync += tile_final_taken.eq(0)
+                    m.d.comb += begin.eq(1)
+                    m.next = "FEED"
+            with m.State("FEED"):
+                with m.If(dp.finished):
+                    m.next = "TILE_END"
+            with m.State("TILE_END"):
+                with m.If(tile_final_taken):
+                    m.d.sync += [bias_done.eq(0), params_done.eq(0)]
+                    with m.If(tile == out_tiles - 1):
+                        m.d.sync += [cur_bank.eq(~cur_bank), bank_full.bit_select(cur_bank, 1).eq(0)]
+                        m.next = "WAIT_TOKEN"
+                    with m.Else():
+                        m.d.sync += [tile.eq(tile + 1), tile_base.eq(tile_base + in_features)]
+                        m.next = "PARAMS"
+
+        # -- output -------------------------------------------------------------------------------------
+        out_tile = Signal(c.tile_width)
+        out_last = Signal()
+        m.d.comb += [
+            out_last.eq(out_tile == out_tiles - 1),
+            self.o.valid.eq(rq.o.valid),
+            self.o.p.values.eq(rq.o.p.values),
+            self.o.p.tile.eq(out_tile),
+            self.o.p.last.eq(out_last),
+            rq.o.ready.eq(self.o.ready),
+        ]
+        token_done = Signal()
+        m.d.comb += token_done.eq(self.o.valid & self.o.ready & out_last)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += out_tile.eq(Mux(out_last, 0, out_tile + 1))
+
+        # -- counters and run end ------------------------------------------------------------------------
+        with m.If(busy):
+            m.d.sync += counters["CYCLES"].eq(counters["CYCLES"] + 1)
+            with m.If(dp.take):
+                m.d.sync += counters["EVENTS"].eq(counters["EVENTS"] + dp.work)
+                with m.If(dp.work != 0):
+                    m.d.sync += counters["ACTIVE_CYCLES"].eq(counters["ACTIVE_CYCLES"] + 1)
+            with m.If(self.o.valid & ~self.o.ready):
+                m.d.sync += counters["STALL_CYCLES"].eq(counters["STALL_CYCLES"] + 1)
+            with m.If(~self.i.valid & loading & ~bank_full.bit_select(cur_bank, 1)):
+                m.d.sync += counters["IDLE_IN_CYCLES"].eq(counters["IDLE_IN_CYCLES"] + 1)
+            with m.If(token_done):
+                m.d.sync += counters["TOKENS_DONE"].eq(counters["TOKENS_DONE"] + 1)
+                with m.If(counters["TOKENS_DONE"] + 1 == tokens):
+                    m.d.sync += [busy.eq(0), done.eq(1)]
+        m.d.comb += flush.eq(run_start | abort)
+        with m.If(run_start | abort):
+            m.d.sync += [bank_full.eq(0), load_bank.eq(0), load_chunk.eq(0), tokens_loaded.eq(0), cur_bank.eq(0),
+                         out_tile.eq(0)]
+        with m.If(abort):
+            m.d.sync += busy.eq(0)
+        return m
