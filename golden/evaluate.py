@@ -41,9 +41,11 @@ __all__ = ["CALIBRATION_SEED", "LEVELS", "parse_level", "evaluate", "main"]
 CALIBRATION_SEED = 3
 """Calibration scenes come from the training distribution, never from the held-out split."""
 LEVELS = ("2/2", "2/3", "3/3", "3/4", "4/4", "4/5", "5/5", "7/7")
+MSTS_BUDGETS = ("2/2", "2/3", "3/3", "3/4")
+"""Uniform schedules whose token-weighted average steps are the budgets of the MSTS comparison."""
 HEADLINE = "3/4"
 HEADLINE_BITS_READING = "2/3"
-T_RANGE = (2, 6)
+T_RANGE = (1, 6)
 
 
 def parse_level(level: str) -> tuple[int, int]:
@@ -178,7 +180,7 @@ def evaluate(
     log("MSTS: allocated schedules against uniform at equal average budget:")
     measure = _kl_measure(ev)
     msts = []
-    for base in ("2/3", "3/3", "3/4"):
+    for base in MSTS_BUDGETS:
         uniform = ev.uniform(base)
         budget = average_timesteps(uniform, med.tokens)
         row = {"uniform": base, "budget_avg_steps": round(budget, 4), "uniform_accuracy": report["spike"].get(base)}

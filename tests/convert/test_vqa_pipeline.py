@@ -117,7 +117,7 @@ def test_evaluation_pipeline_writes_the_report(tmp_path):
     assert data["count_equal_levels"]["3/4"]["accuracy"] == data["spike"]["3/4"]
     assert data["headline"]["timesteps_reading"]["level"] == "3/4"
     assert data["headline"]["bits_reading"]["level"] == "2/3"
-    assert [row["uniform"] for row in data["msts"]["comparisons"]] == ["2/3", "3/3", "3/4"]
+    assert [row["uniform"] for row in data["msts"]["comparisons"]] == ["2/2", "2/3", "3/3", "3/4"]
     for row in data["msts"]["comparisons"]:
         for name in ("med", "error_driven"):
             assert row[name]["avg_steps"] <= row["budget_avg_steps"] + 1e-6
