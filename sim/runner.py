@@ -77,8 +77,12 @@ class BlockBuild:
     seconds: float
 
 
-def build_block(config: AcceleratorConfig, block: str, *, waves: bool | None = None) -> BlockBuild:
-    """Generate ``block`` for ``config`` and compile it with Verilator unless up to date."""
+def build_block(config: AcceleratorConfig, block: str, *, waves: bool | None = None,
+                root: Path | None = None) -> BlockBuild:
+    """Generate ``block`` for ``config`` and compile it with Verilator unless up to date.
+
+    ``root`` replaces :data:`BUILD_ROOT` (the power flow keeps its traced builds apart).
+    """
     from cocotb_tools.runner import get_runner
 
     if block not in BLOCKS:
@@ -86,7 +90,7 @@ def build_block(config: AcceleratorConfig, block: str, *, waves: bool | None = N
     waves = waves_enabled() if waves is None else waves
     _use_verilator()
     start = time.monotonic()
-    build_dir = (BUILD_ROOT / config.name / block).resolve()
+    build_dir = (Path(root or BUILD_ROOT) / config.name / block).resolve()
     rtl = build_dir / "rtl"
     generate(config, rtl, blocks=[block])
     module = BLOCKS[block][0]

