@@ -2,10 +2,11 @@
 
 ``python -m spikemllm.golden.train [--out build/vqa/qwen2vl_shapes.pt] [--steps N] ...``
 
-Deterministic (seeded data, initialization and batch order; single-threaded-equivalent
-CPU kernels up to float summation order). Trains with AdamW on the cross-entropy of the
-answer token only, warm-up then cosine learning rate, and reports held-out accuracy at
-the end; the checkpoint's ``meta`` records it with the settings and the wall time.
+Seeded data, initialization and batch order (results can differ in the last bits with
+the number of CPU threads, which changes float summation order). Each training sequence
+packs several questions about one scene; AdamW minimizes the cross-entropy of every
+answer token, with warm-up then cosine learning rate. Held-out accuracy is reported at
+the end and stored in the checkpoint's ``meta`` with the settings and the wall time.
 Exit status 1 if held-out accuracy is below ``--target``.
 """
 
@@ -52,11 +53,11 @@ def _lr(step: int, steps: int, peak: float, warmup: int) -> float:
 def train(
     *,
     size: str = "small",
-    steps: int = 3000,
-    batch_size: int = 64,
+    steps: int = 4000,
+    batch_size: int = 32,
     train_size: int = 40000,
     lr: float = 2e-3,
-    questions: int = 4,
+    questions: int = 6,
     init_std: float = 0.1,
     seed: int = 0,
     log_every: int = 100,
@@ -127,7 +128,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_CHECKPOINT)
     parser.add_argument("--size", default="small")
     parser.add_argument("--steps", type=int, default=4000)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32, help="scenes per step")
     parser.add_argument("--train-size", type=int, default=40000)
     parser.add_argument("--heldout-size", type=int, default=2000)
     parser.add_argument("--lr", type=float, default=2e-3)
