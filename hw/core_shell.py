@@ -18,6 +18,7 @@ accumulators go through the requantizer to ``o`` with the tile number and ``last
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed
@@ -121,7 +122,7 @@ class Datapath:
     work: Value
 
 
-class LayerCore(wiring.Component):
+class LayerCore(wiring.Component, abc.ABC):
     """Base of the linear-layer cores: everything but the datapath.
 
     Ports: ``bus`` (register bus, the core responds), ``i`` (token chunks in), ``o``
@@ -164,9 +165,9 @@ class LayerCore(wiring.Component):
         in :mod:`spikemllm.golden.perf_model`)."""
         return None
 
+    @abc.abstractmethod
     def elaborate_datapath(self, m: Module, feed: Feed) -> Datapath:
         """Add the datapath to ``m``; return what the shell needs (see :class:`Datapath`)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement elaborate_datapath")
 
     def elaborate(self, platform):
         m = Module()
