@@ -239,6 +239,23 @@ def to_patches(images: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     return pixel_values.contiguous(), grid
 
 
+def _model_inputs(seqs: list[list[int]], images: list, length: int, vocab: Vocabulary) -> dict:
+    """Right-padded token ids of ``length``, their mask, the images' patches and token types."""
+    ids = torch.full((len(seqs), length), vocab["<pad>"], dtype=torch.int64)
+    mask = torch.zeros((len(seqs), length), dtype=torch.int64)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s)
+        mask[i, : len(s)] = 1
+    pixel_values, grid = to_patches(np.stack(images))
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "pixel_values": pixel_values,
+        "image_grid_thw": grid,
+        "mm_token_type_ids": (ids == vocab["<image>"]).to(torch.int64),
+    }
+
+
 def collate(samples: list[Sample], vocab: Vocabulary = VOCAB) -> dict:
     """Model inputs for a batch plus the answer targets.
 
@@ -248,22 +265,9 @@ def collate(samples: list[Sample], vocab: Vocabulary = VOCAB) -> dict:
     """
     prefix = ["<bos>", "<vision_start>"] + ["<image>"] * IMAGE_TOKENS + ["<vision_end>"]
     seqs = [vocab.encode(prefix + list(s.question)) for s in samples]
-    length = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), length), vocab["<pad>"], dtype=torch.int64)
-    mask = torch.zeros((len(seqs), length), dtype=torch.int64)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(s)
-        mask[i, : len(s)] = 1
-    pixel_values, grid = to_patches(np.stack([s.scene.image for s in samples]))
-    inputs = {
-        "input_ids": ids,
-        "attention_mask": mask,
-        "pixel_values": pixel_values,
-        "image_grid_thw": grid,
-        "mm_token_type_ids": (ids == vocab["<image>"]).to(torch.int64),
-    }
+    inputs = _model_inputs(seqs, [s.scene.image for s in samples], max(len(s) for s in seqs), vocab)
     answer = torch.tensor([vocab[s.answer] for s in samples], dtype=torch.int64)
-    answer_index = mask.sum(dim=1) - 1
+    answer_index = inputs["attention_mask"].sum(dim=1) - 1
     return {"inputs": inputs, "answer": answer, "answer_index": answer_index}
 
 
@@ -313,17 +317,5 @@ def collate_training(scenes: list[TrainingScene], vocab: Vocabulary = VOCAB) -> 
         targets.append(ans)
     # One padded length for every batch: a fixed shape keeps the CPU kernels' set-up cached.
     length = max(len(prefix) + len(scenes[0].questions) * (MAX_QUESTION_WORDS + 1), max(len(s) for s in seqs))
-    ids = torch.full((len(seqs), length), vocab["<pad>"], dtype=torch.int64)
-    mask = torch.zeros((len(seqs), length), dtype=torch.int64)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(s)
-        mask[i, : len(s)] = 1
-    pixel_values, grid = to_patches(np.stack([item.scene.image for item in scenes]))
-    inputs = {
-        "input_ids": ids,
-        "attention_mask": mask,
-        "pixel_values": pixel_values,
-        "image_grid_thw": grid,
-        "mm_token_type_ids": (ids == vocab["<image>"]).to(torch.int64),
-    }
+    inputs = _model_inputs(seqs, [item.scene.image for item in scenes], length, vocab)
     return {"inputs": inputs, "answer": torch.tensor(targets), "answer_index": torch.tensor(positions)}
