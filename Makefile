@@ -36,7 +36,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(RUN) -m spikemllm.golden.demo --report $(BUILD)/reports/demo.json
+	$(RUN) -m spikemllm.golden.reports.demo --report $(BUILD)/reports/demo.json
 
 test: $(STAMP)
 	$(RUN) -m pytest -q
@@ -45,24 +45,24 @@ test-all: $(STAMP)
 	$(RUN) -m pytest -q -m "slow or not slow"
 
 bench-golden: $(STAMP)
-	$(RUN) -m spikemllm.golden.bench --out $(BUILD)/reports/golden_bench.json
+	$(RUN) -m spikemllm.golden.reports.bench --out $(BUILD)/reports/golden_bench.json
 
 plots: $(STAMP)
-	$(RUN) -m spikemllm.golden.plots --out $(BUILD)/plots
+	$(RUN) -m spikemllm.golden.reports.plots --out $(BUILD)/plots
 
 verilog: $(STAMP)
 	$(RUN) -m spikemllm.hw.generate --out $(BUILD)/verilog
-	$(RUN) -m spikemllm.hw.lint $(BUILD)/verilog/*.v
+	$(RUN) -m spikemllm.flow.lint $(BUILD)/verilog/*.v
 	$(RUN) -m spikemllm.firmware.regmap --out $(BUILD)/firmware
 
 sim: $(STAMP)
 	WAVES=$(WAVES) $(RUN) -m pytest -q -rfEp --durations=5 tests/sim
 
 perf: $(STAMP)
-	$(RUN) -m spikemllm.sim.perf --out $(BUILD)/reports
+	$(RUN) -m spikemllm.flow.perf --out $(BUILD)/reports
 
 synth: $(STAMP)
-	$(RUN) -m spikemllm.sim.ppa --out $(BUILD)/reports
+	$(RUN) -m spikemllm.flow.ppa --out $(BUILD)/reports
 
 CHECKPOINT := $(BUILD)/vqa/qwen2vl_shapes.pt
 
@@ -70,10 +70,10 @@ train: $(CHECKPOINT)
 
 # Order-only on the venv: reinstalling the project does not retrain the cached model.
 $(CHECKPOINT): | $(STAMP)
-	$(RUN) -m spikemllm.golden.train --out $@
+	$(RUN) -m spikemllm.golden.vqa.train --out $@
 
 eval: $(CHECKPOINT)
-	$(RUN) -m spikemllm.golden.evaluate --checkpoint $(CHECKPOINT) --out $(BUILD)/reports
+	$(RUN) -m spikemllm.golden.vqa.evaluate --checkpoint $(CHECKPOINT) --out $(BUILD)/reports
 
 clean:
 	rm -rf $(BUILD)

@@ -10,7 +10,7 @@ what a :class:`~spikemllm.hw.core.SpikeCore` built for ``config`` loads:
   ``W[j*pes : (j+1)*pes, i]`` at row ``j * IN + i``;
 * per-tile biases and requantizer multipliers and shifts.
 
-:func:`timestep_table` turns a schedule (:class:`~spikemllm.golden.schedule.Schedule`,
+:func:`timestep_table` turns a schedule (:class:`~spikemllm.golden.convert.schedule.Schedule`,
 the JSON file of the conversion flow) into the core's ``TTABLE`` entries, and
 :func:`token_beats` / :func:`expected_outputs` give the input beats and the golden output
 beats of a token sequence. Everything that does not fit the hardware raises
@@ -23,9 +23,10 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import AcceleratorConfig
-from ..golden.layer import IntegerLayer, run_integer_layer
-from ..golden.schedule import MODALITIES, Schedule
+from spikemllm.config import AcceleratorConfig
+from spikemllm.golden.layer import IntegerLayer, run_integer_layer
+from spikemllm.golden.convert.schedule import Schedule
+from spikemllm.modality import MODALITIES, Modality, timestep_entries, timestep_index
 
 __all__ = ["LayerProgram", "compile_layer", "timestep_table", "token_beats", "expected_outputs", "token_timesteps"]
 
@@ -119,7 +120,7 @@ def compile_layer(config: AcceleratorConfig, layer: IntegerLayer) -> LayerProgra
 
 
 def timestep_table(config: AcceleratorConfig, schedule: Schedule) -> list[int]:
-    """``TTABLE`` entries (index ``2 * layer + modality``) from a schedule; 0 = not programmed.
+    """``TTABLE`` entries (at :func:`~spikemllm.modality.timestep_index`) from a schedule; 0 = not programmed.
 
     Raises ``ValueError`` if the schedule has more layers than the table or a ``T`` above
     the core's ``t_max``.
@@ -129,20 +130,20 @@ def timestep_table(config: AcceleratorConfig, schedule: Schedule) -> list[int]:
     rows = schedule.table()
     if len(rows) > config.layers:
         raise ValueError(f"schedule has {len(rows)} layers; the core's timestep table holds {config.layers}")
-    entries = [0] * (2 * config.layers)
+    entries = [0] * timestep_entries(config.layers)
     for index, (name, row) in enumerate(zip(schedule.layers, rows)):
         for tag, T in enumerate(row):
             if T > config.t_max:
                 raise ValueError(
                     f"schedule gives layer {name!r} {MODALITIES[tag]} T={T}, above the core's t_max={config.t_max}"
                 )
-            entries[2 * index + tag] = T
+            entries[timestep_index(index, tag)] = T
     return entries
 
 
 def token_timesteps(table: list[int], modality: torch.Tensor, layer_index: int) -> torch.Tensor:
-    """Per-token ``T`` the core will use: ``table[2 * layer + modality]``."""
-    return torch.tensor([table[2 * layer_index + int(m)] for m in modality], dtype=torch.int64)
+    """Per-token ``T`` the core will use: ``table[timestep_index(layer, modality)]``."""
+    return torch.tensor([table[timestep_index(layer_index, int(m))] for m in modality], dtype=torch.int64)
 
 
 def _check_tokens(program: LayerProgram, q: torch.Tensor, modality: torch.Tensor) -> None:
@@ -150,8 +151,9 @@ def _check_tokens(program: LayerProgram, q: torch.Tensor, modality: torch.Tensor
         raise ValueError(f"q must have shape (tokens, {program.in_features}), not {tuple(q.shape)}")
     if modality.shape != (q.shape[0],):
         raise ValueError(f"modality must have shape ({q.shape[0]},), not {tuple(modality.shape)}")
-    if not bool(((modality == 0) | (modality == 1)).all()):
-        raise ValueError("modality tags must be 0 (text) or 1 (vision)")
+    tags = [int(m) for m in Modality]
+    if not bool(torch.isin(modality, torch.tensor(tags)).all()):
+        raise ValueError(f"modality tags must be in {tags} ({', '.join(f'{int(m)} {m.label}' for m in Modality)})")
 
 
 def token_beats(program: LayerProgram, q: torch.Tensor, modality: torch.Tensor, layer_index: int) -> list[dict]:

@@ -3,7 +3,7 @@
 The driver knows the register map (from :func:`spikemllm.hw.registers.register_map`, the
 single declaration) and the load streams; a *backend* knows how to reach the core. The
 cocotb simulation is one backend and ``amaranth.sim`` another
-(:mod:`spikemllm.sim.core_backends`); a hardware backend implements the same four calls.
+(:mod:`spikemllm.sim.backends`); a hardware backend implements the same four calls.
 All calls are coroutines, so one driver serves simulators and hosts alike.
 
 Typical use::
@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..config import AcceleratorConfig
-from ..hw.registers import COUNTERS, ERRORS, ID_VALUE, register_map
+from spikemllm.config import AcceleratorConfig
+from spikemllm.hw.registers import COUNTERS, ERRORS, ID_VALUE, decode_build, register_map
 from .compiler import LayerProgram
 
 __all__ = ["Backend", "Transfer", "RunResult", "SpikeCoreError", "SpikeCoreDriver"]
@@ -96,26 +96,27 @@ class SpikeCoreDriver:
     async def read(self, name: str, index: int = 0) -> int:
         return await self.backend.read(self._word(name, index))
 
-    async def identify(self) -> None:
-        """Check that the core answers with the ID and the build parameters of ``config``."""
+    async def build(self) -> dict:
+        """The build parameters the core reports in its ``HW_*`` registers, decoded through
+        the register map's fields: configuration parameters and the datapath ``kind``."""
+        words = {reg.name: await self.read(reg.name) for reg in self.regs.build_registers}
+        return decode_build(self.regs, words)
+
+    async def identify(self) -> dict:
+        """Check that the core answers with the ID and the build parameters of ``config``;
+        return them (:meth:`build`)."""
         ident = await self.read("ID")
         if ident != ID_VALUE:
             raise RuntimeError(f"ID register reads 0x{ident:08X}, expected 0x{ID_VALUE:08X}: not a SpikeCore")
-        c = self.config
-        lanes_pes = await self.read("HW_LANES_PES")
-        steps = await self.read("HW_STEPS")
-        found = {
-            "lanes": lanes_pes & 0xFFFF, "pes": lanes_pes >> 16, "t_max": steps & 0xFF,
-            "events_per_cycle": (steps >> 8) & 0xFF, "layers": (steps >> 16) & 0xFF,
-            "max_fan_in": await self.read("HW_MEMORY"), "max_out_tiles": await self.read("HW_TILES"),
-        }
-        wrong = {k: v for k, v in found.items() if getattr(c, k) != v}
+        found = await self.build()
+        wrong = {k: v for k, v in found.items() if k != "kind" and getattr(self.config, k) != v}
         if wrong:
-            raise RuntimeError(f"core build parameters {wrong} differ from the configuration {c.name!r}")
+            raise RuntimeError(f"core build parameters {wrong} differ from the configuration {self.config.name!r}")
+        return found
 
     async def status(self) -> dict:
-        s = await self.read("STATUS")
-        return {"busy": s & 1, "done": (s >> 1) & 1, "error": (s >> 2) & 1, "error_code": (s >> 8) & 0xF}
+        """``busy``, ``done``, ``error`` and ``error_code`` from ``STATUS``."""
+        return {name.lower(): value for name, value in self.regs["STATUS"].unpack(await self.read("STATUS")).items()}
 
     async def check(self) -> None:
         """Raise :class:`SpikeCoreError` if the core reports an error."""
@@ -123,8 +124,13 @@ class SpikeCoreDriver:
         if s["error"]:
             raise SpikeCoreError(s["error_code"])
 
+    async def start(self) -> None:
+        """Start a run of ``TOKENS`` tokens (refusals show in :meth:`status`)."""
+        await self.write("CTRL", self.regs["CTRL"].pack(START=1))
+
     async def clear(self) -> None:
-        await self.write("CTRL", 0b10)
+        """Clear ``done``, the error and (while idle) the performance counters."""
+        await self.write("CTRL", self.regs["CTRL"].pack(CLEAR=1))
 
     async def counters(self) -> dict[str, int]:
         return {name: await self.read(name) for name, _doc in COUNTERS}
@@ -158,7 +164,7 @@ class SpikeCoreDriver:
         if tokens < 1:
             raise ValueError(f"tokens must be at least 1, not {tokens!r}")
         await self.write("TOKENS", tokens)
-        await self.write("CTRL", 0b01)
+        await self.start()
         # The stream traffic starts in the cycle after start, so the core sees ideal input
         # when the patterns never stall; a refused start shows up as no progress.
         try:

@@ -12,8 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ..config import PRESETS, AcceleratorConfig
-from ..hw.registers import DATA_WIDTH, ERRORS, ID_VALUE, RegisterMap, register_map
+from spikemllm.config import PRESETS, AcceleratorConfig
+from spikemllm.hw.registers import DATA_WIDTH, ERRORS, ID_VALUE, RegisterMap, register_map
 
 __all__ = ["to_json", "to_c_header", "to_python", "write_all"]
 

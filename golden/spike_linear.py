@@ -23,6 +23,8 @@ from typing import Literal
 
 import torch
 
+from spikemllm.config import CODINGS, Coding
+
 from ._checks import check_bits, check_integer_tensor, check_range
 from .quantize import qmax
 
@@ -120,8 +122,9 @@ def spike_linear(
     Raises ``ValueError`` for non-ternary spikes, mismatched feature counts, a weight that
     is not 2-D or does not fit ``weight_bits``, or an unknown ``coding``.
     """
-    if coding not in ("tc_lif", "count"):
+    if coding not in CODINGS:
         raise ValueError(f"coding must be 'tc_lif' or 'count', not {coding!r}")
+    coding = Coding(coding)
     spikes = check_integer_tensor(spikes, name="spikes", to_int64=False)
     if spikes.dim() < 2:
         raise ValueError(f"spikes must have shape (T, *tokens, in), not {tuple(spikes.shape)}")
@@ -133,10 +136,10 @@ def spike_linear(
             f"{tuple(weight.shape)} expects {weight.shape[1]}"
         )
     T = spikes.shape[0]
-    scale = 2 if coding == "tc_lif" else 1
+    scale = 2 if coding.doubles else 1
     # Largest |accumulator| at any step: every step's sum is bounded by the row bound and
     # the step weights add up to 2^T - 1 (TC-LIF) or T (count coding).
-    step_weight_total = (1 << T) - 1 if coding == "tc_lif" else T
+    step_weight_total = coding.max_value(T)
     dtype = _exact_dtype(_row_bound(weight) * step_weight_total)
     if dtype == torch.int64:
         step_sums = spikes.to(torch.int64) @ weight.T

@@ -6,8 +6,8 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import AcceleratorConfig
-from ..golden.cycle_model import COMPACTOR_LATENCY
+from spikemllm.config import AcceleratorConfig
+from spikemllm.latency import COMPACTOR_LATENCY
 from .signatures import EventStream, SpikeVectorStream, check_block_config
 
 __all__ = ["SpikeEventCompactor"]
@@ -30,7 +30,7 @@ class SpikeEventCompactor(wiring.Component):
     Latency: 1 cycle. Throughput: a vector with ``nnz`` non-zero spikes takes
     ``max(1, ceil(nnz / E))`` cycles, independent of ``lanes``; the next vector is taken
     in the cycle the current one's final beat leaves. Cycle model:
-    :func:`spikemllm.golden.cycle_model.compactor_cycles`.
+    :func:`spikemllm.golden.timing.cycle_model.compactor_cycles`.
 
     Raises ``TypeError`` if ``config`` is not an :class:`AcceleratorConfig`.
     """

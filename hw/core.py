@@ -28,7 +28,7 @@ counters. Weights, biases and requantizer parameters are loaded through the ``we
 Everything but the spike pipeline (registers, loads, token loader, tile sequencer,
 requantizer, output) is the shell shared with the dense baseline cores
 (:mod:`.core_shell`). Timing (ideal streams) is predicted exactly by
-:func:`spikemllm.golden.perf_model.core_cycles`.
+:func:`spikemllm.golden.timing.core_model.core_cycles`.
 """
 
 from __future__ import annotations
@@ -37,8 +37,10 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 
+from spikemllm.config import Coding
+
 from .compactor import SpikeEventCompactor
-from .core_shell import Datapath, Feed, LayerCore, core_output_layout, tile_bias_layout, tile_params_layout, token_layout
+from .core_shell import CoreKind, Datapath, Feed, LayerCore, core_output_layout, tile_bias_layout, tile_params_layout, token_layout
 from .pe_array import SparseAccumulatePEArray
 from .signatures import SPIKE_SHAPE, spike_vector_layout
 
@@ -61,7 +63,7 @@ class SpikeCore(LayerCore):
     Raises ``TypeError`` if ``config`` is not an :class:`AcceleratorConfig`.
     """
 
-    KIND_CODE = 0
+    KIND = CoreKind.SPIKE
 
     def elaborate_datapath(self, m: Module, feed: Feed) -> Datapath:
         """Neuron stage (TC-LIF over a membrane memory, step-major) -> compactor -> PE array."""
@@ -69,7 +71,7 @@ class SpikeCore(LayerCore):
         kmax = c.in_chunks_max
         chunk_width = max(1, (kmax - 1).bit_length())
         lane_shift = (c.lanes - 1).bit_length()
-        tc_lif = c.coding == "tc_lif"
+        tc_lif = c.coding is Coding.TC_LIF
         act_layout = data.ArrayLayout(signed(c.act_bits), c.lanes)
         act_r, cur_bank, T, tile_base, in_chunks = feed.act_read, feed.bank, feed.timesteps, feed.tile_base, feed.in_chunks
 

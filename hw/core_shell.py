@@ -26,8 +26,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..config import AcceleratorConfig
-from .registers import ERRORS, ID_VALUE, RegisterBus, register_map
+from spikemllm.config import AcceleratorConfig
+from .registers import COUNTERS, ERRORS, ID_VALUE, CoreKind, RegisterBus, build_values, register_map
 from .requantizer import Requantizer
 from .signatures import WeightWriteStream, check_block_config
 
@@ -129,14 +129,14 @@ class LayerCore(wiring.Component, abc.ABC):
     (output tiles out), ``weights`` (weight-row writes: ``addr = tile * IN + input``),
     ``bias`` and ``params`` (per-tile bias and requantizer parameter writes).
 
-    Subclasses set :attr:`KIND_CODE` (read back in ``HW_STEPS[26:25]``) and implement
+    Subclasses set :attr:`KIND` (read back in ``HW_STEPS.DATAPATH``) and implement
     :meth:`elaborate_datapath`.
 
     Raises ``TypeError`` if ``config`` is not an :class:`AcceleratorConfig`.
     """
 
-    KIND_CODE = 0
-    """Datapath kind in ``HW_STEPS[26:25]``: 0 spike, 1 dense INT8, 2 dense FP16."""
+    KIND = CoreKind.SPIKE
+    """The datapath this core is built with."""
 
     def __init__(self, *, config: AcceleratorConfig):
         self._config = check_block_config(self, config)
@@ -162,7 +162,7 @@ class LayerCore(wiring.Component, abc.ABC):
     @property
     def latency(self):
         """None: a core's timing depends on the data and the layer shape (see the cycle models
-        in :mod:`spikemllm.golden.perf_model`)."""
+        in :mod:`spikemllm.golden.timing.core_model`)."""
         return None
 
     @abc.abstractmethod
@@ -176,7 +176,6 @@ class LayerCore(wiring.Component, abc.ABC):
         kmax = c.in_chunks_max
         chunk_width = max(1, (kmax - 1).bit_length())
         lane_shift = (c.lanes - 1).bit_length()
-        tc_lif = c.coding == "tc_lif"
 
         m.submodules.requantizer = rq = Requantizer(config=c)
 
@@ -189,8 +188,7 @@ class LayerCore(wiring.Component, abc.ABC):
         done = Signal()
         error = Signal()
         error_code = Signal(4)
-        counters = {name: Signal(32, name=name.lower()) for name in
-                    ("CYCLES", "EVENTS", "ACTIVE_CYCLES", "STALL_CYCLES", "IDLE_IN_CYCLES", "TOKENS_DONE")}
+        counters = {name: Signal(32, name=name.lower()) for name, _doc in COUNTERS}
         fault = Signal(4)  # an error raised by the datapath this cycle (0 = none)
 
         def raise_error(code):
@@ -205,18 +203,13 @@ class LayerCore(wiring.Component, abc.ABC):
         clear = Signal()
         read_value = Signal(32)
         with m.Switch(bus.addr):
-            constants = {
-                "ID": ID_VALUE,
-                "HW_LANES_PES": c.lanes | (c.pes << 16),
-                "HW_STEPS": c.t_max | (c.events_per_cycle << 8) | (c.layers << 16) | (int(not tc_lif) << 24) | (self.KIND_CODE << 25),
-                "HW_MEMORY": c.max_fan_in,
-                "HW_TILES": c.max_out_tiles,
-            }
+            constants = {"ID": ID_VALUE, **build_values(c, self.KIND)}
             for name, value in constants.items():
                 with m.Case(regs[name].word):
                     m.d.comb += read_value.eq(value)
             with m.Case(regs["STATUS"].word):
-                m.d.comb += read_value.eq(Cat(busy, done, error, Const(0, 5), error_code))
+                m.d.comb += read_value.eq(regs["STATUS"].assemble(
+                    {"BUSY": busy, "DONE": done, "ERROR": error, "ERROR_CODE": error_code}))
             for name, sig in (("IN_FEATURES", in_chunks << lane_shift), ("OUT_FEATURES", out_tiles * c.pes), ("TOKENS", tokens)):
                 with m.Case(regs[name].word):
                     m.d.comb += read_value.eq(sig)
@@ -235,7 +228,7 @@ class LayerCore(wiring.Component, abc.ABC):
         with m.If(bus.w_stb):
             with m.Switch(bus.addr):
                 with m.Case(regs["CTRL"].word):
-                    m.d.comb += [start.eq(w[0]), clear.eq(w[1])]
+                    m.d.comb += [start.eq(regs["CTRL"].field(w, "START")), clear.eq(regs["CTRL"].field(w, "CLEAR"))]
                 with m.Case(regs["IN_FEATURES"].word):
                     with m.If(busy):
                         m.d.sync += raise_error(_error("START_WHILE_BUSY"))

@@ -16,7 +16,7 @@ accumulates -- every input costs a cycle and ``P`` multiplies whether it is zero
   (:mod:`.fp`; golden model :func:`spikemllm.golden.dense.fp16_accumulators`). The FP32
   result is truncated to an integer for the shared requantizer.
 
-Timing (ideal streams): :func:`spikemllm.golden.perf_model.dense_core_cycles`.
+Timing (ideal streams): :func:`spikemllm.golden.timing.core_model.dense_core_cycles`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..config import AcceleratorConfig
+from spikemllm.config import AcceleratorConfig
+from spikemllm.latency import MAC_ARRAY_LATENCY
 from .core_shell import Datapath, Feed, LayerCore
+from .registers import CoreKind
 from .fp import fp16_mul_fp32, fp32_add, fp32_to_int, int_to_fp16, int_to_fp32
 from .signatures import AccumulatorStream, BiasStream, WeightWriteStream, check_block_config
 
@@ -113,7 +115,7 @@ class DenseMACArray(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from the ``last`` beat's handshake to its accumulator vector."""
-        return 3
+        return MAC_ARRAY_LATENCY
 
     def elaborate(self, platform):
         m = Module()
@@ -269,7 +271,7 @@ class DenseInt8Core(_DenseCore):
     Raises ``TypeError`` if ``config`` is not an :class:`AcceleratorConfig`.
     """
 
-    KIND_CODE = 1
+    KIND = CoreKind.INT8
     ARITHMETIC = "int8"
 
 
@@ -281,5 +283,5 @@ class DenseFP16Core(_DenseCore):
     or biases are too wide to be exact in FP16/FP32 (``act_bits <= 12``, ``bias_bits <= 25``).
     """
 
-    KIND_CODE = 2
+    KIND = CoreKind.FP16
     ARITHMETIC = "fp16"

@@ -22,43 +22,16 @@ from pathlib import Path
 from amaranth.back import verilog
 from amaranth.hdl import Value
 
-from ..config import PRESETS, AcceleratorConfig
-from .compactor import SpikeEventCompactor
-from .neuron_array import TCLIFNeuronArray
-from .pe_array import SparseAccumulatePEArray
-from .core import SpikeCore
-from .dense_core import DenseFP16Core, DenseInt8Core
-from .requantizer import Requantizer
+from spikemllm.config import PRESETS, AcceleratorConfig
 
-__all__ = ["BLOCKS", "block_component", "block_verilog", "describe", "generate", "main"]
+from .blocks import BLOCKS, block_component, check_block
 
-BLOCKS = {
-    "neuron_array": ("tclif_neuron_array", TCLIFNeuronArray),
-    "compactor": ("spike_event_compactor", SpikeEventCompactor),
-    "pe_array": ("sparse_accumulate_pe_array", SparseAccumulatePEArray),
-    "requantizer": ("requantizer", Requantizer),
-    "core": ("spike_core", SpikeCore),
-    "int8_core": ("dense_int8_core", DenseInt8Core),
-    "fp16_core": ("dense_fp16_core", DenseFP16Core),
-}
-"""Block key -> (Verilog module and file name, component class)."""
-
-
-def _check_block(block: str) -> None:
-    if block not in BLOCKS:
-        raise ValueError(f"unknown block {block!r}; known: {sorted(BLOCKS)}")
-
-
-def block_component(block: str, config: AcceleratorConfig):
-    """A fresh component of ``block`` for ``config``."""
-    _check_block(block)
-    return BLOCKS[block][1](config=config)
+__all__ = ["block_verilog", "describe", "generate", "main"]
 
 
 def _emit(block: str, config: AcceleratorConfig) -> tuple[str, dict]:
     """Verilog text of one block and its entry in the description (module, latency, ports)."""
-    _check_block(block)
-    name, _ = BLOCKS[block]
+    name = check_block(block).module
     component = block_component(block, config)
     ports = {}
     for path, member, value in component.signature.flatten(component):
@@ -68,7 +41,7 @@ def _emit(block: str, config: AcceleratorConfig) -> tuple[str, dict]:
 
 
 def block_verilog(block: str, config: AcceleratorConfig) -> str:
-    """Verilog text of ``block``; its module is named ``BLOCKS[block][0]``."""
+    """Verilog text of ``block``; its module is named ``BLOCKS[block].module``."""
     return _emit(block, config)[0]
 
 
@@ -88,11 +61,11 @@ def generate(config: AcceleratorConfig, out: Path, blocks=None) -> list[Path]:
         raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
     keys = list(BLOCKS) if blocks is None else list(blocks)
     for key in keys:
-        _check_block(key)
+        check_block(key)
     texts, entries = {}, {}
     for key in keys:
         text, entries[key] = _emit(key, config)
-        texts[f"{BLOCKS[key][0]}.v"] = text
+        texts[BLOCKS[key].file] = text
     texts["config.json"] = json.dumps(describe(config, entries), indent=2, sort_keys=True) + "\n"
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -6,8 +6,8 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import AcceleratorConfig
-from ..golden.cycle_model import NEURON_ARRAY_LATENCY
+from spikemllm.config import AcceleratorConfig, Coding
+from spikemllm.latency import NEURON_ARRAY_LATENCY
 from .signatures import ActivationStream, SpikeVectorStream, check_block_config
 
 __all__ = ["TCLIFNeuronArray"]
@@ -37,7 +37,7 @@ class TCLIFNeuronArray(wiring.Component):
     Latency: 1 cycle from an activation handshake to the first spike vector. Throughput:
     one spike vector per cycle; the next activation vector is taken in the cycle the
     final spike vector leaves, so a token of ``T`` steps occupies exactly ``T`` cycles.
-    Cycle model: :func:`spikemllm.golden.cycle_model.neuron_array_cycles`.
+    Cycle model: :func:`spikemllm.golden.timing.cycle_model.neuron_array_cycles`.
 
     Raises ``TypeError`` if ``config`` is not an :class:`AcceleratorConfig`.
     """
@@ -61,7 +61,7 @@ class TCLIFNeuronArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         c = self._config
-        tc_lif = c.coding == "tc_lif"
+        tc_lif = c.coding is Coding.TC_LIF
 
         busy = Signal()
         membrane = [Signal(signed(c.act_bits), name=f"membrane_{n}") for n in range(c.lanes)]

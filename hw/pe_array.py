@@ -7,8 +7,8 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..config import AcceleratorConfig
-from ..golden.cycle_model import PE_ARRAY_LATENCY
+from spikemllm.config import AcceleratorConfig
+from spikemllm.latency import PE_ARRAY_LATENCY
 from .signatures import AccumulatorStream, BiasStream, EventStream, WeightWriteStream, check_block_config
 
 __all__ = ["SparseAccumulatePEArray"]
@@ -41,7 +41,7 @@ class SparseAccumulatePEArray(wiring.Component):
 
     Latency: 2 cycles from a step-ending beat to its accumulator vector. Throughput: one
     event beat (``E`` events) per cycle. Cycle model:
-    :func:`spikemllm.golden.cycle_model.pe_array_cycles`.
+    :func:`spikemllm.golden.timing.cycle_model.pe_array_cycles`.
 
     Raises ``TypeError`` if ``config`` is not an :class:`AcceleratorConfig`.
     """
@@ -138,7 +138,7 @@ class SparseAccumulatePEArray(wiring.Component):
             ]
 
         # Stage 1 arithmetic: one add/subtract per valid event per PE.
-        tc_lif = c.coding == "tc_lif"
+        tc_lif = c.coding.doubles
         for p in range(P):
             terms = []
             for k, read in enumerate(reads):

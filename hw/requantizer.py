@@ -6,8 +6,8 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import AcceleratorConfig
-from ..golden.cycle_model import REQUANTIZER_LATENCY
+from spikemllm.config import AcceleratorConfig
+from spikemllm.latency import REQUANTIZER_LATENCY
 from .signatures import AccumulatorStream, OutputStream, RequantParamsStream, check_block_config
 
 __all__ = ["Requantizer"]
@@ -30,7 +30,7 @@ class Requantizer(wiring.Component):
     then takes priority over ``i``.
 
     Latency: 2 cycles (multiply; round, shift and saturate). Throughput: one accumulator
-    vector per cycle. Cycle model: :func:`spikemllm.golden.cycle_model.requantizer_cycles`.
+    vector per cycle. Cycle model: :func:`spikemllm.golden.timing.cycle_model.requantizer_cycles`.
 
     Raises ``TypeError`` if ``config`` is not an :class:`AcceleratorConfig`.
     """

@@ -30,7 +30,7 @@ from __future__ import annotations
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, stream
 
-from ..config import AcceleratorConfig
+from spikemllm.config import AcceleratorConfig
 
 __all__ = [
     "SPIKE_SHAPE",

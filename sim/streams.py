@@ -8,8 +8,8 @@ A testbench steps every stream of a block in lockstep, one clock cycle at a time
 2. the simulator settles and samples ``valid``/``ready``/``payload`` of every stream;
 3. drivers and monitors :meth:`observe` the sampled values: a beat moves where both are 1.
 
-The backends (:mod:`.pysim` for ``amaranth.sim``, :mod:`.cocotb_bench` for cocotb on
-Verilator) only move bits; everything that decides and checks lives here, so both
+The backends (:mod:`.backends.amaranth_sim` for ``amaranth.sim``, :mod:`.backends.cocotb_sim`
+for cocotb on Verilator) only move bits; everything that decides and checks lives here, so both
 simulators run the same testbench logic. Monitors also check the stream contract of the
 block's outputs: once ``valid`` is raised it stays raised, with the same payload, until
 the beat is taken.
@@ -17,10 +17,16 @@ the beat is taken.
 
 from __future__ import annotations
 
+from amaranth.lib import data
+
 from .patterns import Pattern, always
 from .payload import PayloadCodec
 
-__all__ = ["StreamDriver", "StreamMonitor", "StreamProtocolError", "check_beats", "BenchResult"]
+__all__ = ["DRAIN_CYCLES", "StreamDriver", "StreamMonitor", "StreamProtocolError", "check_beats", "BenchResult",
+           "stream_layouts", "parties"]
+
+DRAIN_CYCLES = 8
+"""Cycles every phase keeps running after its last expected beat, to catch extra beats."""
 
 
 class StreamProtocolError(AssertionError):
@@ -113,3 +119,23 @@ def check_beats(name: str, got: list, expected: list, *, describe=None) -> None:
             raise AssertionError(f"{name}: beat {n}{where} differs\n  got      {g}\n  expected {e}")
     if len(got) != len(expected):
         raise AssertionError(f"{name}: {len(got)} beats, expected {len(expected)}")
+
+
+def stream_layouts(core) -> dict[str, data.Layout]:
+    """Payload layouts of a core's streams, by port name."""
+    return {name: getattr(core, name).payload.shape() for name in ("i", "o", "weights", "bias", "params")}
+
+
+def parties(layouts: dict, transfers: dict) -> tuple[list[StreamDriver], list[StreamMonitor]]:
+    """Drivers and monitors of a driver's :class:`~spikemllm.firmware.driver.Transfer` s:
+    a transfer with beats is driven, one with a count is monitored."""
+    drivers, monitors = [], []
+    for name, t in transfers.items():
+        if name not in layouts:
+            raise ValueError(f"no stream named {name!r}; streams are {sorted(layouts)}")
+        codec = PayloadCodec(layouts[name])
+        if t.beats is not None:
+            drivers.append(StreamDriver(name, codec, t.beats, t.pattern or always))
+        else:
+            monitors.append(StreamMonitor(name, codec, t.count, t.pattern or always))
+    return drivers, monitors

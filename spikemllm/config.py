@@ -1,7 +1,7 @@
 """One accelerator instance, described once.
 
 :class:`AcceleratorConfig` is a frozen, keyword-only dataclass that the hardware generator
-(:mod:`spikemllm.hw`), the golden cycle model (:mod:`spikemllm.golden.cycle_model`) and the
+(:mod:`spikemllm.hw`), the golden cycle model (:mod:`spikemllm.golden.timing.cycle_model`) and the
 testbenches (:mod:`spikemllm.sim`) all take. It validates itself at construction, so a bad
 instance raises before any Verilog is written, and it exposes every derived width as a
 read-only property so that nobody recomputes one. Variants come from
@@ -14,12 +14,14 @@ import it.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 from dataclasses import dataclass
 from typing import ClassVar
 
 __all__ = [
     "AcceleratorConfig",
+    "Coding",
     "CODINGS",
     "MAX_SHIFT_LIMIT",
     "bits_for",
@@ -29,7 +31,33 @@ __all__ = [
     "PRESETS",
 ]
 
-CODINGS = ("tc_lif", "count")
+class Coding(enum.StrEnum):
+    """How a neuron turns an integer into spikes over ``T`` timesteps.
+
+    * ``TC_LIF`` (the method): threshold ``2^(T-1-t)`` at step ``t``, so the steps are the
+      binary digits of ``|q|``, most significant first; the PE array doubles its
+      accumulators at every step boundary. ``T`` steps carry ``|q| <= 2^T - 1``.
+    * ``COUNT`` (the baseline): threshold 1, one spike per unit, no doubling. ``T`` steps
+      carry ``|q| <= T``.
+
+    A member equals its string (``Coding.TC_LIF == "tc_lif"``), which is how configuration
+    files and the golden functions' ``coding=`` arguments spell it.
+    """
+
+    TC_LIF = "tc_lif"
+    COUNT = "count"
+
+    def max_value(self, steps: int) -> int:
+        """Largest magnitude ``steps`` timesteps carry: ``2^T - 1`` or ``T``."""
+        return (1 << steps) - 1 if self is Coding.TC_LIF else steps
+
+    @property
+    def doubles(self) -> bool:
+        """Whether accumulators double at every step boundary (each step weighs twice the next)."""
+        return self is Coding.TC_LIF
+
+
+CODINGS = tuple(c.value for c in Coding)
 """Spike codings the neuron array can be built for: the method and its baseline."""
 
 MAX_SHIFT_LIMIT = 62
@@ -122,7 +150,7 @@ class AcceleratorConfig:
     act_bits: int = 8
     weight_bits: int = 8
     t_max: int = 7
-    coding: str = "tc_lif"
+    coding: Coding = Coding.TC_LIF
     events_per_cycle: int = 2
     max_fan_in: int = 1024
     bias_bits: int = 24
@@ -143,9 +171,10 @@ class AcceleratorConfig:
         _check_int("weight_bits", self.weight_bits, *_WEIGHT_BITS)
         if self.coding not in CODINGS:
             raise ValueError(f"coding must be one of {CODINGS}, not {self.coding!r}")
+        object.__setattr__(self, "coding", Coding(self.coding))
         _check_int("t_max", self.t_max, 1)
         if self.t_max > self.t_max_limit:
-            need = "act_bits - 1" if self.coding == "tc_lif" else "2^(act_bits-1) - 1"
+            need = "act_bits - 1" if self.coding is Coding.TC_LIF else "2^(act_bits-1) - 1"
             raise ValueError(
                 f"t_max={self.t_max!r} is more than {self.coding} coding of {self.act_bits}-bit "
                 f"activations needs: at most {need} = {self.t_max_limit}"
@@ -172,16 +201,14 @@ class AcceleratorConfig:
     @property
     def t_max_limit(self) -> int:
         """Most timesteps the activation width can use with this coding."""
-        if self.coding == "tc_lif":
+        if self.coding is Coding.TC_LIF:
             return self.act_bits - 1
         return (1 << (self.act_bits - 1)) - 1
 
     @property
     def act_max(self) -> int:
         """Largest activation magnitude the spike trains can carry in ``t_max`` steps."""
-        if self.coding == "tc_lif":
-            return (1 << self.t_max) - 1
-        return self.t_max
+        return self.coding.max_value(self.t_max)
 
     @property
     def timesteps_width(self) -> int:
@@ -300,7 +327,7 @@ class AcceleratorConfig:
     def to_dict(self) -> dict:
         """Parameters and derived facts as a JSON-ready dict (keys sorted on dump)."""
         return {
-            "parameters": dataclasses.asdict(self),
+            "parameters": {**dataclasses.asdict(self), "coding": self.coding.value},
             "derived": {name: getattr(self, name) for name in self._DERIVED},
         }
 

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from spikemllm.golden import encode_tc_lif, integer_matmul, requantize
-from spikemllm.golden.demo import main, run
+from spikemllm.golden.reports.demo import main, run
 from spikemllm.golden.layer import IntegerLayer, run_integer_layer
 
 

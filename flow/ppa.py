@@ -1,0 +1,351 @@
+"""``make synth``: area, timing and activity-based energy of the spike core and the dense
+INT8 and FP16 baselines, built and measured the same way.
+
+``python -m spikemllm.flow.ppa [--config default] [--out build/reports]`` writes
+``ppa.json``, ``ppa.md`` and ``ppa_area.png``/``ppa_energy.png``. For each core
+(``spike``, ``int8``, ``fp16``):
+
+* Verilog from :mod:`spikemllm.hw.generate`;
+* :func:`spikemllm.flow.synth.synth_asic`: generic cells and Yosys's transistor estimate;
+  sky130_fd_sc_hd area from the PDK's LEF (memories reported as bits);
+* :func:`spikemllm.flow.synth.synth_fpga`: iCE40 and ECP5 resources, nextpnr Fmax;
+* the real converted layer on the core under Verilator with VCD tracing (the cocotb
+  testbench of ``make perf`` also checks it bit- and cycle-exact), toggles per block in
+  the ideal run, and the energy models of :mod:`.power`.
+
+Throughput is computed at one stated common clock (``--clock-mhz``, 500 MHz by default,
+the clock of SpikingBrain's comparison) and, separately, at each core's ECP5 Fmax.
+Ratios compare the spike core with each baseline at iso-area (throughput per area) and at
+iso-throughput (energy per token, and the area each needs for the same tokens/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from spikemllm.config import PRESETS, AcceleratorConfig
+from . import sky130
+from spikemllm.hw.blocks import BLOCKS, CORES, CoreKind
+from spikemllm.hw.generate import generate
+from .synth import asic_results, synth_asic, synth_fpga
+from .power import ENERGY_45NM_PJ, activity_energy, cell_energies, opcount_energy, vcd_toggles
+from .runner import build_block, run_block
+
+__all__ = ["TARGETS", "measure", "summarize", "markdown", "main"]
+
+TARGETS = {"fp16": {"throughput_per_area": 9.06, "energy_per_token": 25.8}, "int8": {"energy_per_token": 2.0}}
+"""Targets of the spike core against each baseline (ratios, baseline / spike or spike / baseline)."""
+
+
+def _submit_synth(config: AcceleratorConfig, block: str, out: Path, families, pool) -> dict:
+    module = BLOCKS[block].module
+    rtl = out / "rtl"
+    generate(config, rtl, blocks=[block])
+    source = rtl / f"{module}.v"
+    ports = json.loads((rtl / "config.json").read_text())["blocks"][block]["ports"]
+    jobs = {"asic": pool.submit(synth_asic, source, module, out / "asic")}
+    for family in families:
+        jobs[family] = pool.submit(synth_fpga, source, module, family, out / family, ports=ports)
+    return jobs
+
+
+def _activity(config: AcceleratorConfig, block: str, root: Path) -> dict:
+    build = build_block(config, block, waves=True, root=root)
+    results = build.build_dir / "run_results.json"
+    run_block(build, results=results, waves=True)
+    run = json.loads(results.read_text())
+    toggles = vcd_toggles(build.build_dir / "run" / "dump.vcd", BLOCKS[block].module, tuple(run["run_window_ps"]))
+    return {"run": run, "toggles": toggles}
+
+
+def measure(config: AcceleratorConfig, out: Path, *, families=("ice40", "ecp5"), jobs: int = 2, log=print) -> dict:
+    """Synthesize, place and simulate the three cores; return their raw measurements.
+
+    The synthesis and place-and-route runs go to a pool of ``jobs`` workers while the
+    traced simulations run alongside.
+    """
+    raw = {}
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        pending = {kind.value: _submit_synth(config, block, out / "synth" / config.name / kind.value, families, pool)
+                   for kind, block in CORES.items()}
+        for kind, block in CORES.items():
+            name = kind.value
+            start = time.monotonic()
+            raw[name] = {"block": block, **_activity(config, block, out / "power")}
+            log(f"{name}: traced simulation of the real layer done in {time.monotonic() - start:.0f} s")
+        for name, jobs_of_core in pending.items():
+            for flow, job in jobs_of_core.items():
+                raw[name][flow] = job.result()
+            log(f"{name}: synthesis done (sky130 {raw[name]['asic']['seconds']:.0f} s)")
+    return raw
+
+
+def summarize(config: AcceleratorConfig, raw: dict, *, clock_hz: float) -> dict:
+    """Per-core metrics and ratios from :func:`measure_core` results."""
+    cores = {}
+    for name, r in raw.items():
+        run = r["run"]
+        tokens, cycles = run["tokens"], run["rtl_cycles"]
+        sky = r["asic"]["sky130"]
+        memory_bits = sum(m["bits"] for m in r["asic"]["memories"])
+        logic_area = sky["total"]["area_um2"]
+        memory_area = memory_bits * sky["flip_flop_area_um2"]
+        energy = activity_energy(r["toggles"], sky["blocks"], cycles)
+        tiles_run = tokens * run["out_features"] // config.pes
+        ops = opcount_energy(name, work=run["events"], pes=config.pes, tiles_run=tiles_run,
+                             weight_row_bits=config.pes * (16 if name == "fp16" else config.weight_bits))
+        seconds = cycles / clock_hz
+        ecp5 = r.get("ecp5", {})
+        fmax = ecp5.get("fmax_mhz")
+        energy_per_token = energy["total"]["total_j"] / tokens
+        cores[name] = {
+            "area_um2": logic_area + memory_area,
+            "logic_area_um2": logic_area,
+            "memory_area_um2": memory_area,
+            "memory_bits": memory_bits,
+            "transistors": r["asic"]["generic"]["total"]["transistors"],
+            "generic_cells": r["asic"]["generic"]["total"]["cells"],
+            "sky130_cells": sky["total"]["cells"],
+            "flip_flops": sky["total"]["flip_flops"],
+            "fmax_mhz": fmax,
+            "fmax_flow": ecp5.get("flow"),
+            "fpga": {family: r[family] for family in ("ice40", "ecp5") if family in r},
+            "cycles": cycles,
+            "tokens": tokens,
+            "clock_mhz": clock_hz / 1e6,
+            "tokens_per_s": tokens / seconds,
+            "tokens_per_s_at_fmax": tokens / (cycles / (fmax * 1e6)) if fmax else None,
+            "energy_per_token_j": energy_per_token,
+            "power_w": energy["total"]["total_j"] / seconds,
+            "energy_per_token_opcount_45nm_j": ops["total_j"] / tokens,
+            "energy_per_token_opcount_45nm_compute_only_j": ops["compute_only_j"] / tokens,
+            "opcount_45nm": ops,
+            "energy_by_block": energy,
+            "area_by_block_um2": {b: v["area_um2"] for b, v in sky["blocks"].items()},
+            "transistors_by_block": {b: v["transistors"] for b, v in r["asic"]["generic"]["blocks"].items()},
+            "memories": r["asic"]["memories"],
+            "bit_exact": run["bit_exact"] and run["stalled_run"]["bit_exact"],
+            "cycle_exact": run["rtl_cycles"] == run["model_cycles"],
+            "events": run["events"],
+            "activity": r["toggles"],
+        }
+    ratios = {}
+    spike = cores["spike"]
+    for base in ("fp16", "int8"):
+        b = cores[base]
+        entry = {}
+        for area_key, label in (("area_um2", ""), ("logic_area_um2", "_logic_only")):
+            tpa_s = spike["tokens_per_s"] / spike[area_key]
+            tpa_b = b["tokens_per_s"] / b[area_key]
+            entry[f"iso_area_throughput{label}"] = tpa_s / tpa_b
+            entry[f"iso_throughput_area{label}"] = tpa_s / tpa_b  # area the baseline needs / the spike core needs
+        entry["iso_throughput_energy_per_token"] = b["energy_per_token_j"] / spike["energy_per_token_j"]
+        entry["iso_throughput_power"] = entry["iso_throughput_energy_per_token"]
+        entry["iso_area_power"] = (b["power_w"] / b["area_um2"]) / (spike["power_w"] / spike["area_um2"])
+        entry["energy_per_token_opcount_45nm"] = (b["energy_per_token_opcount_45nm_j"]
+                                                  / spike["energy_per_token_opcount_45nm_j"])
+        entry["energy_per_token_opcount_45nm_compute_only"] = (b["energy_per_token_opcount_45nm_compute_only_j"]
+                                                               / spike["energy_per_token_opcount_45nm_compute_only_j"])
+        entry["throughput_same_clock"] = spike["tokens_per_s"] / b["tokens_per_s"]
+        entry["targets"] = {}
+        for metric, target in TARGETS[base].items():
+            value = entry["iso_area_throughput"] if metric == "throughput_per_area" else entry["iso_throughput_energy_per_token"]
+            entry["targets"][metric] = {"target": target, "value": value, "met": value >= target}
+        ratios[f"spike_vs_{base}"] = entry
+    return {"config": config.to_dict()["parameters"], "cores": cores, "ratios": ratios,
+            "energy_model": {**cell_energies(), "opcount_45nm_pj": ENERGY_45NM_PJ},
+            "library": {"cells": len(sky130.CELLS) + 1, "flip_flop": sky130.FLIP_FLOP,
+                        "flip_flop_area_um2": sky130.cell_area(sky130.FLIP_FLOP)}}
+
+
+def markdown(report: dict) -> str:
+    """The report as a Markdown page."""
+    cores, ratios = report["cores"], report["ratios"]
+    names = list(cores)
+    run = report.get("workload", {})
+
+    def row(label, fn):
+        return f"| {label} | " + " | ".join(fn(cores[n]) for n in names) + " |"
+
+    def opt(v, fmt):
+        return "n/a" if v is None else format(v, fmt)
+
+    lines = [
+        "# PPA: spike core vs dense INT8 and FP16 baselines",
+        "",
+        f"Generated by `make synth` (configuration `{report['config']['name']}`). Workload: {run.get('layer', '')}, "
+        f"{run.get('tokens', '')} tokens ({run.get('shape', '')}), vision T = {run.get('tv', '')}, text T = {run.get('tt', '')}; "
+        "all three cores bit-exact against their golden models and cycle-exact against their cycle models.",
+        "",
+        "Measured: cycles (RTL under Verilator), cell counts, transistor estimate, sky130 standard-cell area, "
+        "FPGA resources and Fmax, switching activity. **Estimates**: memory area (bits x the sky130 flip-flop's "
+        "LEF area), all energies and powers (models below).",
+        "",
+        "| | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+        row("sky130 logic area (um^2)", lambda c: f"{c['logic_area_um2']:,.0f}"),
+        row("memory (bits)", lambda c: f"{c['memory_bits']:,}"),
+        row("memory area, estimate (um^2)", lambda c: f"{c['memory_area_um2']:,.0f}"),
+        row("area_um2 (logic + memory)", lambda c: f"{c['area_um2']:,.0f}"),
+        row("transistors (Yosys CMOS estimate, logic)", lambda c: f"{c['transistors']:,}"),
+        row("generic cells / sky130 cells / flip-flops",
+            lambda c: f"{c['generic_cells']:,} / {c['sky130_cells']:,} / {c['flip_flops']:,}"),
+        row("ECP5 LUT / FF / DSP / BRAM", lambda c: "/".join(str(c['fpga'].get('ecp5', {}).get('resources', {}).get(k, '-'))
+                                                            for k in ('lut', 'ff', 'dsp', 'bram'))),
+        row("ECP5 Fmax (MHz, nextpnr)", lambda c: opt(c["fmax_mhz"], ".1f")),
+        row("iCE40 UP5K LUT / FF / DSP / BRAM", lambda c: "/".join(str(c['fpga'].get('ice40', {}).get('resources', {}).get(k, '-'))
+                                                                 for k in ('lut', 'ff', 'dsp', 'bram'))),
+        row("iCE40 UP5K Fmax (MHz)", lambda c: opt(c['fpga'].get('ice40', {}).get('fmax_mhz'), ".1f")
+            if c['fpga'].get('ice40', {}).get('fits') else "does not fit"),
+        row("cycles (real layer)", lambda c: f"{c['cycles']:,}"),
+        row(f"tokens/s at {names and cores[names[0]]['clock_mhz']:.0f} MHz", lambda c: f"{c['tokens_per_s']:,.0f}"),
+        row("tokens/s at ECP5 Fmax", lambda c: opt(c["tokens_per_s_at_fmax"], ",.0f")),
+        row("energy/token, activity x sky130 (nJ, estimate)", lambda c: f"{c['energy_per_token_j'] * 1e9:.2f}"),
+        row("power at the common clock (mW, estimate)", lambda c: f"{c['power_w'] * 1e3:.2f}"),
+        row("energy/token, op count 45 nm incl. weight SRAM (nJ)", lambda c: f"{c['energy_per_token_opcount_45nm_j'] * 1e9:.2f}"),
+        row("energy/token, op count 45 nm arithmetic only (nJ)",
+            lambda c: f"{c['energy_per_token_opcount_45nm_compute_only_j'] * 1e9:.2f}"),
+        "",
+        "## Ratios (spike core against each baseline)",
+        "",
+        "| ratio | vs FP16 | vs INT8 |",
+        "|---|---|---|",
+    ]
+    keys = [
+        ("iso_area_throughput", "throughput per area (iso-area), logic + memory"),
+        ("iso_area_throughput_logic_only", "throughput per area (iso-area), logic only"),
+        ("iso_throughput_energy_per_token", "energy per token (iso-throughput), activity model"),
+        ("iso_area_power", "power density ratio (baseline / spike)"),
+        ("energy_per_token_opcount_45nm", "energy per token, op count 45 nm incl. weight reads"),
+        ("energy_per_token_opcount_45nm_compute_only", "energy per token, op count 45 nm arithmetic only"),
+        ("throughput_same_clock", "tokens/s at the same clock"),
+    ]
+    for key, label in keys:
+        lines.append(f"| {label} | {ratios['spike_vs_fp16'][key]:.2f}x | {ratios['spike_vs_int8'][key]:.2f}x |")
+    lines += ["", "Targets:", ""]
+    for base, entry in ratios.items():
+        for metric, t in entry["targets"].items():
+            lines.append(f"* {base.replace('_', ' ')}, {metric.replace('_', ' ')}: {t['value']:.2f}x against a target of "
+                         f"{t['target']}x -- {'met' if t['met'] else 'missed'}")
+    lines += ["", "## Where the area and the energy go (per block)", ""]
+    for name in names:
+        c = cores[name]
+        lines += [f"### {name}", "", "| block | sky130 area (um^2) | share of logic | transistors | activity (toggles/bit/cycle) "
+                  "| energy/token (nJ) | share |", "|---|---|---|---|---|---|---|"]
+        total_e = c["energy_by_block"]["total"]["total_j"]
+        for block, area in sorted(c["area_by_block_um2"].items(), key=lambda kv: -kv[1]):
+            e = c["energy_by_block"].get(block, {})
+            lines.append(
+                f"| {block} | {area:,.0f} | {area / c['logic_area_um2']:.1%} | {c['transistors_by_block'].get(block, 0):,} | "
+                f"{e.get('alpha', 0):.4f} | {e.get('total_j', 0) / c['tokens'] * 1e9:.2f} | {e.get('total_j', 0) / total_e:.1%} |")
+        mems = ", ".join(f"{m['name']} {m['depth']}x{m['width']}" for m in c["memories"])
+        lines += ["", f"Memories: {mems}.", ""]
+    m = report["energy_model"]
+    lines += [
+        "## Energy models (estimates) and their sources",
+        "",
+        f"* Activity: bit toggles of every RTL signal per block, counted from the Verilator VCD of the ideal run. "
+        f"A block's sky130 cells are assumed to toggle at its RTL bits' rate.",
+        f"* Per cell-output toggle: 0.5 C V^2 with V = {m['supply_v']} V and C = (1 + fanout {m['fanout']}) x "
+        f"{m['mean_input_capacitance_f'] * 1e15:.2f} fF (mean input-pin gate capacitance of the library's cells: "
+        f"W x L of the gates in the cells' SPICE netlists x eps_ox / toxe, toxe = {m['gate_oxide_thickness_m'] * 1e9:.3f} nm "
+        f"from the sky130 nFET model): {m['energy_per_cell_toggle_j'] * 1e15:.2f} fJ. Wires and overlap capacitance are "
+        "not modeled (an underestimate).",
+        f"* Clock: {m['flip_flop_clock_capacitance_f'] * 1e15:.2f} fF per flip-flop (CLK pin and internal clock nets of "
+        f"dfxtp_1 from its SPICE netlist), charged every cycle: {m['energy_per_flip_flop_cycle_j'] * 1e15:.2f} fJ per "
+        "flip-flop per cycle; no clock gating, no clock tree.",
+        "* Memories (SRAM macros) are outside the activity model; memory area is bits x the dfxtp_1 LEF area "
+        f"({report['library']['flip_flop_area_um2']} um^2), a flip-flop-storage estimate without decoders.",
+        "* Operation count at 45 nm (Horowitz, ISSCC 2014): " + ", ".join(f"{k} {v:.3g} pJ" for k, v in m["opcount_45nm_pj"].items())
+        + ". Spike core: one INT8 add per event per PE; INT8 core: one INT8 MAC per input per PE; FP16 core: one FP16 "
+        "MAC per input per PE (its FP32 accumulation would cost more: FP16 multiply 1.1 + FP32 add 0.9 pJ); one 32-bit "
+        "multiply per output (requantizer); one weight-row read per event or MAC.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _plots(report: dict, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cores = report["cores"]
+    written = []
+    for key, unit, scale, name in (("area_by_block_um2", "sky130 logic area (mm^2)", 1e-6, "ppa_area.png"),
+                                   ("energy_by_block", "energy per token (nJ, estimate)", 1e9, "ppa_energy.png")):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        blocks = sorted({b for c in cores.values() for b in c[key] if b != "total"})
+        bottom = [0.0] * len(cores)
+        for block in blocks:
+            values = []
+            for c in cores.values():
+                v = c[key].get(block, 0)
+                v = v["total_j"] / c["tokens"] if isinstance(v, dict) else v
+                values.append(v * scale)
+            ax.bar(list(cores), values, bottom=bottom, label=block)
+            bottom = [b + v for b, v in zip(bottom, values)]
+        ax.set_ylabel(unit)
+        ax.legend()
+        ax.set_title(unit.split(" (")[0] + " by block")
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=120)
+        plt.close(fig)
+        written.append(out / name)
+    return written
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="default", choices=sorted(PRESETS))
+    parser.add_argument("--out", type=Path, default=Path("build/reports"))
+    parser.add_argument("--build", type=Path, default=Path("build/ppa"), help="folder for synthesis and traced simulation")
+    parser.add_argument("--clock-mhz", type=float, default=500.0, help="common clock for tokens/s and power")
+    parser.add_argument("--jobs", type=int, default=2, help="tool runs in parallel")
+    parser.add_argument("--from-raw", action="store_true",
+                        help="rebuild the report from the measurements of the last run (BUILD/raw_<config>.json)")
+    args = parser.parse_args(argv)
+    if args.clock_mhz <= 0:
+        raise ValueError(f"--clock-mhz must be positive, not {args.clock_mhz!r}")
+    config = PRESETS[args.config]
+    args.out.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    print("synthesis (generic, sky130, iCE40, ECP5 + nextpnr) and traced simulation of spike, int8, fp16 ...",
+          flush=True)
+    raw_file = args.build / f"raw_{config.name}.json"
+    if args.from_raw:
+        raw = json.loads(raw_file.read_text())
+        for name, r in raw.items():  # the statistics files stay: re-read them with the current code
+            folder = args.build / "synth" / config.name / name / "asic"
+            r["asic"] = asic_results(folder, BLOCKS[CORES[CoreKind(name)]].module, r["asic"]["memories"], r["asic"]["seconds"])
+    else:
+        raw = measure(config, args.build, jobs=args.jobs, log=lambda m: print(m, flush=True))
+        args.build.mkdir(parents=True, exist_ok=True)
+        raw_file.write_text(json.dumps(raw, indent=1) + "\n")
+    report = summarize(config, raw, clock_hz=args.clock_mhz * 1e6)
+    run = raw["spike"]["run"]
+    report["workload"] = {"layer": run["layer"], "tokens": run["tokens"], "tv": run["timesteps"]["vision"],
+                          "tt": run["timesteps"]["text"], "shape": f"{run['in_features']} -> {run['out_features']}"}
+    report["seconds"] = round(time.monotonic() - start, 1)
+    (args.out / "ppa.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / "ppa.md").write_text(markdown(report))
+    plots = _plots(report, args.out)
+    for name, c in report["cores"].items():
+        print(f"{name:>5}: area {c['area_um2']:,.0f} um^2 (logic {c['logic_area_um2']:,.0f}), "
+              f"{c['cycles']} cycles, {c['tokens_per_s']:,.0f} tokens/s, {c['energy_per_token_j'] * 1e9:.2f} nJ/token, "
+              f"Fmax {c['fmax_mhz']} MHz")
+    for base, entry in report["ratios"].items():
+        print(f"{base}: iso-area throughput {entry['iso_area_throughput']:.2f}x, "
+              f"iso-throughput energy/token {entry['iso_throughput_energy_per_token']:.2f}x")
+    print(f"wrote {args.out / 'ppa.json'}, ppa.md, {', '.join(p.name for p in plots)} in {report['seconds']:.0f} s")
+    ok = all(c["bit_exact"] and c["cycle_exact"] for c in report["cores"].values())
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,160 @@
+"""Exact cycle model of the cores: what the RTL's ``CYCLES``, ``EVENTS`` and
+``ACTIVE_CYCLES`` counters read after a run.
+
+For a run of ``N`` tokens on a core with ``lanes`` L, ``pes`` P, ``E`` events per cycle, a
+layer of ``K`` input chunks and ``J`` output tiles, with ideal streams (input offered from
+the cycle after ``CTRL.START``, output always ready), the RTL's ``CYCLES`` counter is::
+
+    cycles = K + 1 + sum over tokens n, tiles j of (Sigma_n + TILE_OVERHEAD)
+
+where ``Sigma_n = sum_v max(1, ceil(nnz_v / E))`` over the ``T_n * K`` spike vectors of
+token ``n`` (the compactor's cycles, :func:`~.cycle_model.compactor_vector_cycles`; the
+spikes are the same for every tile). The pieces, from the RTL's timeline:
+
+* ``K + 1``: the first token's ``K`` chunks load (one per cycle), then the scheduler looks
+  up ``T`` (1 cycle); later tokens load into the other activation bank while the current
+  one computes, so they cost nothing.
+* ``TILE_OVERHEAD = 8`` per token and tile (:mod:`spikemllm.latency` builds it): parameter load (1, overlapping the previous
+  tile's requantizer drain), neuron stage fill (2: membrane read, spike register), PE
+  array (2) and requantizer (2) drain of the tile's final step, and the scheduler's
+  detection of it (1). The last tile's drain is the run's tail.
+* ``Sigma``: the compactor is the bottleneck stage, one event beat per cycle; a spike
+  vector with no spike still takes one cycle (and, at a step end, an empty marker beat).
+
+``pe_utilization = ACTIVE_CYCLES / CYCLES`` (cycles in which the PEs accumulate at least
+one event); the breakdown says where the other cycles go.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from spikemllm.config import AcceleratorConfig, Coding
+from spikemllm.latency import DENSE_TILE_OVERHEAD, FIRST_TOKEN_LOOKUP, TILE_OVERHEAD
+
+from .cycle_model import compactor_vector_cycles
+from spikemllm.golden.encoding import encode_count_signed, encode_tc_lif
+
+__all__ = [
+    "TILE_OVERHEAD",
+    "CoreCycles",
+    "core_cycles",
+    "dense_core_cycles",
+]
+
+
+
+@dataclass(frozen=True)
+class CoreCycles:
+    """Predicted cycle count of a run and where the cycles go."""
+
+    cycles: int
+    events: int
+    active_cycles: int
+    """cycles in which the PE array accumulates at least one event"""
+    empty_vector_cycles: int
+    """compactor cycles spent on spike vectors without a spike"""
+    tile_overhead_cycles: int
+    load_cycles: int
+    event_slots: int
+    """``events_per_cycle``: events the PE array can take per cycle"""
+
+    @property
+    def pe_utilization(self) -> float:
+        return self.active_cycles / self.cycles
+
+    @property
+    def event_slot_utilization(self) -> float:
+        """Events over event slots offered: ``events / (E * cycles)``."""
+        return self.events / (self.event_slots * self.cycles)
+
+    def breakdown(self) -> dict[str, int]:
+        """Cycles by cause; they add up to :attr:`cycles`."""
+        return {
+            "accumulate": self.active_cycles,
+            "empty_spike_vectors": self.empty_vector_cycles,
+            "tile_overhead": self.tile_overhead_cycles,
+            "first_token_load": self.load_cycles,
+        }
+
+
+def _encode(q: torch.Tensor, T: int, config: AcceleratorConfig) -> torch.Tensor:
+    return encode_tc_lif(q, T) if config.coding is Coding.TC_LIF else encode_count_signed(q, T)
+
+
+def core_cycles(config: AcceleratorConfig, q: torch.Tensor, timesteps, out_tiles: int) -> CoreCycles:
+    """Exact RTL cycles of a run under ideal streams.
+
+    ``q``: integer activations ``(tokens, in)`` with ``in`` a multiple of ``lanes`` (the
+    padded layer); ``timesteps``: ``T`` of every token; ``out_tiles``: output tiles ``J``.
+    Raises ``ValueError`` for shapes the core cannot run or values ``T`` steps cannot carry.
+    """
+    if not isinstance(config, AcceleratorConfig):
+        raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
+    q = torch.as_tensor(q)
+    steps = [int(t) for t in torch.as_tensor(timesteps).flatten().tolist()]
+    if q.dim() != 2 or q.shape[0] == 0:
+        raise ValueError(f"q must have shape (tokens, in) with at least one token, not {tuple(q.shape)}")
+    if len(steps) != q.shape[0]:
+        raise ValueError(f"{len(steps)} timestep counts for {q.shape[0]} tokens")
+    if q.shape[1] % config.lanes or q.shape[1] == 0:
+        raise ValueError(f"in={q.shape[1]} must be a positive multiple of lanes={config.lanes}")
+    if not 1 <= out_tiles <= config.max_out_tiles:
+        raise ValueError(f"out_tiles must be in [1, {config.max_out_tiles}], not {out_tiles!r}")
+    for T in steps:
+        if not 1 <= T <= config.t_max:
+            raise ValueError(f"T={T} is outside [1, t_max={config.t_max}]")
+    K = q.shape[1] // config.lanes
+    E = config.events_per_cycle
+    sigma = events = active = empty = 0
+    for n, T in enumerate(steps):
+        nnz = (_encode(q[n], T, config).view(T, K, config.lanes) != 0).sum(dim=-1).flatten().tolist()
+        for count in nnz:
+            sigma += compactor_vector_cycles(count, config)
+            events += count
+            active += -(-count // E)
+            empty += count == 0
+    J, N = out_tiles, len(steps)
+    overhead = TILE_OVERHEAD * N * J
+    load = K + FIRST_TOKEN_LOOKUP
+    return CoreCycles(
+        cycles=load + J * sigma + overhead,
+        events=J * events,
+        active_cycles=J * active,
+        empty_vector_cycles=J * empty,
+        tile_overhead_cycles=overhead,
+        load_cycles=load,
+        event_slots=E,
+    )
+
+
+def dense_core_cycles(config: AcceleratorConfig, tokens: int, in_features: int, out_tiles: int) -> CoreCycles:
+    """Exact RTL cycles of a dense baseline core (``hw.dense_core``, INT8 or FP16) under ideal streams.
+
+    The dense feeder issues one input per cycle whatever its value, so the time depends
+    only on the shape: ``cycles = K + 1 + N * J * (IN + TILE_OVERHEAD)`` with ``IN`` the
+    padded inputs (``K = IN / lanes`` chunks), ``J`` output tiles and ``N`` tokens; the
+    8 cycles of tile overhead (:data:`spikemllm.latency.DENSE_TILE_OVERHEAD`) are the same
+    pipeline fill and drain as the spike core's (parameter load 1, feeder 2, MAC array 2 +
+    requantizer 2 drain, detection 1).
+    ``events`` counts multiply-accumulate beats (``N * J * IN``), every one active.
+    Raises ``ValueError`` for a shape the core cannot run.
+    """
+    if not isinstance(config, AcceleratorConfig):
+        raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
+    if not isinstance(tokens, int) or tokens < 1:
+        raise ValueError(f"tokens must be a positive int, not {tokens!r}")
+    if not isinstance(in_features, int) or in_features < 1 or in_features % config.lanes:
+        raise ValueError(f"in_features={in_features!r} must be a positive multiple of lanes={config.lanes}")
+    if not 1 <= out_tiles <= config.max_out_tiles:
+        raise ValueError(f"out_tiles must be in [1, {config.max_out_tiles}], not {out_tiles!r}")
+    K = in_features // config.lanes
+    work = tokens * out_tiles * in_features
+    overhead = DENSE_TILE_OVERHEAD * tokens * out_tiles
+    load = K + FIRST_TOKEN_LOOKUP
+    return CoreCycles(
+        cycles=load + work + overhead, events=work, active_cycles=work, empty_vector_cycles=0,
+        tile_overhead_cycles=overhead, load_cycles=load, event_slots=1,
+    )

@@ -1,0 +1,233 @@
+"""Projection of the SpikeCore's throughput for full-size multimodal LLMs that are far
+too large to simulate.
+
+For full-size models, the linear layers' shapes come from the ``transformers``
+architectures built on the meta device (no weights); the spike statistics (firing rate
+per step) come from real activations of a pretrained model quantized per token; the
+expected compactor cycles of a spike vector follow from the binomial distribution of its
+non-zero count. Compute time is cycles / clock; weight traffic is the bytes of the
+weights each phase must stream; a phase is bound by whichever takes longer.
+
+Cycles per layer follow the structure of the exact model (:mod:`.core_model`): ``T * K``
+spike vectors per token and tile plus the per-tile overhead.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+import torch
+
+from spikemllm.golden.encoding import encode_tc_lif
+from spikemllm.latency import TILE_OVERHEAD
+
+__all__ = [
+    "LinearShape",
+    "MODELS",
+    "model_linear_shapes",
+    "step_firing_rates",
+    "expected_vector_cycles",
+    "ProjectionSetup",
+    "project",
+]
+
+
+@dataclass(frozen=True)
+class LinearShape:
+    """A group of identical linear layers of a model."""
+
+    stage: str
+    """``vision_encoder``, ``projector`` or ``language_model``"""
+    in_features: int
+    out_features: int
+    count: int
+
+    @property
+    def weights(self) -> int:
+        return self.in_features * self.out_features * self.count
+
+
+# Published sizes of the models (from their released configurations). Each entry builds
+# the architecture from transformers with these dimensions; nothing is downloaded.
+MODELS = {
+    "Qwen2-VL-7B": {
+        "family": "qwen2_vl",
+        "text": dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
+                     num_key_value_heads=4, vocab_size=152064),
+        "vision": dict(depth=32, embed_dim=1280, hidden_size=3584, mlp_ratio=4, num_heads=16),
+        "vision_tokens": 1024, "lm_vision_tokens": 256,
+    },
+    "InternVL2-8B": {
+        "family": "internvl",
+        "text": dict(model_type="llama", hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                     num_attention_heads=32, num_key_value_heads=8, vocab_size=92553),
+        "vision": dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
+                       image_size=[448, 448], patch_size=[14, 14]),
+        "vision_tokens": 1025, "lm_vision_tokens": 256,
+    },
+    "Qwen2-VL-72B": {
+        "family": "qwen2_vl",
+        "text": dict(hidden_size=8192, intermediate_size=29568, num_hidden_layers=80, num_attention_heads=64,
+                     num_key_value_heads=8, vocab_size=152064),
+        "vision": dict(depth=32, embed_dim=1280, hidden_size=8192, mlp_ratio=4, num_heads=16),
+        "vision_tokens": 1024, "lm_vision_tokens": 256,
+    },
+}
+"""Full-size models: dimensions, and tokens of one 448x448 image (vision-encoder patches,
+and language-model tokens after merging)."""
+
+_STAGE_ROOTS = (
+    ("projector", ("model.visual.merger", "model.multi_modal_projector")),
+    ("vision_encoder", ("model.visual", "model.vision_tower")),
+    ("language_model", ("model.language_model", "lm_head")),
+)
+
+
+@lru_cache(maxsize=None)
+def model_linear_shapes(name: str) -> tuple[LinearShape, ...]:
+    """Linear layers of a full-size model, grouped by stage and shape (meta device, no weights)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}")
+    spec = MODELS[name]
+    if spec["family"] == "qwen2_vl":
+        from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+        config = Qwen2VLConfig(text_config=spec["text"], vision_config=spec["vision"])
+        cls = Qwen2VLForConditionalGeneration
+    else:
+        from transformers import InternVLConfig, InternVLForConditionalGeneration
+
+        config = InternVLConfig(text_config=spec["text"], vision_config=spec["vision"])
+        cls = InternVLForConditionalGeneration
+    with torch.device("meta"):
+        model = cls(config)
+    groups: dict[tuple[str, int, int], int] = {}
+    for path, module in model.named_modules():
+        if not isinstance(module, torch.nn.Linear):
+            continue
+        stage = next((s for s, roots in _STAGE_ROOTS if any(path == r or path.startswith(r + ".") for r in roots)), None)
+        if stage is None:
+            raise ValueError(f"linear layer {path!r} of {name} belongs to no known stage")
+        key = (stage, module.in_features, module.out_features)
+        groups[key] = groups.get(key, 0) + 1
+    return tuple(LinearShape(s, i, o, n) for (s, i, o), n in sorted(groups.items()))
+
+
+@lru_cache(maxsize=None)
+def step_firing_rates(T: int, *, layers: tuple[str, ...] | None = None) -> tuple[float, ...]:
+    """Firing rate per TC-LIF step of real activations quantized per token to ``T + 1`` bits.
+
+    Measured on the inputs of several linear layers of the pretrained MiniLM
+    (:mod:`spikemllm.golden.real_data`), MSB step first.
+    """
+    from spikemllm.golden.quantize import quantize_per_token
+    from spikemllm.golden.real_data import capture_linear_inputs
+
+    names = layers or (
+        "encoder.layer.0.attention.self.query",
+        "encoder.layer.0.intermediate.dense",
+        "encoder.layer.0.output.dense",
+        "encoder.layer.3.intermediate.dense",
+        "encoder.layer.5.output.dense",
+    )
+    fired = torch.zeros(T)
+    values = 0
+    for layer in names:
+        x, _ = capture_linear_inputs(layer)
+        q, _ = quantize_per_token(x, T + 1)
+        spikes = encode_tc_lif(q, T)
+        fired += (spikes != 0).flatten(1).sum(dim=1).float()
+        values += q.numel()
+    return tuple(float(f) / values for f in fired)
+
+
+def expected_vector_cycles(lanes: int, rate: float, events_per_cycle: int) -> float:
+    """``E[max(1, ceil(X / E))]`` for ``X ~ Binomial(lanes, rate)``: compactor cycles per vector."""
+    total = 0.0
+    for x in range(lanes + 1):
+        p = math.comb(lanes, x) * rate**x * (1 - rate) ** (lanes - x)
+        total += p * max(1, -(-x // events_per_cycle))
+    return total
+
+
+@dataclass(frozen=True)
+class ProjectionSetup:
+    """An accelerator instance for projection: one SpikeCore scaled up, or several."""
+
+    lanes: int = 64
+    pes: int = 256
+    events_per_cycle: int = 8
+    cores: int = 8
+    clock_hz: float = 500e6
+    bandwidth_bytes_per_s: float = 1.0e12
+    weight_bits: int = 8
+    text_tokens: int = 64
+    """text tokens of the prompt besides the image"""
+
+    def __post_init__(self):
+        for name in ("lanes", "pes", "events_per_cycle", "cores", "text_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)!r}")
+        for name in ("clock_hz", "bandwidth_bytes_per_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, not {getattr(self, name)!r}")
+
+
+def _layer_cycles_per_token(shape: LinearShape, setup: ProjectionSetup, vector_cycles: float, T: int) -> float:
+    K = -(-shape.in_features // setup.lanes)
+    J = -(-shape.out_features // setup.pes)
+    return shape.count * J * (T * K * vector_cycles + TILE_OVERHEAD)
+
+
+def project(model: str, setup: ProjectionSetup = ProjectionSetup(), *, tv: int = 3, tt: int = 4) -> dict:
+    """Tokens/s of prefill (one image plus ``text_tokens``) and batch-1 decode.
+
+    Vision-encoder and projector tokens run at ``tv`` steps; language-model tokens at
+    ``tv`` (vision) or ``tt`` (text). Returns compute- and bandwidth-limited times per
+    phase and which bound applies.
+    """
+    spec = MODELS.get(model)
+    if spec is None:
+        raise ValueError(f"unknown model {model!r}; known: {sorted(MODELS)}")
+    shapes = model_linear_shapes(model)
+    rates = {T: step_firing_rates(T) for T in {tv, tt}}
+    per_vector = {
+        T: sum(expected_vector_cycles(setup.lanes, r, setup.events_per_cycle) for r in rates[T]) / T
+        for T in rates
+    }
+
+    def cycles(stage, T, tokens):
+        return tokens * sum(_layer_cycles_per_token(s, setup, per_vector[T], T) for s in shapes if s.stage == stage)
+
+    def weight_bytes(stages):
+        return sum(s.weights for s in shapes if s.stage in stages) * setup.weight_bits / 8
+
+    prompt = spec["lm_vision_tokens"] + setup.text_tokens
+    prefill_cycles = (
+        cycles("vision_encoder", tv, spec["vision_tokens"])
+        + cycles("projector", tv, spec["lm_vision_tokens"])
+        + cycles("language_model", tv, spec["lm_vision_tokens"])
+        + cycles("language_model", tt, setup.text_tokens)
+    ) / setup.cores
+    decode_cycles = cycles("language_model", tt, 1) / setup.cores
+    result = {"model": model, "setup": asdict(setup), "tv": tv, "tt": tt,
+              "firing_rate_per_step": {str(T): list(r) for T, r in rates.items()}}
+    for phase, cyc, stages, tokens in (
+        ("prefill", prefill_cycles, ("vision_encoder", "projector", "language_model"), prompt),
+        ("decode", decode_cycles, ("language_model",), 1),
+    ):
+        compute_s = cyc / setup.clock_hz
+        memory_s = weight_bytes(stages) / setup.bandwidth_bytes_per_s
+        time_s = max(compute_s, memory_s)
+        result[phase] = {
+            "tokens": tokens,
+            "cycles": cyc,
+            "compute_s": compute_s,
+            "weight_bytes": weight_bytes(stages),
+            "memory_s": memory_s,
+            "bound": "compute" if compute_s >= memory_s else "bandwidth",
+            "tokens_per_s": tokens / time_s,
+        }
+    return result

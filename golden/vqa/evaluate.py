@@ -1,0 +1,334 @@
+"""Accuracy of the spiking shapes-VQA model against its float original, and the MiniLM check.
+
+``python -m spikemllm.golden.vqa.evaluate [--checkpoint build/vqa/qwen2vl_shapes.pt] [--out build/reports]``
+
+Writes ``accuracy.json`` and ``accuracy.md`` (and plots, MED, schedules) under ``--out``:
+
+* ``fp``: held-out accuracy of the float model (fraction in [0, 1]);
+* ``fake_quant`` and ``spike``: ``{"Tv/Tt": accuracy}`` with ``T`` in timesteps, the
+  spiking numbers computed through the real spike path (TC-LIF encoding and
+  :func:`spike_linear` in every converted layer);
+* ``count_equal_steps`` (count coding with the same number of steps, hence fewer levels)
+  and ``count_equal_levels`` (count coding carrying the same integers, ``2^T - 1`` steps);
+* ``headline``: the gap at ``3/4`` read as timesteps, and at ``2/3`` timesteps (``3/4``
+  read as bit widths);
+* ``msts``: MED-guided and error-driven schedules against uniform ones at equal
+  token-weighted average budgets;
+* ``minilm``: cosine similarity of the converted MiniLM's sentence embeddings to the float
+  ones (real pretrained weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from spikemllm.golden.convert.model import convert_model, discover_layers, set_schedule
+from spikemllm.golden.convert.med import measure_med, plot_med
+from spikemllm.golden.convert.schedule import Schedule, allocate_error_driven, allocate_med, average_timesteps, uniform_schedule
+from spikemllm.golden.convert.sentence_check import minilm_similarity
+from .train import HELDOUT_SEED
+from .data import collate, generate
+from .model import DEFAULT_CHECKPOINT, accuracy, load_checkpoint
+
+__all__ = ["CALIBRATION_SEED", "LEVELS", "parse_level", "evaluate", "main"]
+
+CALIBRATION_SEED = 3
+"""Calibration scenes come from the training distribution, never from the held-out split."""
+LEVELS = ("2/2", "2/3", "3/3", "3/4", "4/4", "4/5", "5/5", "7/7")
+MSTS_BUDGETS = ("2/2", "2/3", "3/3", "3/4")
+"""Uniform schedules whose token-weighted average steps are the budgets of the MSTS comparison."""
+HEADLINE = "3/4"
+HEADLINE_BITS_READING = "2/3"
+T_RANGE = (1, 6)
+
+
+def parse_level(level: str) -> tuple[int, int]:
+    """``"Tv/Tt"`` -> ``(Tv, Tt)``; ``ValueError`` naming a malformed level."""
+    try:
+        tv, tt = (int(p) for p in level.split("/"))
+    except (AttributeError, ValueError):
+        raise ValueError(f"a level is written 'Tv/Tt' with integer timesteps, not {level!r}") from None
+    return tv, tt
+
+
+class _Evaluator:
+    def __init__(self, model, heldout, calibration, log):
+        self.model = model
+        self.heldout = heldout
+        self.calibration = calibration
+        self.log = log
+        self.layers = discover_layers(model)
+        self.converted = {}
+
+    def converted_model(self, kind: str, schedule: Schedule):
+        if kind not in self.converted:
+            self.converted[kind] = convert_model(self.model, schedule, kind=kind)
+        else:
+            set_schedule(self.converted[kind], schedule)
+        return self.converted[kind]
+
+    def accuracy(self, kind: str, schedule: Schedule, label: str) -> float:
+        start = time.time()
+        result = accuracy(self.converted_model(kind, schedule), self.heldout)
+        self.log(f"  {kind:10s} {label:24s} accuracy {result['accuracy']:.4f}  ({time.time() - start:.0f}s)")
+        return result["accuracy"]
+
+    def uniform(self, level: str) -> Schedule:
+        tv, tt = parse_level(level)
+        return uniform_schedule(self.layers, vision=tv, text=tt)
+
+
+def _kl_measure(evaluator: _Evaluator):
+    """Mean KL(float || quantized) of the answer distribution on the calibration set."""
+    batch = collate(evaluator.calibration)
+    rows = torch.arange(len(evaluator.calibration))
+    with torch.no_grad():
+        ref = torch.log_softmax(evaluator.model(**batch["inputs"]).logits[rows, batch["answer_index"]].double(), -1)
+    cache = {}
+
+    def measure(schedule: Schedule) -> float:
+        key = json.dumps(schedule.timesteps, sort_keys=True)
+        if key not in cache:
+            model = evaluator.converted_model("fake_quant", schedule)
+            with torch.no_grad():
+                out = torch.log_softmax(model(**batch["inputs"]).logits[rows, batch["answer_index"]].double(), -1)
+            cache[key] = float((ref.exp() * (ref - out)).sum(-1).mean())
+        return cache[key]
+
+    return measure
+
+
+def evaluate(
+    checkpoint: Path,
+    out: Path,
+    *,
+    heldout_size: int = 1000,
+    calibration_size: int = 128,
+    levels=LEVELS,
+    minilm: bool = True,
+    log=print,
+) -> dict:
+    """Run the whole evaluation and write the reports; returns the ``accuracy.json`` content."""
+    start = time.time()
+    model, meta = load_checkpoint(checkpoint)
+    heldout = generate(heldout_size, HELDOUT_SEED)
+    calibration = generate(calibration_size, CALIBRATION_SEED)
+    ev = _Evaluator(model, heldout, calibration, log)
+    levels = list(levels)
+    for needed in (HEADLINE, HEADLINE_BITS_READING):
+        if needed not in levels:
+            levels.append(needed)
+    for level in levels:
+        parse_level(level)
+
+    log(f"float model: {meta.get('size')} Qwen2-VL, {heldout_size} held-out questions")
+    fp = accuracy(model, heldout)
+    log(f"  float      accuracy {fp['accuracy']:.4f}")
+    report: dict = {
+        "task": "shapes-VQA (procedural), greedy one-word answer, exact match",
+        "model": {"architecture": "Qwen2VLForConditionalGeneration", **{k: meta[k] for k in ("size", "parameters") if k in meta}},
+        "heldout_size": heldout_size,
+        "weight_bits": 8,
+        "activation_scales": "per token",
+        "fp": fp["accuracy"],
+        "fp_per_kind": fp["per_kind"],
+    }
+
+    log("fake quantization and spike path per level (Tv/Tt in timesteps):")
+    report["fake_quant"] = {lv: ev.accuracy("fake_quant", ev.uniform(lv), lv) for lv in levels}
+    report["spike"] = {lv: ev.accuracy("spike", ev.uniform(lv), lv) for lv in levels}
+
+    log("count coding:")
+    report["count_equal_steps"] = {lv: ev.accuracy("count", ev.uniform(lv), f"{lv} steps") for lv in levels}
+    equal_levels = {}
+    for lv in levels:
+        tv, tt = parse_level(lv)
+        cv, ct = (1 << tv) - 1, (1 << tt) - 1
+        if max(cv, ct) > 15:
+            continue
+        sched = uniform_schedule(ev.layers, vision=cv, text=ct)
+        equal_levels[lv] = {"count_steps": f"{cv}/{ct}", "accuracy": ev.accuracy("count", sched, f"{lv} as {cv}/{ct} steps")}
+    report["count_equal_levels"] = equal_levels
+
+    def gap(level):
+        return {
+            "level": level,
+            "spike": report["spike"][level],
+            "gap_points": round(100 * (report["fp"] - report["spike"][level]), 2),
+        }
+
+    report["headline"] = {
+        "timesteps_reading": {**gap(HEADLINE), "meaning": "vision 3 steps (4-bit), text 4 steps (5-bit)"},
+        "bits_reading": {**gap(HEADLINE_BITS_READING), "meaning": "vision 3-bit (2 steps), text 4-bit (3 steps)"},
+        "paper_gap_points": {"InternVL2-8B": 0.72, "Qwen2VL-7B": 1.03, "Qwen2VL-72B": 1.19},
+        "target_gap_points": 0.5,
+    }
+
+    log("MED on calibration scenes:")
+    med = measure_med(model, [collate(calibration)["inputs"]])
+    med.save(out / "med.json")
+    plot_med(med, out / "plots" / "med.png", title="MED of the shapes-VQA Qwen2-VL")
+    for name, d in med.discrepancy().items():
+        log(f"  {name}: E(text) - E(vision) = {d:+.4f}")
+
+    log("MSTS: allocated schedules against uniform at equal average budget:")
+    measure = _kl_measure(ev)
+    msts = []
+    for base in MSTS_BUDGETS:
+        uniform = ev.uniform(base)
+        budget = average_timesteps(uniform, med.tokens)
+        row = {"uniform": base, "budget_avg_steps": round(budget, 4), "uniform_accuracy": report["spike"].get(base)}
+        if row["uniform_accuracy"] is None:
+            row["uniform_accuracy"] = ev.accuracy("spike", uniform, base)
+        row["uniform_kl"] = measure(uniform)
+        for name, make in (
+            ("med", lambda: allocate_med(ev.layers, med.med, med.tokens, budget, t_min=T_RANGE[0], t_max=T_RANGE[1])),
+            (
+                "error_driven",
+                lambda: allocate_error_driven(
+                    ev.layers, measure, med.tokens, budget, t_min=T_RANGE[0], t_max=T_RANGE[1]
+                ),
+            ),
+        ):
+            schedule = make()
+            schedule.meta["equal_budget_to"] = base
+            path = out / "schedules" / f"{name}_budget_{base.replace('/', '-')}.json"
+            schedule.save(path)
+            row[name] = {
+                "accuracy": ev.accuracy("spike", schedule, f"{name} @ {base} budget"),
+                "avg_steps": round(average_timesteps(schedule, med.tokens), 4),
+                "kl": measure(schedule),
+                "table": schedule.table(),
+                "schedule_file": str(path),
+            }
+        msts.append(row)
+    uniform_file = out / "schedules" / "uniform_3-4.json"
+    ev.uniform("3/4").save(uniform_file)
+    report["msts"] = {
+        "t_range": list(T_RANGE),
+        "layers": [spec.name for spec in ev.layers],
+        "table_columns": ["text", "vision"],
+        "comparisons": msts,
+    }
+
+    if minilm:
+        log("MiniLM (real pretrained weights), cosine similarity to float sentence embeddings:")
+        report["minilm"] = minilm_similarity()
+        for key, value in report["minilm"].items():
+            if isinstance(value, dict):
+                log(f"  T={key}: mean {value['mean']:.4f}  min {value['min']:.4f}")
+    report["seconds"] = round(time.time() - start, 1)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "accuracy.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "accuracy.md").write_text(markdown(report))
+    plot_accuracy(report, out / "plots" / "accuracy.png")
+    return report
+
+
+def markdown(report: dict) -> str:
+    """The Markdown tables of ``accuracy.json``."""
+    fp = report["fp"]
+    lines = [
+        "# Spiking shapes-VQA accuracy (`make eval`)",
+        "",
+        f"Float held-out accuracy: **{100 * fp:.2f}%** on {report['heldout_size']} questions; "
+        f"weights {report['weight_bits']}-bit per channel, activations per token.",
+        "",
+        "| Tv/Tt (timesteps) | act. bits v/t | fake-quant | spike (TC-LIF) | gap (points) | count, equal steps | count, equal levels |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for lv, acc in report["spike"].items():
+        tv, tt = parse_level(lv)
+        eq = report["count_equal_levels"].get(lv)
+        eq_text = f"{100 * eq['accuracy']:.2f}% ({eq['count_steps']} steps)" if eq else "-"
+        lines.append(
+            f"| {lv} | {tv + 1}/{tt + 1} | {100 * report['fake_quant'][lv]:.2f}% | {100 * acc:.2f}% | "
+            f"{100 * (fp - acc):.2f} | {100 * report['count_equal_steps'][lv]:.2f}% | {eq_text} |"
+        )
+    h = report["headline"]
+    lines += [
+        "",
+        f"Headline, `3/4` as timesteps: gap **{h['timesteps_reading']['gap_points']:.2f}** points "
+        f"(paper: 0.72 on InternVL2-8B; target <= 0.5). `3/4` as bit widths (= `2/3` timesteps): "
+        f"gap **{h['bits_reading']['gap_points']:.2f}** points.",
+        "",
+        "## MSTS against uniform at equal token-weighted average steps",
+        "",
+        "| uniform | avg steps | uniform acc. | MED acc. (avg) | error-driven acc. (avg) | KL uniform / MED / error |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in report["msts"]["comparisons"]:
+        m, e = row["med"], row["error_driven"]
+        lines.append(
+            f"| {row['uniform']} | {row['budget_avg_steps']:.3f} | {100 * row['uniform_accuracy']:.2f}% | "
+            f"{100 * m['accuracy']:.2f}% ({m['avg_steps']:.3f}) | {100 * e['accuracy']:.2f}% ({e['avg_steps']:.3f}) | "
+            f"{row['uniform_kl']:.4f} / {m['kl']:.4f} / {e['kl']:.4f} |"
+        )
+    if "minilm" in report:
+        lines += [
+            "",
+            "## all-MiniLM-L6-v2 (packaged pretrained weights), spike path",
+            "",
+            "| T (text) | act. bits | mean cosine | min cosine |",
+            "|---|---|---|---|",
+        ]
+        for key, value in report["minilm"].items():
+            if isinstance(value, dict):
+                lines.append(f"| {key} | {int(key) + 1} | {value['mean']:.4f} | {value['min']:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_accuracy(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    levels = list(report["spike"])
+    x = range(len(levels))
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.axhline(100 * report["fp"], color="black", lw=1, label="float")
+    ax.plot(x, [100 * report["spike"][lv] for lv in levels], "o-", label="spike (TC-LIF)")
+    ax.plot(x, [100 * report["count_equal_steps"][lv] for lv in levels], "s--", label="count coding, equal steps")
+    ax.set_xticks(list(x))
+    ax.set_xticklabels(levels)
+    ax.set_xlabel("Tv/Tt (timesteps)")
+    ax.set_ylabel("held-out accuracy (%)")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--out", type=Path, default=Path("build") / "reports")
+    parser.add_argument("--heldout-size", type=int, default=1000)
+    parser.add_argument("--calibration-size", type=int, default=128)
+    parser.add_argument("--no-minilm", action="store_true", help="skip the real-weight MiniLM check")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    report = evaluate(
+        args.checkpoint,
+        args.out,
+        heldout_size=args.heldout_size,
+        calibration_size=args.calibration_size,
+        minilm=not args.no_minilm,
+        log=lambda msg: print(msg, flush=True),
+    )
+    print(f"float {report['fp']:.4f}; spike 3/4 gap {report['headline']['timesteps_reading']['gap_points']:.2f} points; "
+          f"reports -> {args.out}/accuracy.json, accuracy.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Latencies of the hardware blocks, in cycles: the one home that the blocks
+(:mod:`spikemllm.hw`, their ``latency`` properties) and the cycle models
+(:mod:`spikemllm.golden.timing`) both read.
+
+Pure Python, so that generating Verilog needs neither torch nor the golden model.
+
+==========================  =======  ============================================
+block                       latency  from its handshake to its output being valid
+==========================  =======  ============================================
+TC-LIF neuron array         1        activation vector -> first spike vector
+spike-event compactor       1        spike vector -> first event beat
+sparse-accumulate PE array  2        step-ending event beat -> accumulator vector
+                                     (weight-memory read, accumulate)
+dense MAC array             3        final input -> accumulator vector (weight
+                                     read, multiply, accumulate)
+requantizer                 2        final accumulator vector -> output vector
+                                     (multiply; round, shift and saturate)
+==========================  =======  ============================================
+
+A core spends :data:`TILE_OVERHEAD` cycles per token and output tile outside its
+datapath's work, built below from the pieces of the tile's timeline.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "NEURON_ARRAY_LATENCY",
+    "COMPACTOR_LATENCY",
+    "PE_ARRAY_LATENCY",
+    "MAC_ARRAY_LATENCY",
+    "REQUANTIZER_LATENCY",
+    "TILE_PARAMS_LOAD",
+    "NEURON_STAGE_FILL",
+    "FEEDER_FILL",
+    "TILE_END_DETECT",
+    "FIRST_TOKEN_LOOKUP",
+    "TILE_OVERHEAD",
+    "DENSE_TILE_OVERHEAD",
+]
+
+NEURON_ARRAY_LATENCY = 1
+"""Cycles from an activation vector's handshake to its first spike vector being valid."""
+
+COMPACTOR_LATENCY = 1
+"""Cycles from a spike vector's handshake to its first event beat being valid."""
+
+PE_ARRAY_LATENCY = 2
+"""Cycles from a step-ending event beat's handshake to its accumulator vector being valid
+(one cycle of weight-memory read, one of accumulation)."""
+
+MAC_ARRAY_LATENCY = 3
+"""Cycles from a tile's final input's handshake to the dense MAC array's accumulator vector
+(weight-memory read, multiply, accumulate)."""
+
+REQUANTIZER_LATENCY = 2
+"""Cycles from a final accumulator vector's handshake to its output vector being valid
+(one cycle of multiplication, one of rounding shift and saturation)."""
+
+# -- the cores' timeline ------------------------------------------------------------------
+
+TILE_PARAMS_LOAD = 1
+"""The tile sequencer's cycle loading a tile's bias and requantizer parameters (it overlaps
+the previous tile's requantizer drain)."""
+
+NEURON_STAGE_FILL = 2
+"""The spike core's neuron stage before its first spike vector: membrane-memory read, spike register."""
+
+FEEDER_FILL = 2
+"""The dense cores' feeder before its first input: activation-memory read, input register."""
+
+TILE_END_DETECT = 1
+"""The tile sequencer's cycle noticing that the requantizer took the tile's final accumulators."""
+
+FIRST_TOKEN_LOOKUP = 1
+"""Cycles between the first token's last chunk and its parameter load (the timestep-table lookup)."""
+
+TILE_OVERHEAD = TILE_PARAMS_LOAD + NEURON_STAGE_FILL + PE_ARRAY_LATENCY + REQUANTIZER_LATENCY + TILE_END_DETECT
+"""Cycles per token and output tile of the spike core outside the compactor's work: parameter
+load, neuron-stage fill, and the PE array's and requantizer's drain of the tile's final step,
+and its detection (8)."""
+
+DENSE_TILE_OVERHEAD = TILE_PARAMS_LOAD + FEEDER_FILL + (MAC_ARRAY_LATENCY - 1) + REQUANTIZER_LATENCY + TILE_END_DETECT
+"""Cycles per token and output tile of a dense core outside its one cycle per input. The MAC
+array's weight read of the final input happens in the cycle the input is taken, which that
+input's cycle already counts, so only its multiply and accumulate drain (8)."""

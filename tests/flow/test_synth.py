@@ -1,0 +1,62 @@
+"""The synthesis flows on the small configuration, so a broken flow fails the suite: sky130
+area recounted from the mapped netlist and the LEF, memories against the configuration,
+FPGA resources and a placed-and-routed Fmax."""
+
+import json
+import re
+from collections import Counter
+
+import pytest
+
+from spikemllm.config import SMALL_CONFIG
+from spikemllm.flow import sky130
+from spikemllm.hw.generate import generate
+from spikemllm.flow.synth import fpga_harness, synth_asic, synth_fpga
+
+
+@pytest.fixture(scope="module")
+def spike_small(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    generate(SMALL_CONFIG, out / "rtl", blocks=["core"])
+    return out
+
+
+def test_asic_flow_area_memories_and_transistors(spike_small):
+    r = synth_asic(spike_small / "rtl" / "spike_core.v", "spike_core", spike_small / "asic")
+    assert set(r["sky130"]["blocks"]) == {"top", "compactor", "pe_array", "requantizer"}
+    # independent recount: every sky130 instance in the written netlist times its LEF area
+    netlist = (spike_small / "asic" / "sky130_netlist.v").read_text()
+    cells = Counter(re.findall(r"^\s*sky130_fd_sc_hd__(\w+)_1\s", netlist, re.M))
+    area = sum(n * sky130.cell_area(cell) for cell, n in cells.items())
+    assert r["sky130"]["total"]["area_um2"] == pytest.approx(area, rel=1e-6)
+    assert r["sky130"]["total"]["flip_flops"] == cells[sky130.FLIP_FLOP] > 0
+    c = SMALL_CONFIG
+    k = c.in_chunks_max
+    expected = {
+        "weight_memory": c.max_fan_in * c.pes * c.weight_bits,
+        "activation_memory": 2 * k * c.lanes * c.act_bits,
+        "membrane_memory": k * c.lanes * c.act_bits,
+        "bias_memory": c.max_out_tiles * c.pes * c.bias_bits,
+        "params_memory": c.max_out_tiles * c.pes * (c.multiplier_bits + c.shift_bits),
+    }
+    assert {m["name"]: m["bits"] for m in r["memories"]} == expected
+    generic = r["generic"]
+    assert generic["total"]["transistors"] > generic["total"]["cells"] > 0
+    assert generic["blocks"]["requantizer"]["transistors"] > generic["blocks"]["compactor"]["transistors"]
+
+
+def test_fpga_flow_places_and_reports_fmax(spike_small):
+    ports = json.loads((spike_small / "rtl" / "config.json").read_text())["blocks"]["core"]["ports"]
+    r = synth_fpga(spike_small / "rtl" / "spike_core.v", "spike_core", "ice40", spike_small / "ice40", ports=ports)
+    assert r["fits"] and r["fmax_mhz"] > 1
+    assert r["resources"]["lut"] > 0 and r["resources"]["bram"] > 0 and r["resources"]["dsp"] > 0
+    assert r["resources"]["ff"] >= r["harness_flip_flops"]
+    with pytest.raises(ValueError, match="family must be one of"):
+        synth_fpga(spike_small / "rtl" / "spike_core.v", "spike_core", "virtex", spike_small / "x", ports=ports)
+
+
+def test_harness_wires_every_port():
+    text = fpga_harness("core_x", {"a": {"direction": "in", "width": 3}, "b": {"direction": "in", "width": 2},
+                                   "y": {"direction": "out", "width": 4}})
+    assert ".a(shift[2:0])" in text and ".b(shift[4:3])" in text and ".y(outputs[3:0])" in text
+    assert "reg [4:0] shift;" in text

@@ -1,0 +1,65 @@
+"""Core cycle model and full-size projection: their pieces against independent computations."""
+
+import dataclasses
+import random
+
+import pytest
+import torch
+
+from spikemllm.config import DEFAULT_CONFIG
+from spikemllm.golden.timing.core_model import core_cycles
+from spikemllm.golden.timing.projection import ProjectionSetup, expected_vector_cycles, model_linear_shapes, project
+
+
+def test_breakdown_adds_up():
+    g = torch.Generator().manual_seed(0)
+    q = torch.randint(-7, 8, (5, 64), generator=g) * (torch.rand(5, 64, generator=g) < 0.3)
+    r = core_cycles(DEFAULT_CONFIG, q, [3, 4, 3, 4, 3], out_tiles=3)
+    assert sum(r.breakdown().values()) == r.cycles
+    assert 0 < r.pe_utilization <= 1 and 0 < r.event_slot_utilization <= 1
+
+
+def test_core_cycles_rejects_bad_input():
+    with pytest.raises(ValueError, match="multiple of lanes=16"):
+        core_cycles(DEFAULT_CONFIG, torch.zeros(2, 20, dtype=torch.int64), [3, 3], 1)
+    with pytest.raises(ValueError, match="T=9"):
+        core_cycles(DEFAULT_CONFIG, torch.zeros(1, 16, dtype=torch.int64), [9], 1)
+    with pytest.raises(ValueError, match="2 timestep counts for 1 tokens"):
+        core_cycles(DEFAULT_CONFIG, torch.zeros(1, 16, dtype=torch.int64), [3, 3], 1)
+
+
+@pytest.mark.parametrize("lanes, rate, E", [(16, 0.3, 2), (64, 0.05, 8), (8, 0.9, 1)])
+def test_expected_vector_cycles_matches_sampling(lanes, rate, E):
+    rng = random.Random(1)
+    n = 20000
+    sampled = sum(max(1, -(-sum(rng.random() < rate for _ in range(lanes)) // E)) for _ in range(n)) / n
+    assert expected_vector_cycles(lanes, rate, E) == pytest.approx(sampled, rel=0.02)
+
+
+def test_full_size_shapes_match_published_sizes():
+    # Linear-layer weights of the language models, from the published dimensions.
+    def lm(hidden, inter, layers, heads, kv, vocab):
+        head = hidden // heads
+        per_layer = hidden * hidden * 2 + hidden * kv * head * 2 + 3 * hidden * inter
+        return per_layer * layers + hidden * vocab
+
+    shapes = model_linear_shapes("Qwen2-VL-7B")
+    assert sum(s.weights for s in shapes if s.stage == "language_model") == lm(3584, 18944, 28, 28, 4, 152064)
+    shapes = model_linear_shapes("InternVL2-8B")
+    assert sum(s.weights for s in shapes if s.stage == "language_model") == lm(4096, 14336, 32, 32, 8, 92553)
+    assert {s.stage for s in shapes} == {"vision_encoder", "projector", "language_model"}
+
+
+def test_projection_bounds():
+    fast_memory = ProjectionSetup(bandwidth_bytes_per_s=1e18)
+    slow_memory = dataclasses.replace(fast_memory, bandwidth_bytes_per_s=1e9)
+    fast = project("Qwen2-VL-7B", fast_memory)
+    slow = project("Qwen2-VL-7B", slow_memory)
+    assert fast["decode"]["bound"] == "compute" and slow["decode"]["bound"] == "bandwidth"
+    assert slow["decode"]["tokens_per_s"] == pytest.approx(1e9 / slow["decode"]["weight_bytes"])
+    fewer_steps = project("Qwen2-VL-7B", fast_memory, tv=2, tt=3)
+    assert fewer_steps["prefill"]["tokens_per_s"] > fast["prefill"]["tokens_per_s"]
+    with pytest.raises(ValueError, match="unknown model"):
+        project("GPT-5")
+    with pytest.raises(ValueError, match="cores must be at least 1"):
+        ProjectionSetup(cores=0)

@@ -1,0 +1,45 @@
+"""Configurations and runs shared by the core tests (``test_spike_core.py``,
+``test_dense_cores.py``): small cores that simulate fast in amaranth.sim, a run of a case
+through the firmware driver, and the real-layer run under Verilator."""
+
+import dataclasses
+import json
+
+from spikemllm.config import PRESETS, AcceleratorConfig
+from spikemllm.flow.runner import build_block, run_block
+from spikemllm.hw.core import SpikeCore
+from spikemllm.sim.backends.amaranth_sim import run_with_driver
+
+CORE_SMALL = AcceleratorConfig(
+    name="core_small", lanes=8, pes=4, act_bits=5, weight_bits=4, t_max=4, events_per_cycle=2, max_fan_in=64,
+    bias_bits=12, out_bits=5, multiplier_bits=12, shift_bits=5, layers=4, max_out_tiles=4,
+)
+CORE_COUNT = dataclasses.replace(CORE_SMALL, name="core_count", coding="count", act_bits=4, t_max=7, out_bits=4)
+CORE_E1 = dataclasses.replace(CORE_SMALL, name="core_e1", events_per_cycle=1, lanes=4, max_fan_in=32)
+
+
+def run_case(config, case, *, in_pattern=None, out_pattern=None, core_class=SpikeCore):
+    """Load ``case``'s layer and timestep table through the driver, run its tokens, return the result."""
+
+    async def body(driver):
+        await driver.identify()
+        await driver.load_layer(case.program)
+        await driver.set_timestep_table(case.table)
+        return await driver.run(case.beats, tokens=case.tokens, out_tiles=case.program.out_tiles,
+                                in_pattern=in_pattern, out_pattern=out_pattern)
+
+    return run_with_driver(config, body, core_class=core_class)
+
+
+def run_real_layer_under_verilator(config_name, block, tmp_path):
+    """The cocotb core testbench on a real converted layer (:mod:`spikemllm.sim.core.testbench`)."""
+    build = build_block(PRESETS[config_name], block)
+    results = tmp_path / "core.json"
+    run_block(build, results=results)
+    r = json.loads(results.read_text())
+    assert r["bit_exact"] and r["stalled_run"]["bit_exact"]
+    assert r["rtl_cycles"] == r["model_cycles"]
+    assert r["tokens_by_modality"]["text"] and r["tokens_by_modality"]["vision"]
+    assert r["timesteps"]["text"] != r["timesteps"]["vision"]
+    assert r["block"] == block and r["run_window_ps"][1] > r["run_window_ps"][0]
+    return r

@@ -1,0 +1,82 @@
+"""Dense INT8 and FP16 baselines in amaranth.sim and under Verilator, through the same
+firmware driver as the SpikeCore: bit-exact against their golden models, cycle-exact against their cycle model,
+same results under stalls, and the configurations they refuse."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from spikemllm.golden.dense import fp16_layer_outputs
+from spikemllm.golden.timing.core_model import dense_core_cycles
+from spikemllm.hw.dense_core import DenseFP16Core, DenseInt8Core, DenseMACArray, check_dense_config
+from spikemllm.sim.core.cases import core_expectation, random_case
+from spikemllm.sim.patterns import pattern
+
+from core_suite import CORE_SMALL, run_case, run_real_layer_under_verilator
+
+CORES = {"int8_core": DenseInt8Core, "fp16_core": DenseFP16Core}
+
+
+def run_dense(block, case, **patterns):
+    return run_case(CORE_SMALL, case, core_class=CORES[block], **patterns)
+
+
+@pytest.mark.parametrize("block", CORES)
+@pytest.mark.parametrize("shape", [(20, 7), (8, 4), (16, 16)])
+def test_bit_exact_and_cycle_exact(block, shape):
+    case = random_case(CORE_SMALL, seed=sum(shape), tokens=4, in_features=shape[0], out_features=shape[1], tv=3, tt=4)
+    expected, model = core_expectation(case, block)
+    result = run_dense(block, case)
+    assert result.outputs == expected
+    # the same integers as the spike core computes
+    assert result.outputs == case.expected
+    assert result.counters["CYCLES"] == model.cycles
+    assert result.counters["EVENTS"] == model.events == case.tokens * case.program.out_tiles * case.program.padded_in
+    assert result.counters["ACTIVE_CYCLES"] == model.active_cycles
+
+
+@pytest.mark.parametrize("block", CORES)
+def test_stalls_change_timing_not_results(block):
+    case = random_case(CORE_SMALL, seed=7, tokens=4, in_features=20, out_features=7, tv=3, tt=4)
+    result = run_dense(block, case, in_pattern=pattern("random30", seed=1), out_pattern=pattern("random70", seed=2))
+    assert result.outputs == case.expected
+    assert result.counters["CYCLES"] >= core_expectation(case, block)[1].cycles
+
+
+def test_fp16_golden_rounds_where_integers_do_not():
+    # Products of 2048 x 2048 = 2^22 accumulate past 2^24, where FP32 keeps 24 bits: the
+    # FP16 core's golden model then differs from the exact integer layer, as the hardware does.
+    # bias 2^22 + 4 * 2047^2 = 20955140 > 2^24 (even); each following + 1 is a tie that stays even.
+    q = torch.tensor([[2047, 2047, 2047, 2047, 1, 1, 1, 1]])
+    w = q.clone()
+    bias = torch.tensor([1 << 22])
+    exact = int((q * w).sum()) + (1 << 22)
+    out = fp16_layer_outputs(q, w, bias, torch.tensor([1]), torch.tensor([0]), out_bits=32)
+    assert exact == 20955144 and int(out[0, 0]) == 20955140
+
+
+def test_dense_cycle_model_rejects_bad_input():
+    with pytest.raises(ValueError, match="in_features=12"):
+        dense_core_cycles(CORE_SMALL, 2, 12, 1)
+    with pytest.raises(ValueError, match="out_tiles"):
+        dense_core_cycles(CORE_SMALL, 2, 16, 9)
+    with pytest.raises(ValueError, match="tokens"):
+        dense_core_cycles(CORE_SMALL, 0, 16, 1)
+
+
+def test_refused_configurations():
+    wide = dataclasses.replace(CORE_SMALL, name="wide", act_bits=14, t_max=7)
+    with pytest.raises(ValueError, match="act_bits=14"):
+        DenseFP16Core(config=wide)
+    assert check_dense_config(wide, "int8") is wide  # integers of any configured width are fine
+    with pytest.raises(ValueError, match="arithmetic"):
+        DenseMACArray(config=CORE_SMALL, arithmetic="bf16")
+    with pytest.raises(TypeError, match="AcceleratorConfig"):
+        DenseFP16Core(config={"lanes": 8})
+
+
+@pytest.mark.parametrize("block", CORES)
+def test_real_layer_under_verilator(block, tmp_path):
+    """The real converted layer in the small configuration (`make synth` runs the default one)."""
+    run_real_layer_under_verilator("small", block, tmp_path)

@@ -1,0 +1,145 @@
+"""SpikeCore through the firmware driver, in amaranth.sim and under Verilator: bit-exact
+outputs against the golden layer, cycle counts against the performance model, registers
+and their errors."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from core_suite import CORE_COUNT, CORE_E1, CORE_SMALL, run_case, run_real_layer_under_verilator
+from spikemllm.firmware.driver import SpikeCoreError
+from spikemllm.hw.registers import ERRORS
+from spikemllm.sim.core.cases import random_case
+from spikemllm.sim.backends.amaranth_sim import run_with_driver
+from spikemllm.sim.patterns import pattern
+
+@pytest.mark.parametrize("config, shape, steps", [
+    (CORE_SMALL, (20, 7), (3, 4)),   # 3 chunks, 2 tiles, padding on both sides
+    (CORE_SMALL, (8, 4), (1, 4)),    # one chunk, one tile, T = 1 and T = t_max
+    (CORE_SMALL, (16, 16), (2, 2)),  # 2 chunks x 4 tiles = the whole weight memory
+    (CORE_COUNT, (12, 6), (5, 7)),   # count coding: T up to Q
+    (CORE_E1, (10, 5), (4, 3)),      # one event per cycle
+])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_bit_exact_and_cycle_exact(config, shape, steps, seed):
+    case = random_case(config, seed=seed, tokens=5, in_features=shape[0], out_features=shape[1], tv=steps[0], tt=steps[1])
+    result = run_case(config, case)
+    assert result.outputs == case.expected
+    assert result.counters["CYCLES"] == case.model.cycles
+    assert result.counters["EVENTS"] == case.model.events
+    assert result.counters["ACTIVE_CYCLES"] == case.model.active_cycles
+    assert result.counters["TOKENS_DONE"] == case.tokens
+    assert result.counters["STALL_CYCLES"] == 0 and result.counters["IDLE_IN_CYCLES"] == 0
+
+
+def test_all_zero_tokens_and_extremes():
+    case = random_case(CORE_SMALL, seed=3, tokens=4, in_features=16, out_features=8, tv=4, tt=4, density=0.0)
+    assert run_case(CORE_SMALL, case).outputs == case.expected
+    full = random_case(CORE_SMALL, seed=4, tokens=3, in_features=16, out_features=8, tv=4, tt=4, density=1.0)
+    full.q.copy_(torch.where(full.q >= 0, 15, -15))
+    from spikemllm.sim.core.cases import _finish
+
+    full = _finish(full.program, full.table, full.layer_index, full.q, full.modality)
+    result = run_case(CORE_SMALL, full)
+    assert result.outputs == full.expected and result.counters["CYCLES"] == full.model.cycles
+
+
+@pytest.mark.parametrize("in_name, out_name", [("random30", "random70"), ("bursts", "alternate"), ("always", "random70")])
+def test_stalls_change_timing_not_results(in_name, out_name):
+    case = random_case(CORE_SMALL, seed=7, tokens=6, in_features=20, out_features=7, tv=3, tt=4)
+    result = run_case(CORE_SMALL, case, in_pattern=pattern(in_name, seed=1), out_pattern=pattern(out_name, seed=2))
+    assert result.outputs == case.expected
+    assert result.counters["EVENTS"] == case.model.events
+    assert result.counters["CYCLES"] >= case.model.cycles
+    if out_name != "always":
+        assert result.counters["STALL_CYCLES"] > 0
+
+
+def error_name(code):
+    return next(name for name, (c, _) in ERRORS.items() if c == code)
+
+
+@pytest.mark.parametrize("register, value, error", [
+    ("TTABLE", 5, "BAD_T"),          # above t_max = 4
+    ("TTABLE", 0, "BAD_T"),
+    ("IN_FEATURES", 12, "BAD_SHAPE"),  # not a multiple of lanes
+    ("IN_FEATURES", 72, "TOO_LARGE"),
+    ("OUT_FEATURES", 6, "BAD_SHAPE"),  # not a multiple of pes
+    ("OUT_FEATURES", 20, "TOO_LARGE"),
+])
+def test_bad_register_writes_are_refused(register, value, error):
+    async def body(driver):
+        before = await driver.read(register)
+        await driver.write(register, value)
+        status = await driver.status()
+        after = await driver.read(register)
+        await driver.clear()
+        return before, status, after, await driver.status()
+
+    before, status, after, cleared = run_with_driver(CORE_SMALL, body)
+    assert status["error"] == 1 and error_name(status["error_code"]) == error
+    assert after == before
+    assert cleared["error"] == 0
+
+
+def test_start_errors():
+    case = random_case(CORE_SMALL, seed=9, tokens=2, in_features=8, out_features=4, tv=3, tt=3)
+
+    async def body(driver):
+        codes = []
+        await driver.start()  # no shape, no tokens
+        codes.append((await driver.status())["error_code"])
+        await driver.clear()
+        await driver.load_layer(case.program)
+        await driver.write("IN_FEATURES", 16)
+        await driver.write("OUT_FEATURES", 16)  # 16 inputs x 4 tiles = 64 rows: fits
+        await driver.write("TOKENS", 1)
+        await driver.write("IN_FEATURES", 32)   # 32 x 4 = 128 rows: refused at start
+        await driver.start()
+        codes.append((await driver.status())["error_code"])
+        await driver.clear()
+        await driver.load_layer(case.program)
+        await driver.set_timestep_table(case.table)
+        await driver.write("TOKENS", 2)
+        await driver.start()
+        await driver.start()  # start while busy
+        codes.append((await driver.status())["error_code"])
+        return codes
+
+    assert [error_name(c) for c in run_with_driver(CORE_SMALL, body)] == ["NO_TOKENS", "TOO_LARGE", "START_WHILE_BUSY"]
+
+
+@pytest.mark.parametrize("layers, error", [(4, "BAD_T"), (3, "BAD_TOKEN")])
+def test_bad_tokens_stop_the_run(layers, error):
+    # Tokens tagged with layer 3: with 4 table layers its entry was never programmed; with
+    # 3 table layers it does not exist. Either way the core refuses to compute.
+    config = dataclasses.replace(CORE_SMALL, name=f"core_l{layers}", layers=layers)
+    case = random_case(config, seed=11, tokens=2, in_features=8, out_features=4, tv=3, tt=3)
+    beats = [{**b, "layer": 3} for b in case.beats]
+
+    async def body(driver):
+        await driver.load_layer(case.program)
+        await driver.set_timestep_table(case.table)
+        with pytest.raises(SpikeCoreError) as info:
+            await driver.run(beats, tokens=case.tokens, out_tiles=case.program.out_tiles, max_cycles=200)
+        return info.value.name
+
+    assert run_with_driver(config, body) == error
+
+
+def test_identify_detects_a_different_build():
+    async def body(driver):
+        driver.config = dataclasses.replace(CORE_SMALL, name="other", pes=8)
+        with pytest.raises(RuntimeError, match="pes"):
+            await driver.identify()
+        return True
+
+    assert run_with_driver(CORE_SMALL, body)
+
+
+@pytest.mark.parametrize("config", ["default", "count"])
+def test_real_layer_under_verilator(config, tmp_path):
+    """A real converted layer (MiniLM's pretrained FFN layer 0, sliced to fit) over tokens
+    mixing vision and text: bit- and cycle-exact, also under stalls."""
+    run_real_layer_under_verilator(config, "core", tmp_path)
