@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from spikemllm.config import AcceleratorConfig
 from spikemllm.latency import COMPACTOR_LATENCY
-from .signatures import EventStream, SpikeVectorStream, check_block_config
+from .block import Block
+from .signatures import EventStream, SpikeVectorStream
 
 __all__ = ["SpikeEventCompactor"]
 
 
-class SpikeEventCompactor(wiring.Component):
+class SpikeEventCompactor(Block):
     """Turns ternary spike vectors into beats of up to ``E = events_per_cycle`` events.
 
     A spike vector is held in a pending mask of its non-zero lanes. Each cycle the ``E``
@@ -35,25 +35,17 @@ class SpikeEventCompactor(wiring.Component):
     Raises ``TypeError`` if ``config`` is not an :class:`AcceleratorConfig`.
     """
 
+    LATENCY = COMPACTOR_LATENCY
+
     def __init__(self, *, config: AcceleratorConfig):
-        self._config = check_block_config(self, config)
         super().__init__({
             "i": In(SpikeVectorStream(config)),
             "o": Out(EventStream(config)),
-        })
-
-    @property
-    def config(self) -> AcceleratorConfig:
-        return self._config
-
-    @property
-    def latency(self) -> int:
-        """Cycles from a spike vector's handshake to its first event beat being valid."""
-        return COMPACTOR_LATENCY
+        }, config=config)
 
     def elaborate(self, platform):
         m = Module()
-        c = self._config
+        c = self.config
         lanes = c.lanes
 
         full = Signal()

@@ -29,7 +29,8 @@ from amaranth.lib.wiring import In, Out
 from spikemllm.config import AcceleratorConfig
 from .registers import COUNTERS, ERRORS, ID_VALUE, CoreKind, RegisterBus, build_values, register_map
 from .requantizer import Requantizer
-from .signatures import WeightWriteStream, check_block_config
+from .block import Block
+from .signatures import WeightWriteStream
 
 __all__ = [
     "LayerCore",
@@ -122,7 +123,7 @@ class Datapath:
     work: Value
 
 
-class LayerCore(wiring.Component, abc.ABC):
+class LayerCore(Block, abc.ABC):
     """Base of the linear-layer cores: everything but the datapath.
 
     Ports: ``bus`` (register bus, the core responds), ``i`` (token chunks in), ``o``
@@ -139,7 +140,6 @@ class LayerCore(wiring.Component, abc.ABC):
     """The datapath this core is built with."""
 
     def __init__(self, *, config: AcceleratorConfig):
-        self._config = check_block_config(self, config)
         self._regmap = register_map(config)
         super().__init__({
             "bus": In(RegisterBus(self._regmap.addr_width)),
@@ -148,22 +148,12 @@ class LayerCore(wiring.Component, abc.ABC):
             "weights": In(WeightWriteStream(config)),
             "bias": In(stream.Signature(tile_bias_layout(config))),
             "params": In(stream.Signature(tile_params_layout(config))),
-        })
-
-    @property
-    def config(self) -> AcceleratorConfig:
-        return self._config
+        }, config=config)
 
     @property
     def register_map(self):
         """The :class:`~.registers.RegisterMap` the bus decodes."""
         return self._regmap
-
-    @property
-    def latency(self):
-        """None: a core's timing depends on the data and the layer shape (see the cycle models
-        in :mod:`spikemllm.golden.timing.core_model`)."""
-        return None
 
     @abc.abstractmethod
     def elaborate_datapath(self, m: Module, feed: Feed) -> Datapath:
@@ -171,7 +161,7 @@ class LayerCore(wiring.Component, abc.ABC):
 
     def elaborate(self, platform):
         m = Module()
-        c = self._config
+        c = self.config
         regs = self._regmap
         kmax = c.in_chunks_max
         chunk_width = max(1, (kmax - 1).bit_length())

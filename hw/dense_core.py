@@ -31,7 +31,8 @@ from spikemllm.latency import MAC_ARRAY_LATENCY
 from .core_shell import Datapath, Feed, LayerCore
 from .registers import CoreKind
 from .fp import fp16_mul_fp32, fp32_add, fp32_to_int, int_to_fp16, int_to_fp32
-from .signatures import AccumulatorStream, BiasStream, WeightWriteStream, check_block_config
+from .block import Block
+from .signatures import AccumulatorStream, BiasStream, WeightWriteStream
 
 __all__ = ["ARITHMETICS", "DenseMACArray", "DenseInt8Core", "DenseFP16Core", "mac_input_layout", "check_dense_config"]
 
@@ -65,7 +66,7 @@ def mac_input_layout(config: AcceleratorConfig) -> data.StructLayout:
     })
 
 
-class DenseMACArray(wiring.Component):
+class DenseMACArray(Block):
     """``P = pes`` multiply-accumulate units, one input per cycle.
 
     An accepted beat reads weight row ``index`` (synchronous memory), the next cycle
@@ -89,37 +90,29 @@ class DenseMACArray(wiring.Component):
     ``ValueError`` for an unknown arithmetic or widths it cannot hold exactly.
     """
 
+    LATENCY = MAC_ARRAY_LATENCY
+
+    @classmethod
+    def check_config(cls, config, *, arithmetic: str = "int8") -> None:
+        super().check_config(config)
+        check_dense_config(config, arithmetic)
+
     def __init__(self, *, config: AcceleratorConfig, arithmetic: str = "int8"):
-        self._config = check_block_config(self, config)
-        try:
-            check_dense_config(config, arithmetic)
-        except ValueError:
-            setattr(self, "_MustUse__used", True)
-            raise
         self._arithmetic = arithmetic
         super().__init__({
             "i": In(stream.Signature(mac_input_layout(config))),
             "weights": In(WeightWriteStream(config)),
             "bias": In(BiasStream(config)),
             "o": Out(AccumulatorStream(config)),
-        })
-
-    @property
-    def config(self) -> AcceleratorConfig:
-        return self._config
+        }, config=config)
 
     @property
     def arithmetic(self) -> str:
         return self._arithmetic
 
-    @property
-    def latency(self) -> int:
-        """Cycles from the ``last`` beat's handshake to its accumulator vector."""
-        return MAC_ARRAY_LATENCY
-
     def elaborate(self, platform):
         m = Module()
-        c = self._config
+        c = self.config
         P = c.pes
         fp = self._arithmetic == "fp16"
         weight_shape = 16 if fp else signed(c.weight_bits)
@@ -199,14 +192,10 @@ class DenseMACArray(wiring.Component):
 class _DenseCore(LayerCore):
     ARITHMETIC = "int8"
 
-    def __init__(self, *, config: AcceleratorConfig):
-        if isinstance(config, AcceleratorConfig):
-            try:
-                check_dense_config(config, self.ARITHMETIC)
-            except ValueError:
-                setattr(self, "_MustUse__used", True)
-                raise
-        super().__init__(config=config)
+    @classmethod
+    def check_config(cls, config) -> None:
+        super().check_config(config)
+        check_dense_config(config, cls.ARITHMETIC)
 
     def elaborate_datapath(self, m: Module, feed: Feed) -> Datapath:
         """Feeder (activation memory -> one input per cycle, in order) -> MAC array."""

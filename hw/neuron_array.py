@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from spikemllm.config import AcceleratorConfig, Coding
 from spikemllm.latency import NEURON_ARRAY_LATENCY
-from .signatures import ActivationStream, SpikeVectorStream, check_block_config
+from .block import Block
+from .signatures import ActivationStream, SpikeVectorStream
 
 __all__ = ["TCLIFNeuronArray"]
 
 
-class TCLIFNeuronArray(wiring.Component):
+class TCLIFNeuronArray(Block):
     """``lanes`` integrate-and-fire neurons with a per-step threshold and subtractive reset.
 
     An activation vector (``values[lanes]``, ``timesteps`` = T, ``base``) loads every
@@ -42,25 +42,17 @@ class TCLIFNeuronArray(wiring.Component):
     Raises ``TypeError`` if ``config`` is not an :class:`AcceleratorConfig`.
     """
 
+    LATENCY = NEURON_ARRAY_LATENCY
+
     def __init__(self, *, config: AcceleratorConfig):
-        self._config = check_block_config(self, config)
         super().__init__({
             "i": In(ActivationStream(config)),
             "o": Out(SpikeVectorStream(config)),
-        })
-
-    @property
-    def config(self) -> AcceleratorConfig:
-        return self._config
-
-    @property
-    def latency(self) -> int:
-        """Cycles from an activation handshake to its first spike vector being valid."""
-        return NEURON_ARRAY_LATENCY
+        }, config=config)
 
     def elaborate(self, platform):
         m = Module()
-        c = self._config
+        c = self.config
         tc_lif = c.coding is Coding.TC_LIF
 
         busy = Signal()

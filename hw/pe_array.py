@@ -9,12 +9,13 @@ from amaranth.lib.wiring import In, Out
 
 from spikemllm.config import AcceleratorConfig
 from spikemllm.latency import PE_ARRAY_LATENCY
-from .signatures import AccumulatorStream, BiasStream, EventStream, WeightWriteStream, check_block_config
+from .block import Block
+from .signatures import AccumulatorStream, BiasStream, EventStream, WeightWriteStream
 
 __all__ = ["SparseAccumulatePEArray"]
 
 
-class SparseAccumulatePEArray(wiring.Component):
+class SparseAccumulatePEArray(Block):
     """``P = pes`` processing elements that add or subtract weights for every spike event.
 
     The weight memory (``max_fan_in`` rows, one row per input index holding that input's
@@ -46,27 +47,19 @@ class SparseAccumulatePEArray(wiring.Component):
     Raises ``TypeError`` if ``config`` is not an :class:`AcceleratorConfig`.
     """
 
+    LATENCY = PE_ARRAY_LATENCY
+
     def __init__(self, *, config: AcceleratorConfig):
-        self._config = check_block_config(self, config)
         super().__init__({
             "i": In(EventStream(config)),
             "weights": In(WeightWriteStream(config)),
             "bias": In(BiasStream(config)),
             "o": Out(AccumulatorStream(config)),
-        })
-
-    @property
-    def config(self) -> AcceleratorConfig:
-        return self._config
-
-    @property
-    def latency(self) -> int:
-        """Cycles from a step-ending event beat's handshake to its accumulator vector."""
-        return PE_ARRAY_LATENCY
+        }, config=config)
 
     def elaborate(self, platform):
         m = Module()
-        c = self._config
+        c = self.config
         P, E = c.pes, c.events_per_cycle
 
         row_layout = data.ArrayLayout(signed(c.weight_bits), P)

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from spikemllm.config import AcceleratorConfig
 from spikemllm.latency import REQUANTIZER_LATENCY
-from .signatures import AccumulatorStream, OutputStream, RequantParamsStream, check_block_config
+from .block import Block
+from .signatures import AccumulatorStream, OutputStream, RequantParamsStream
 
 __all__ = ["Requantizer"]
 
 
-class Requantizer(wiring.Component):
+class Requantizer(Block):
     """Maps final accumulators ``y`` (bias already added) to ``out_bits``-bit integers.
 
     Per output channel ``p`` with multiplier ``M_p`` and shift ``S_p``::
@@ -35,26 +35,18 @@ class Requantizer(wiring.Component):
     Raises ``TypeError`` if ``config`` is not an :class:`AcceleratorConfig`.
     """
 
+    LATENCY = REQUANTIZER_LATENCY
+
     def __init__(self, *, config: AcceleratorConfig):
-        self._config = check_block_config(self, config)
         super().__init__({
             "i": In(AccumulatorStream(config)),
             "params": In(RequantParamsStream(config)),
             "o": Out(OutputStream(config)),
-        })
-
-    @property
-    def config(self) -> AcceleratorConfig:
-        return self._config
-
-    @property
-    def latency(self) -> int:
-        """Cycles from a final accumulator vector's handshake to its output vector."""
-        return REQUANTIZER_LATENCY
+        }, config=config)
 
     def elaborate(self, platform):
         m = Module()
-        c = self._config
+        c = self.config
         P = c.pes
         width = c.product_width
 

@@ -34,7 +34,6 @@ from spikemllm.config import AcceleratorConfig
 
 __all__ = [
     "SPIKE_SHAPE",
-    "check_block_config",
     "activation_vector_layout",
     "spike_vector_layout",
     "event_layout",
@@ -56,20 +55,6 @@ __all__ = [
 
 SPIKE_SHAPE = signed(2)
 """A ternary spike: -1, 0 or +1 in two's complement."""
-
-
-def check_block_config(component, config) -> AcceleratorConfig:
-    """Return ``config`` for a block's constructor; raise ``TypeError`` if it is not an
-    :class:`AcceleratorConfig`.
-
-    The half-built component is marked used first: a block whose construction failed is
-    not a forgotten design, so Amaranth's "created but never used" warning would only
-    bury the real error.
-    """
-    if not isinstance(config, AcceleratorConfig):
-        setattr(component, "_MustUse__used", True)
-        raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
-    return config
 
 
 def _check(config) -> AcceleratorConfig:
