@@ -161,36 +161,38 @@ class LayerCore(Block, abc.ABC):
 
     def elaborate(self, platform):
         m = Module()
-        c = self.config
-        regs = self._regmap
+        s = _Shell()
+        m.submodules.requantizer = s.rq = Requantizer(config=self.config)
+        self._register_file(m, s)
+        self._run_control(m, s)
+        self._tile_memories(m, s)
+        self._token_loader(m, s)
+        self._attach_datapath(m, s)
+        self._tile_sequencer(m, s)
+        self._output(m, s)
+        self._counters(m, s)
+        return m
+
+    def _register_file(self, m: Module, s: "_Shell") -> None:
+        """Layer shape, tokens, timestep table, status and counters, read and written over ``bus``."""
+        c, regs = self.config, self._regmap
         kmax = c.in_chunks_max
-        chunk_width = max(1, (kmax - 1).bit_length())
         lane_shift = (c.lanes - 1).bit_length()
+        s.in_chunks = in_chunks = Signal(range(kmax + 1))
+        s.out_tiles = out_tiles = Signal(range(c.max_out_tiles + 1))
+        s.tokens = tokens = Signal(32)
+        s.ttable = ttable = [Signal(c.timesteps_width, name=f"ttable_{n}") for n in range(regs["TTABLE"].count)]
+        s.busy = busy = Signal()
+        s.done = done = Signal()
+        s.error = Signal()
+        s.error_code = error_code = Signal(4)
+        s.counters = counters = {name: Signal(32, name=name.lower()) for name, _doc in COUNTERS}
+        s.fault = Signal(4)  # an error raised by the datapath this cycle (0 = none)
+        raise_error = s.raise_error
 
-        m.submodules.requantizer = rq = Requantizer(config=c)
-
-        # -- registers ------------------------------------------------------------------
-        in_chunks = Signal(range(kmax + 1))
-        out_tiles = Signal(range(c.max_out_tiles + 1))
-        tokens = Signal(32)
-        ttable = [Signal(c.timesteps_width, name=f"ttable_{n}") for n in range(2 * c.layers)]
-        busy = Signal()
-        done = Signal()
-        error = Signal()
-        error_code = Signal(4)
-        counters = {name: Signal(32, name=name.lower()) for name, _doc in COUNTERS}
-        fault = Signal(4)  # an error raised by the datapath this cycle (0 = none)
-
-        def raise_error(code):
-            return [
-                error.eq(1),
-                error_code.eq(Mux(error, error_code, code)),
-            ]
-
-        # -- bus ------------------------------------------------------------------------
         bus = self.bus
-        start = Signal()
-        clear = Signal()
+        s.start = start = Signal()
+        s.clear = clear = Signal()
         read_value = Signal(32)
         with m.Switch(bus.addr):
             constants = {"ID": ID_VALUE, **build_values(c, self.KIND)}
@@ -199,7 +201,7 @@ class LayerCore(Block, abc.ABC):
                     m.d.comb += read_value.eq(value)
             with m.Case(regs["STATUS"].word):
                 m.d.comb += read_value.eq(regs["STATUS"].assemble(
-                    {"BUSY": busy, "DONE": done, "ERROR": error, "ERROR_CODE": error_code}))
+                    {"BUSY": busy, "DONE": done, "ERROR": s.error, "ERROR_CODE": error_code}))
             for name, sig in (("IN_FEATURES", in_chunks << lane_shift), ("OUT_FEATURES", out_tiles * c.pes), ("TOKENS", tokens)):
                 with m.Case(regs[name].word):
                     m.d.comb += read_value.eq(sig)
@@ -256,39 +258,45 @@ class LayerCore(Block, abc.ABC):
                 with m.Default():  # writes to read-only or unmapped words are ignored
                     pass
 
-        # -- run control -------------------------------------------------------------------
-        abort = Signal()
-        run_start = Signal()
-        with m.If(start):
-            with m.If(busy):
-                m.d.sync += raise_error(_error("START_WHILE_BUSY"))
-            with m.Elif(tokens == 0):
-                m.d.sync += raise_error(_error("NO_TOKENS"))
-            with m.Elif((in_chunks == 0) | (out_tiles == 0)):
-                m.d.sync += raise_error(_error("BAD_SHAPE"))
-            with m.Elif((in_chunks << lane_shift) * out_tiles > c.max_fan_in):
-                m.d.sync += raise_error(_error("TOO_LARGE"))
+    def _run_control(self, m: Module, s: "_Shell") -> None:
+        """Start (refused with an error code when the layer cannot run), clear, and abort on a fault."""
+        c = self.config
+        lane_shift = (c.lanes - 1).bit_length()
+        s.abort = Signal()
+        s.run_start = Signal()
+        with m.If(s.start):
+            with m.If(s.busy):
+                m.d.sync += s.raise_error(_error("START_WHILE_BUSY"))
+            with m.Elif(s.tokens == 0):
+                m.d.sync += s.raise_error(_error("NO_TOKENS"))
+            with m.Elif((s.in_chunks == 0) | (s.out_tiles == 0)):
+                m.d.sync += s.raise_error(_error("BAD_SHAPE"))
+            with m.Elif((s.in_chunks << lane_shift) * s.out_tiles > c.max_fan_in):
+                m.d.sync += s.raise_error(_error("TOO_LARGE"))
             with m.Else():
-                m.d.comb += run_start.eq(1)
-                m.d.sync += [busy.eq(1), done.eq(0)]
-                m.d.sync += [sig.eq(0) for sig in counters.values()]
-        with m.If(clear & ~run_start):
-            m.d.sync += [done.eq(0), error.eq(0), error_code.eq(0)]
-            with m.If(~busy):
-                m.d.sync += [sig.eq(0) for sig in counters.values()]
-        with m.If(fault != 0):
-            m.d.sync += raise_error(fault)
-            m.d.comb += abort.eq(1)
+                m.d.comb += s.run_start.eq(1)
+                m.d.sync += [s.busy.eq(1), s.done.eq(0)]
+                m.d.sync += [sig.eq(0) for sig in s.counters.values()]
+        with m.If(s.clear & ~s.run_start):
+            m.d.sync += [s.done.eq(0), s.error.eq(0), s.error_code.eq(0)]
+            with m.If(~s.busy):
+                m.d.sync += [sig.eq(0) for sig in s.counters.values()]
+        with m.If(s.fault != 0):
+            m.d.sync += s.raise_error(s.fault)
+            m.d.comb += s.abort.eq(1)
 
-        # -- loads (only while idle) ----------------------------------------------------------
+    def _tile_memories(self, m: Module, s: "_Shell") -> None:
+        """Per-tile bias and requantizer-parameter memories, written from ``bias``/``params`` while idle."""
+        c = self.config
         bias_layout = data.ArrayLayout(signed(c.bias_bits), c.pes)
         params_layout = data.StructLayout({
             "multiplier": data.ArrayLayout(c.multiplier_bits, c.pes),
             "shift": data.ArrayLayout(c.shift_bits, c.pes),
         })
-        m.submodules.bias_memory = bias_mem = Memory(shape=bias_layout, depth=c.max_out_tiles, init=[])
-        m.submodules.params_memory = params_mem = Memory(shape=params_layout, depth=c.max_out_tiles, init=[])
-        bias_w, params_w = bias_mem.write_port(), params_mem.write_port()
+        m.submodules.bias_memory = s.bias_mem = Memory(shape=bias_layout, depth=c.max_out_tiles, init=[])
+        m.submodules.params_memory = s.params_mem = Memory(shape=params_layout, depth=c.max_out_tiles, init=[])
+        bias_w, params_w = s.bias_mem.write_port(), s.params_mem.write_port()
+        busy = s.busy
         m.d.comb += [
             self.bias.ready.eq(~busy),
             bias_w.addr.eq(self.bias.p.tile),
@@ -301,18 +309,22 @@ class LayerCore(Block, abc.ABC):
             params_w.en.eq(self.params.valid & ~busy),
         ]
 
-        # -- token loader: double-buffered activation memory ---------------------------------------
+    def _token_loader(self, m: Module, s: "_Shell") -> None:
+        """Double-buffered activation memory: the next token's chunks load while this one computes."""
+        c = self.config
+        kmax = c.in_chunks_max
+        chunk_width = max(1, (kmax - 1).bit_length())
         act_layout = data.ArrayLayout(signed(c.act_bits), c.lanes)
-        m.submodules.activation_memory = act_mem = Memory(shape=act_layout, depth=2 * kmax, init=[])
-        act_w = act_mem.write_port()
-        bank_full = Signal(2)
-        tag_modality = Signal(2)
-        tag_layer = [Signal(c.layer_width, name=f"tag_layer_{b}") for b in range(2)]
-        load_bank = Signal()
-        load_chunk = Signal(chunk_width)
-        tokens_loaded = Signal(32)
-        loading = Signal()
-        m.d.comb += loading.eq(busy & (tokens_loaded != tokens) & ~bank_full.bit_select(load_bank, 1))
+        m.submodules.activation_memory = s.act_mem = Memory(shape=act_layout, depth=2 * kmax, init=[])
+        act_w = s.act_mem.write_port()
+        s.bank_full = bank_full = Signal(2)
+        s.tag_modality = tag_modality = Signal(2)
+        s.tag_layer = tag_layer = [Signal(c.layer_width, name=f"tag_layer_{b}") for b in range(2)]
+        s.load_bank = load_bank = Signal()
+        s.load_chunk = load_chunk = Signal(chunk_width)
+        s.tokens_loaded = tokens_loaded = Signal(32)
+        s.loading = loading = Signal()
+        m.d.comb += loading.eq(s.busy & (tokens_loaded != s.tokens) & ~bank_full.bit_select(load_bank, 1))
         m.d.comb += [
             self.i.ready.eq(loading),
             act_w.addr.eq(Cat(load_chunk, load_bank) if kmax > 1 else load_bank),
@@ -325,7 +337,7 @@ class LayerCore(Block, abc.ABC):
                     tag_modality.bit_select(load_bank, 1).eq(self.i.p.modality),
                     Array(tag_layer)[load_bank].eq(self.i.p.layer),
                 ]
-            with m.If(load_chunk == in_chunks - 1):
+            with m.If(load_chunk == s.in_chunks - 1):
                 m.d.sync += [
                     load_chunk.eq(0),
                     load_bank.eq(~load_bank),
@@ -335,32 +347,39 @@ class LayerCore(Block, abc.ABC):
             with m.Else():
                 m.d.sync += load_chunk.eq(load_chunk + 1)
 
-        # -- per-token state shared with the datapath -------------------------------------------
-        cur_bank = Signal()
-        T = Signal(c.timesteps_width)
-        tile = Signal(c.tile_width)
-        tile_base = Signal(c.index_width + 1)
-        in_features = Signal(c.index_width + 1)
-        m.d.comb += in_features.eq(in_chunks << lane_shift)
-        begin = Signal()   # the tile's parameters are loaded: start feeding it
-        flush = Signal()   # a run starts or aborts: drop what is being fed
-        act_r = act_mem.read_port()
-        dp = self.elaborate_datapath(m, Feed(
-            act_read=act_r, bank=cur_bank, timesteps=T, tile_base=tile_base, in_chunks=in_chunks,
-            in_features=in_features, begin=begin, flush=flush,
+    def _attach_datapath(self, m: Module, s: "_Shell") -> None:
+        """Per-token state the datapath reads; the datapath itself; its array's loads and output."""
+        c = self.config
+        lane_shift = (c.lanes - 1).bit_length()
+        s.cur_bank = Signal()
+        s.T = Signal(c.timesteps_width)
+        s.tile = Signal(c.tile_width)
+        s.tile_base = Signal(c.index_width + 1)
+        s.in_features = Signal(c.index_width + 1)
+        m.d.comb += s.in_features.eq(s.in_chunks << lane_shift)
+        s.begin = Signal()   # the tile's parameters are loaded: start feeding it
+        s.flush = Signal()   # a run starts or aborts: drop what is being fed
+        act_r = s.act_mem.read_port()
+        s.dp = self.elaborate_datapath(m, Feed(
+            act_read=act_r, bank=s.cur_bank, timesteps=s.T, tile_base=s.tile_base, in_chunks=s.in_chunks,
+            in_features=s.in_features, begin=s.begin, flush=s.flush,
         ))
-        array = dp.array
-        wiring.connect(m, array.o, rq.i)
+        array = s.dp.array
+        wiring.connect(m, array.o, s.rq.i)
         m.d.comb += [
             array.weights.p.eq(self.weights.p),
-            array.weights.valid.eq(self.weights.valid & ~busy),
-            self.weights.ready.eq(array.weights.ready & ~busy),
+            array.weights.valid.eq(self.weights.valid & ~s.busy),
+            self.weights.ready.eq(array.weights.ready & ~s.busy),
         ]
 
-        # -- tile sequencer ----------------------------------------------------------------------------
-        bias_r = bias_mem.read_port(domain="comb")
-        params_r = params_mem.read_port(domain="comb")
-        m.d.comb += [bias_r.addr.eq(tile), params_r.addr.eq(tile)]
+    def _tile_sequencer(self, m: Module, s: "_Shell") -> None:
+        """Per token: look up ``T``, then for each output tile load its parameters, start the
+        datapath and wait until the requantizer has taken the tile's final accumulators."""
+        c = self.config
+        array, rq, dp = s.dp.array, s.rq, s.dp
+        bias_r = s.bias_mem.read_port(domain="comb")
+        params_r = s.params_mem.read_port(domain="comb")
+        m.d.comb += [bias_r.addr.eq(s.tile), params_r.addr.eq(s.tile)]
         m.d.comb += [
             array.bias.p.bias.eq(bias_r.data),
             rq.params.p.multiplier.eq(params_r.data.multiplier),
@@ -374,21 +393,23 @@ class LayerCore(Block, abc.ABC):
 
         entry = Signal(c.timesteps_width)
         tag_index = Signal(1 + c.layer_width)
+        cur_bank, tag_layer = s.cur_bank, s.tag_layer
         cur_layer = Mux(cur_bank, tag_layer[1], tag_layer[0])
-        m.d.comb += tag_index.eq(Cat(tag_modality.bit_select(cur_bank, 1), cur_layer))
+        # Cat(modality, layer) is spikemllm.modality.timestep_index: two modalities, one tag bit.
+        m.d.comb += tag_index.eq(Cat(s.tag_modality.bit_select(cur_bank, 1), cur_layer))
         # Indices past the table (a BAD_TOKEN fault) read as 0; the padding makes the lookup total.
-        padding = [Const(0, c.timesteps_width)] * ((1 << len(tag_index)) - len(ttable))
-        m.d.comb += entry.eq(Array(ttable + padding)[tag_index])
+        padding = [Const(0, c.timesteps_width)] * ((1 << len(tag_index)) - len(s.ttable))
+        m.d.comb += entry.eq(Array(s.ttable + padding)[tag_index])
 
         with m.FSM(name="scheduler"):
             with m.State("WAIT_TOKEN"):
-                with m.If(busy & bank_full.bit_select(cur_bank, 1)):
+                with m.If(s.busy & s.bank_full.bit_select(cur_bank, 1)):
                     with m.If(cur_layer >= c.layers):
-                        m.d.comb += fault.eq(_error("BAD_TOKEN"))
+                        m.d.comb += s.fault.eq(_error("BAD_TOKEN"))
                     with m.Elif(entry == 0):
-                        m.d.comb += fault.eq(_error("BAD_T"))
+                        m.d.comb += s.fault.eq(_error("BAD_T"))
                     with m.Else():
-                        m.d.sync += [T.eq(entry), tile.eq(0), tile_base.eq(0), bias_done.eq(0), params_done.eq(0)]
+                        m.d.sync += [s.T.eq(entry), s.tile.eq(0), s.tile_base.eq(0), bias_done.eq(0), params_done.eq(0)]
                         m.next = "PARAMS"
             with m.State("PARAMS"):
                 m.d.comb += [array.bias.valid.eq(~bias_done), rq.params.valid.eq(~params_done)]
@@ -397,7 +418,7 @@ class LayerCore(Block, abc.ABC):
                 m.d.sync += [bias_done.eq(bias_ok), params_done.eq(params_ok)]
                 with m.If(bias_ok & params_ok):
                     m.d.sync += tile_final_taken.eq(0)
-                    m.d.comb += begin.eq(1)
+                    m.d.comb += s.begin.eq(1)
                     m.next = "FEED"
             with m.State("FEED"):
                 with m.If(dp.finished):
@@ -405,31 +426,36 @@ class LayerCore(Block, abc.ABC):
             with m.State("TILE_END"):
                 with m.If(tile_final_taken):
                     m.d.sync += [bias_done.eq(0), params_done.eq(0)]
-                    with m.If(tile == out_tiles - 1):
-                        m.d.sync += [cur_bank.eq(~cur_bank), bank_full.bit_select(cur_bank, 1).eq(0)]
+                    with m.If(s.tile == s.out_tiles - 1):
+                        m.d.sync += [cur_bank.eq(~cur_bank), s.bank_full.bit_select(cur_bank, 1).eq(0)]
                         m.next = "WAIT_TOKEN"
                     with m.Else():
-                        m.d.sync += [tile.eq(tile + 1), tile_base.eq(tile_base + in_features)]
+                        m.d.sync += [s.tile.eq(s.tile + 1), s.tile_base.eq(s.tile_base + s.in_features)]
                         m.next = "PARAMS"
 
-        # -- output -------------------------------------------------------------------------------------
-        out_tile = Signal(c.tile_width)
+    def _output(self, m: Module, s: "_Shell") -> None:
+        """The requantizer's vectors leave on ``o`` with their tile number and ``last``."""
+        c = self.config
+        rq = s.rq
+        s.out_tile = out_tile = Signal(c.tile_width)
         out_last = Signal()
         m.d.comb += [
-            out_last.eq(out_tile == out_tiles - 1),
+            out_last.eq(out_tile == s.out_tiles - 1),
             self.o.valid.eq(rq.o.valid),
             self.o.p.values.eq(rq.o.p.values),
             self.o.p.tile.eq(out_tile),
             self.o.p.last.eq(out_last),
             rq.o.ready.eq(self.o.ready),
         ]
-        token_done = Signal()
-        m.d.comb += token_done.eq(self.o.valid & self.o.ready & out_last)
+        s.token_done = Signal()
+        m.d.comb += s.token_done.eq(self.o.valid & self.o.ready & out_last)
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += out_tile.eq(Mux(out_last, 0, out_tile + 1))
 
-        # -- counters and run end ------------------------------------------------------------------------
-        with m.If(busy):
+    def _counters(self, m: Module, s: "_Shell") -> None:
+        """Performance counters, the end of a run, and the reset of the loader on start or abort."""
+        counters, dp = s.counters, s.dp
+        with m.If(s.busy):
             m.d.sync += counters["CYCLES"].eq(counters["CYCLES"] + 1)
             with m.If(dp.take):
                 m.d.sync += counters["EVENTS"].eq(counters["EVENTS"] + dp.work)
@@ -437,16 +463,23 @@ class LayerCore(Block, abc.ABC):
                     m.d.sync += counters["ACTIVE_CYCLES"].eq(counters["ACTIVE_CYCLES"] + 1)
             with m.If(self.o.valid & ~self.o.ready):
                 m.d.sync += counters["STALL_CYCLES"].eq(counters["STALL_CYCLES"] + 1)
-            with m.If(~self.i.valid & loading & ~bank_full.bit_select(cur_bank, 1)):
+            with m.If(~self.i.valid & s.loading & ~s.bank_full.bit_select(s.cur_bank, 1)):
                 m.d.sync += counters["IDLE_IN_CYCLES"].eq(counters["IDLE_IN_CYCLES"] + 1)
-            with m.If(token_done):
+            with m.If(s.token_done):
                 m.d.sync += counters["TOKENS_DONE"].eq(counters["TOKENS_DONE"] + 1)
-                with m.If(counters["TOKENS_DONE"] + 1 == tokens):
-                    m.d.sync += [busy.eq(0), done.eq(1)]
-        m.d.comb += flush.eq(run_start | abort)
-        with m.If(run_start | abort):
-            m.d.sync += [bank_full.eq(0), load_bank.eq(0), load_chunk.eq(0), tokens_loaded.eq(0), cur_bank.eq(0),
-                         out_tile.eq(0)]
-        with m.If(abort):
-            m.d.sync += busy.eq(0)
-        return m
+                with m.If(counters["TOKENS_DONE"] + 1 == s.tokens):
+                    m.d.sync += [s.busy.eq(0), s.done.eq(1)]
+        m.d.comb += s.flush.eq(s.run_start | s.abort)
+        with m.If(s.run_start | s.abort):
+            m.d.sync += [s.bank_full.eq(0), s.load_bank.eq(0), s.load_chunk.eq(0), s.tokens_loaded.eq(0),
+                         s.cur_bank.eq(0), s.out_tile.eq(0)]
+        with m.If(s.abort):
+            m.d.sync += s.busy.eq(0)
+
+
+class _Shell:
+    """The signals the parts of :meth:`LayerCore.elaborate` share, set as each part is built."""
+
+    def raise_error(self, code):
+        """Statements recording a refused operation: the first code since the last clear wins."""
+        return [self.error.eq(1), self.error_code.eq(Mux(self.error, self.error_code, code))]
