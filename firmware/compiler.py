@@ -153,7 +153,7 @@ def _check_tokens(program: LayerProgram, q: torch.Tensor, modality: torch.Tensor
         raise ValueError(f"modality must have shape ({q.shape[0]},), not {tuple(modality.shape)}")
     tags = [int(m) for m in Modality]
     if not bool(torch.isin(modality, torch.tensor(tags)).all()):
-        raise ValueError(f"modality tags must be in {tags} ({', '.join(f'{int(m)} {m.label}' for m in Modality)})")
+        raise ValueError(f"modality tags must be {' or '.join(f'{int(m)} ({m.label})' for m in Modality)}")
 
 
 def token_beats(program: LayerProgram, q: torch.Tensor, modality: torch.Tensor, layer_index: int) -> list[dict]:

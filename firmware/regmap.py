@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from spikemllm.config import PRESETS, AcceleratorConfig
+from spikemllm.config import PRESETS, AcceleratorConfig, load_config
 from spikemllm.hw.registers import DATA_WIDTH, ERRORS, ID_VALUE, RegisterMap, register_map
 
 __all__ = ["to_json", "to_c_header", "to_python", "write_all"]
@@ -115,11 +115,18 @@ def write_all(config: AcceleratorConfig, out: Path) -> list[Path]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", action="append", choices=sorted(PRESETS), help="configuration (repeatable); default: all")
+    parser.add_argument("--config", action="append", metavar="PRESET|FILE",
+                        help="preset or config.json (repeatable); default: every preset")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override one configuration field of each (repeatable)")
     parser.add_argument("--out", type=Path, default=Path("build/firmware"))
     args = parser.parse_args(argv)
     for name in args.config or sorted(PRESETS):
-        for path in write_all(PRESETS[name], args.out):
+        try:
+            config = load_config(name, args.overrides)
+        except (ValueError, TypeError) as exc:
+            parser.error(str(exc))
+        for path in write_all(config, args.out):
             print(f"wrote {path}")
     return 0
 

@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from spikemllm.config import PRESETS
+from spikemllm.config import add_config_arguments, config_from_args
 from spikemllm.golden.timing.projection import MODELS, ProjectionSetup, project
 from .runner import build_block, run_block
 
@@ -83,15 +83,16 @@ def markdown(report: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="default", choices=sorted(PRESETS))
+    add_config_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path("build/reports"))
     parser.add_argument("--clock-mhz", type=float, default=500.0)
     parser.add_argument("--bandwidth-gbs", type=float, default=1000.0, help="weight bandwidth in GB/s")
     args = parser.parse_args(argv)
+    config = config_from_args(parser, args)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
-    print(f"building the SpikeCore ({args.config}) with Verilator ...", flush=True)
-    build = build_block(PRESETS[args.config], "core")
+    print(f"building the SpikeCore ({config.name}) with Verilator ...", flush=True)
+    build = build_block(config, "core")
     print("running a real converted layer through the firmware driver ...", flush=True)
     rtl_file = args.out / "perf_rtl.json"
     run_block(build, results=rtl_file)

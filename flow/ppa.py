@@ -27,7 +27,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from spikemllm.config import PRESETS, AcceleratorConfig
+from spikemllm.config import AcceleratorConfig, add_config_arguments, config_from_args
 from . import sky130
 from spikemllm.hw.blocks import BLOCKS, CORES, CoreKind
 from spikemllm.hw.generate import generate
@@ -302,7 +302,7 @@ def _plots(report: dict, out: Path) -> list[Path]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="default", choices=sorted(PRESETS))
+    add_config_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path("build/reports"))
     parser.add_argument("--build", type=Path, default=Path("build/ppa"), help="folder for synthesis and traced simulation")
     parser.add_argument("--clock-mhz", type=float, default=500.0, help="common clock for tokens/s and power")
@@ -311,8 +311,8 @@ def main(argv=None) -> int:
                         help="rebuild the report from the measurements of the last run (BUILD/raw_<config>.json)")
     args = parser.parse_args(argv)
     if args.clock_mhz <= 0:
-        raise ValueError(f"--clock-mhz must be positive, not {args.clock_mhz!r}")
-    config = PRESETS[args.config]
+        parser.error(f"--clock-mhz must be positive, not {args.clock_mhz!r}")
+    config = config_from_args(parser, args)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     print("synthesis (generic, sky130, iCE40, ECP5 + nextpnr) and traced simulation of spike, int8, fp16 ...",

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from spikemllm.config import PRESETS, AcceleratorConfig
+from spikemllm.config import AcceleratorConfig, load_config
 from spikemllm.hw.blocks import BLOCKS, CORES, check_block
 from spikemllm.hw.generate import generate
 from .lint import WAIVERS, verilator_env
@@ -154,13 +154,21 @@ def run_block(build: BlockBuild, *, testcase: str | None = None, waves: bool | N
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Build and run the cocotb testbenches of the blocks.")
-    parser.add_argument("--config", action="append", choices=sorted(PRESETS), help="configuration (repeatable)")
+    parser.add_argument("--config", action="append", metavar="PRESET|FILE",
+                        help=f"preset or config.json (repeatable); default: {', '.join(SIM_CONFIGS)}")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override one configuration field of each (repeatable)")
     parser.add_argument("--block", action="append", choices=sorted(BLOCKS), help="block (repeatable)")
     args = parser.parse_args(argv)
     rows, ok = [], True
-    for name in args.config or SIM_CONFIGS:
+    for source in args.config or SIM_CONFIGS:
+        try:
+            config = load_config(source, args.overrides)
+        except (ValueError, TypeError) as exc:
+            parser.error(str(exc))
+        name = config.name
         for block in args.block or BLOCKS:
-            build = build_block(PRESETS[name], block)
+            build = build_block(config, block)
             start = time.monotonic()
             try:
                 run_block(build)

@@ -22,7 +22,7 @@ from pathlib import Path
 from amaranth.back import verilog
 from amaranth.hdl import Value
 
-from spikemllm.config import PRESETS, AcceleratorConfig
+from spikemllm.config import AcceleratorConfig, add_config_arguments, config_from_args
 
 from .blocks import BLOCKS, block_component, check_block
 
@@ -80,9 +80,9 @@ def generate(config: AcceleratorConfig, out: Path, blocks=None) -> list[Path]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("build/verilog"), help="output folder")
-    parser.add_argument("--config", default="default", choices=sorted(PRESETS), help="named configuration")
+    add_config_arguments(parser)
     args = parser.parse_args(argv)
-    for path in generate(PRESETS[args.config], args.out):
+    for path in generate(config_from_args(parser, args), args.out):
         print(path)
     return 0
 

@@ -13,9 +13,12 @@ import it.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import enum
 import json
+from collections.abc import Sequence
+from pathlib import Path
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -29,6 +32,9 @@ __all__ = [
     "SMALL_CONFIG",
     "COUNT_CONFIG",
     "PRESETS",
+    "load_config",
+    "add_config_arguments",
+    "config_from_args",
 ]
 
 class Coding(enum.StrEnum):
@@ -375,3 +381,70 @@ COUNT_CONFIG = AcceleratorConfig(
 
 PRESETS = {c.name: c for c in (DEFAULT_CONFIG, SMALL_CONFIG, COUNT_CONFIG)}
 """Named instances used by generation and verification."""
+
+
+def _parse_override(text: str) -> tuple[str, object]:
+    if not isinstance(text, str) or "=" not in text:
+        raise ValueError(f"an override must read field=value, not {text!r}")
+    name, _, raw = text.partition("=")
+    name, raw = name.strip(), raw.strip()
+    fields = {f.name: f for f in dataclasses.fields(AcceleratorConfig)}
+    if name not in fields:
+        raise ValueError(f"unknown configuration field {name!r} in {text!r}; fields: {sorted(fields)}")
+    if name in ("name", "coding"):
+        return name, raw
+    try:
+        return name, int(raw, 0)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, not {raw!r}") from None
+
+
+def load_config(source: str | Path = "default", overrides: Sequence[str] = ()) -> AcceleratorConfig:
+    """The configuration an entry point runs with.
+
+    ``source`` is a preset name (:data:`PRESETS`) or the path of a JSON description in the
+    format ``make verilog`` writes (``config.json``; its derived entries are checked
+    against the parameters). ``overrides`` are ``field=value`` strings applied on top, in
+    order, e.g. ``("lanes=32", "events_per_cycle=4")``; the name stays the source's unless
+    ``name=...`` is among them.
+
+    Raises ``ValueError`` naming an unknown preset, a missing or malformed file, an unknown
+    field or a value the configuration refuses (``TypeError`` for a wrong type).
+    """
+    text = str(source)
+    if text in PRESETS:
+        config = PRESETS[text]
+    elif text.endswith(".json") or Path(text).exists():
+        path = Path(text)
+        if not path.is_file():
+            raise ValueError(f"configuration file {text!r} does not exist")
+        try:
+            description = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"configuration file {text!r} is not valid JSON: {exc}") from None
+        try:
+            config = AcceleratorConfig.from_dict(description)
+        except TypeError as exc:  # unknown or missing parameter names
+            raise ValueError(f"configuration file {text!r}: {exc}") from None
+    else:
+        raise ValueError(f"unknown configuration {text!r}: not a preset ({sorted(PRESETS)}) or a JSON file")
+    changes = dict(_parse_override(o) for o in overrides)
+    return dataclasses.replace(config, **changes) if changes else config
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, *, default: str = "default") -> None:
+    """Add ``--config PRESET|FILE.json`` and repeatable ``--set field=value`` to ``parser``."""
+    parser.add_argument("--config", default=default, metavar="PRESET|FILE",
+                        help=f"preset ({', '.join(sorted(PRESETS))}) or a config.json written by make verilog "
+                             f"(default: {default})")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override one configuration field (repeatable), e.g. --set lanes=32")
+
+
+def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> AcceleratorConfig:
+    """The configuration of parsed :func:`add_config_arguments` options; a bad one exits
+    through ``parser.error`` with the message that names it."""
+    try:
+        return load_config(args.config, args.overrides)
+    except (ValueError, TypeError) as exc:
+        parser.error(str(exc))

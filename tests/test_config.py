@@ -81,3 +81,42 @@ def test_stale_description_is_rejected():
         AcceleratorConfig.from_dict(description)
     with pytest.raises(ValueError, match="parameters"):
         AcceleratorConfig.from_dict({"derived": {}})
+
+
+def test_entry_points_take_a_preset_a_file_and_overrides(tmp_path):
+    from spikemllm.config import load_config
+    from spikemllm.hw.generate import generate
+
+    assert load_config("small") is SMALL_CONFIG
+    generate(SMALL_CONFIG, tmp_path, blocks=["compactor"])
+    assert load_config(tmp_path / "config.json") == SMALL_CONFIG
+    wide = load_config(tmp_path / "config.json", ["lanes=16", "max_fan_in=32", "name=wide"])
+    assert (wide.lanes, wide.max_fan_in, wide.name, wide.pes) == (16, 32, "wide", SMALL_CONFIG.pes)
+    assert load_config("default", ["coding=count", "t_max=7", "act_bits=4"]).coding == "count"
+
+
+@pytest.mark.parametrize("source, overrides, message", [
+    ("tiny", [], "unknown configuration 'tiny'"),
+    ("missing.json", [], "does not exist"),
+    ("default", ["lanes"], "field=value"),
+    ("default", ["width=3"], "unknown configuration field 'width'"),
+    ("default", ["pes=four"], "pes must be an integer, not 'four'"),
+    ("default", ["lanes=12"], "lanes must be a power of two, not 12"),
+])
+def test_bad_configuration_sources_are_refused_by_name(source, overrides, message):
+    from spikemllm.config import load_config
+
+    with pytest.raises(ValueError, match=message):
+        load_config(source, overrides)
+
+
+def test_malformed_configuration_files_are_refused(tmp_path):
+    from spikemllm.config import load_config
+
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_config(bad)
+    bad.write_text('{"parameters": {"lanes": 8, "colour": 3}}')
+    with pytest.raises(ValueError, match="colour"):
+        load_config(bad)
