@@ -56,7 +56,7 @@ verilog: $(STAMP)
 	$(RUN) -m spikemllm.firmware.regmap --out $(BUILD)/firmware
 
 sim: $(STAMP)
-	WAVES=$(WAVES) $(RUN) -m pytest -q -rfEp --durations=5 tests/sim
+	WAVES=$(WAVES) $(RUN) -m pytest -q -rfEp --durations=5 tests -k verilator
 
 perf: $(STAMP)
 	$(RUN) -m spikemllm.flow.perf --out $(BUILD)/reports

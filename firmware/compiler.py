@@ -28,7 +28,8 @@ from spikemllm.golden.layer import IntegerLayer, run_integer_layer
 from spikemllm.golden.convert.schedule import Schedule
 from spikemllm.modality import MODALITIES, Modality, timestep_entries, timestep_index
 
-__all__ = ["LayerProgram", "compile_layer", "timestep_table", "token_beats", "expected_outputs", "token_timesteps"]
+__all__ = ["LayerProgram", "compile_layer", "timestep_table", "load_timestep_table", "token_beats", "expected_outputs",
+           "token_timesteps"]
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,11 @@ def timestep_table(config: AcceleratorConfig, schedule: Schedule) -> list[int]:
                 )
             entries[timestep_index(index, tag)] = T
     return entries
+
+
+def load_timestep_table(config: AcceleratorConfig, path) -> list[int]:
+    """``TTABLE`` entries from a schedule file (:meth:`Schedule.load` checks its format)."""
+    return timestep_table(config, Schedule.load(path))
 
 
 def token_timesteps(table: list[int], modality: torch.Tensor, layer_index: int) -> torch.Tensor:

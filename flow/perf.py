@@ -21,6 +21,9 @@ from pathlib import Path
 
 from spikemllm.config import add_config_arguments, config_from_args
 from spikemllm.golden.timing.projection import MODELS, ProjectionSetup, project
+from spikemllm.golden.convert.schedule import Schedule
+from spikemllm.sim.core.cases import LAYER, case_schedule
+
 from .runner import build_block, run_block
 
 __all__ = ["main", "markdown"]
@@ -84,6 +87,9 @@ def markdown(report: dict) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_config_arguments(parser)
+    parser.add_argument("--schedule", type=Path, default=None,
+                        help="timestep schedule file programmed into the core (default: vision T = 3, text T = 4 "
+                             "for the layer, written to OUT/perf_schedule.json)")
     parser.add_argument("--out", type=Path, default=Path("build/reports"))
     parser.add_argument("--clock-mhz", type=float, default=500.0)
     parser.add_argument("--bandwidth-gbs", type=float, default=1000.0, help="weight bandwidth in GB/s")
@@ -95,7 +101,16 @@ def main(argv=None) -> int:
     build = build_block(config, "core")
     print("running a real converted layer through the firmware driver ...", flush=True)
     rtl_file = args.out / "perf_rtl.json"
-    run_block(build, results=rtl_file)
+    schedule = args.schedule
+    if schedule is None:
+        schedule = args.out / "perf_schedule.json"
+        case_schedule(0, 3, 4, name=LAYER).save(schedule)
+    try:
+        Schedule.load(schedule)
+    except (OSError, ValueError, TypeError) as exc:
+        parser.error(f"--schedule {schedule}: {exc}")
+    print(f"programming the timestep table from {schedule}", flush=True)
+    run_block(build, results=rtl_file, schedule=schedule)
     rtl = json.loads(rtl_file.read_text())
     setup = ProjectionSetup(clock_hz=args.clock_mhz * 1e6, bandwidth_bytes_per_s=args.bandwidth_gbs * 1e9)
     projections = []

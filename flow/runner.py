@@ -111,11 +111,12 @@ def build_block(config: AcceleratorConfig, block: str, *, waves: bool | None = N
 
 
 def run_block(build: BlockBuild, *, testcase: str | None = None, waves: bool | None = None,
-              sweep: bool = False, results: Path | None = None) -> Path:
+              sweep: bool = False, results: Path | None = None, schedule: Path | None = None) -> Path:
     """Run the cocotb testbench of a built block; return the results file.
 
     ``sweep`` also registers the long random sweep (``random_sweep``). ``results`` is where
-    the top level's testbench writes its measurements (JSON).
+    the top level's testbench writes its measurements (JSON); ``schedule`` a timestep
+    schedule file it programs the core from (default: the case's own, written to the test folder).
 
     Raises ``AssertionError`` with the tail of the simulation log if any cocotb test fails.
     """
@@ -133,6 +134,8 @@ def run_block(build: BlockBuild, *, testcase: str | None = None, waves: bool | N
     }
     if results is not None:
         env["SPIKEMLLM_RESULTS"] = str(Path(results).resolve())
+    if schedule is not None:
+        env["SPIKEMLLM_SCHEDULE"] = str(Path(schedule).resolve())
     failure = None
     try:
         results = runner.test(

@@ -8,23 +8,36 @@ from dataclasses import dataclass
 import torch
 
 from spikemllm.config import AcceleratorConfig, Coding
-from spikemllm.firmware.compiler import LayerProgram, compile_layer, expected_outputs, token_beats, token_timesteps
+from spikemllm.firmware.compiler import (
+    LayerProgram,
+    compile_layer,
+    expected_outputs,
+    timestep_table,
+    token_beats,
+    token_timesteps,
+)
+from spikemllm.golden.convert.schedule import Schedule
 from spikemllm.golden.layer import IntegerLayer
 from spikemllm.golden.dense import fp16_layer_outputs
 from spikemllm.golden.timing.core_model import CoreCycles, core_cycles, dense_core_cycles
 from spikemllm.golden.quantize import quantize_per_token
 from spikemllm.hw.blocks import CoreKind, core_kind
-from spikemllm.modality import Modality, timestep_entries, timestep_index
+from spikemllm.modality import Modality
 
-__all__ = ["CoreCase", "random_case", "minilm_case", "fitting_shape", "activation_bits", "core_expectation"]
+__all__ = ["LAYER", "CoreCase", "case_schedule", "random_case", "minilm_case", "fitting_shape", "activation_bits",
+           "core_expectation"]
+
+LAYER = "encoder.layer.0.intermediate.dense"
+"""The real layer of :func:`minilm_case`: MiniLM's first FFN input projection."""
 
 
 @dataclass
 class CoreCase:
-    """One run: a compiled layer, its timestep table, input beats and what must come out."""
+    """One run: a compiled layer, its timestep schedule, input beats and what must come out."""
 
     program: LayerProgram
-    table: list[int]
+    schedule: Schedule
+    """``T`` per layer and modality; the case's layer is ``schedule.layers[layer_index]``."""
     layer_index: int
     q: torch.Tensor
     modality: torch.Tensor
@@ -37,24 +50,29 @@ class CoreCase:
     def tokens(self) -> int:
         return self.q.shape[0]
 
+    @property
+    def table(self) -> list[int]:
+        """The ``TTABLE`` entries of :attr:`schedule` (:func:`~spikemllm.firmware.compiler.timestep_table`)."""
+        return timestep_table(self.program.config, self.schedule)
 
-def _finish(program: LayerProgram, table, layer_index, q, modality) -> CoreCase:
-    T = token_timesteps(table, modality, layer_index)
+
+def case_schedule(layer_index: int, tv: int, tt: int, *, name: str = "layer") -> Schedule:
+    """A schedule of ``layer_index + 1`` language-model layers, each with vision ``tv`` and text ``tt``."""
+    names = [f"{name}{n}" if n != layer_index else name for n in range(layer_index + 1)]
+    return Schedule({n: {"vision": tv, "text": tt} for n in names}, {n: "language_model" for n in names},
+                    meta={"purpose": "core testbench"})
+
+
+def _finish(program: LayerProgram, schedule: Schedule, layer_index, q, modality) -> CoreCase:
+    T = token_timesteps(timestep_table(program.config, schedule), modality, layer_index)
     padded = torch.zeros(q.shape[0], program.padded_in, dtype=torch.int64)
     padded[:, : program.in_features] = q
     return CoreCase(
-        program, table, layer_index, q, modality, T,
+        program, schedule, layer_index, q, modality, T,
         token_beats(program, q, modality, layer_index),
         expected_outputs(program, q, T),
         core_cycles(program.config, padded, T, program.out_tiles),
     )
-
-
-def _table(config: AcceleratorConfig, layer_index: int, tv: int, tt: int) -> list[int]:
-    table = [0] * timestep_entries(config.layers)
-    table[timestep_index(layer_index, Modality.TEXT)] = tt
-    table[timestep_index(layer_index, Modality.VISION)] = tv
-    return table
 
 
 def random_case(config: AcceleratorConfig, *, seed: int, tokens: int, in_features: int, out_features: int,
@@ -71,13 +89,13 @@ def random_case(config: AcceleratorConfig, *, seed: int, tokens: int, in_feature
         out_bits=config.out_bits, weight_bits=config.weight_bits,
     )
     program = compile_layer(config, layer)
-    table = _table(config, layer_index, tv, tt)
+    schedule = case_schedule(layer_index, tv, tt)
     modality = torch.randint(0, 2, (tokens,), generator=g)
-    T = token_timesteps(table, modality, layer_index)
+    T = token_timesteps(timestep_table(config, schedule), modality, layer_index)
     limit = [config.coding.max_value(int(t)) for t in T]
     q = torch.stack([torch.randint(-m, m + 1, (in_features,), generator=g) for m in limit])
     q = q * (torch.rand(q.shape, generator=g) < density)
-    return _finish(program, table, layer_index, q, modality)
+    return _finish(program, schedule, layer_index, q, modality)
 
 
 def fitting_shape(config: AcceleratorConfig, *, chunks: int = 24, tiles: int = 4) -> tuple[int, int]:
@@ -96,7 +114,8 @@ def activation_bits(config: AcceleratorConfig, T: int) -> int:
 
 
 def minilm_case(config: AcceleratorConfig, *, tokens: int = 12, in_features: int | None = None,
-                out_features: int | None = None, tv: int = 3, tt: int = 4, layer_index: int = 0) -> CoreCase:
+                out_features: int | None = None, tv: int = 3, tt: int = 4, layer_index: int = 0,
+                schedule: Schedule | None = None) -> CoreCase:
     """A real converted layer: MiniLM's first FFN layer (pretrained weights) sliced to fit,
     its real captured inputs, tokens alternating in runs of vision and text.
 
@@ -104,19 +123,22 @@ def minilm_case(config: AcceleratorConfig, *, tokens: int = 12, in_features: int
     and text tokens carry different precision), weights per channel, requantization to
     ``config.out_bits`` with scales calibrated on the same tokens. The per-token scales
     stay with the host, which applies them to the outputs. ``in_features`` and
-    ``out_features`` default to :func:`fitting_shape`.
+    ``out_features`` default to :func:`fitting_shape`. ``schedule`` (e.g. loaded from a
+    schedule file) gives the layer's ``T`` instead of ``tv``/``tt``.
     """
     from spikemllm.golden.real_data import capture_linear_inputs
 
     if in_features is None or out_features is None:
         in_features, out_features = fitting_shape(config)
-    x, linear = capture_linear_inputs("encoder.layer.0.intermediate.dense")
+    x, linear = capture_linear_inputs(LAYER)
     x = x[:tokens, :in_features].double()
     sliced = torch.nn.Linear(in_features, out_features)
     with torch.no_grad():
         sliced.weight.copy_(linear.weight[:out_features, :in_features])
         sliced.bias.copy_(linear.bias[:out_features])
-    table = _table(config, layer_index, tv, tt)
+    if schedule is None:
+        schedule = case_schedule(layer_index, tv, tt, name=LAYER)
+    table = timestep_table(config, schedule)
     modality = torch.tensor([Modality.VISION if (n // 3) % 2 == 0 else Modality.TEXT for n in range(x.shape[0])])
     T = token_timesteps(table, modality, layer_index)
     q = torch.empty(x.shape, dtype=torch.int64)
@@ -133,7 +155,7 @@ def minilm_case(config: AcceleratorConfig, *, tokens: int = 12, in_features: int
     out_scale = float(y.abs().max()) / ((1 << (config.out_bits - 1)) - 1)
     layer = IntegerLayer.from_linear(sliced, in_scale=in_scale, out_scale=out_scale, out_bits=config.out_bits,
                                      weight_bits=config.weight_bits, multiplier_bits=config.multiplier_bits)
-    return _finish(compile_layer(config, layer), table, layer_index, q, modality)
+    return _finish(compile_layer(config, layer), schedule, layer_index, q, modality)
 
 
 def core_expectation(case: CoreCase, block: str) -> tuple[list, CoreCycles]:

@@ -3,7 +3,8 @@ in ``SPIKEMLLM_BLOCK``: ``core``, ``int8_core``, ``fp16_core``) -- run by Verila
 
 Through the firmware driver (:class:`~spikemllm.firmware.driver.SpikeCoreDriver` over
 :class:`~spikemllm.sim.backends.cocotb_sim.CocotbBackend`), it loads a real converted transformer layer,
-programs a timestep table that gives vision and text tokens different ``T``, streams a
+programs the timestep table from a schedule file through the layer compiler (vision and
+text tokens get different ``T``), streams a
 token sequence mixing both modalities, and checks:
 
 * every output bit-exactly against the golden model (the integer layer; for the FP16
@@ -28,7 +29,9 @@ import cocotb
 from cocotb.utils import get_sim_time
 
 from spikemllm.config import AcceleratorConfig
+from spikemllm.firmware.compiler import load_timestep_table
 from spikemllm.firmware.driver import SpikeCoreDriver
+from spikemllm.golden.convert.schedule import Schedule
 from spikemllm.sim.backends.cocotb_sim import CocotbBackend, reset, start_clock
 from spikemllm.sim.patterns import pattern
 from spikemllm.sim.streams import stream_layouts
@@ -39,16 +42,29 @@ from .cases import core_expectation, minilm_case
 
 
 def _setup():
+    """The configuration, the schedule file, the case and the block under test.
+
+    The schedule comes from the file named by ``SPIKEMLLM_SCHEDULE``; without one, the
+    case's default schedule is written to ``schedule.json`` in the test folder. Either way
+    the timestep table is programmed from that file.
+    """
     description = json.loads(Path(os.environ["SPIKEMLLM_DESCRIPTION"]).read_text())
     config = AcceleratorConfig.from_dict(description)
-    case = minilm_case(config, **json.loads(os.environ.get("SPIKEMLLM_CASE", "{}")))
-    return config, case, os.environ.get("SPIKEMLLM_BLOCK", "core")
+    options = json.loads(os.environ.get("SPIKEMLLM_CASE", "{}"))
+    schedule_file = os.environ.get("SPIKEMLLM_SCHEDULE")
+    if schedule_file:
+        case = minilm_case(config, schedule=Schedule.load(schedule_file), **options)
+    else:
+        case = minilm_case(config, **options)
+        schedule_file = Path("schedule.json").resolve()
+        case.schedule.save(schedule_file)
+    return config, Path(schedule_file), case, os.environ.get("SPIKEMLLM_BLOCK", "core")
 
 
 @cocotb.test()
 async def real_layer_end_to_end(dut):
     """A real converted layer over mixed vision/text tokens: bit-exact and cycle-exact."""
-    config, case, block = _setup()
+    config, schedule_file, case, block = _setup()
     expected, model = core_expectation(case, block)
     start_clock(dut)
     dut.bus__w_stb.value = 0
@@ -57,7 +73,7 @@ async def real_layer_end_to_end(dut):
     driver = SpikeCoreDriver(CocotbBackend(dut, stream_layouts(block_component(block, config))), config)
     await driver.identify()
     await driver.load_layer(case.program)
-    await driver.set_timestep_table(case.table)
+    await driver.set_timestep_table(load_timestep_table(config, schedule_file))
 
     window = [get_sim_time("ps")]
     ideal = await driver.run(case.beats, tokens=case.tokens, out_tiles=case.program.out_tiles)
@@ -81,6 +97,7 @@ async def real_layer_end_to_end(dut):
         Path(results).write_text(json.dumps({
             "config": config.name,
             "block": block,
+            "schedule_file": str(schedule_file),
             "run_window_ps": window,
             "layer": "all-MiniLM-L6-v2 encoder.layer.0.intermediate.dense (pretrained), sliced",
             "in_features": case.program.in_features,

@@ -4,8 +4,11 @@ through the firmware driver, and the real-layer run under Verilator."""
 
 import dataclasses
 import json
+import tempfile
+from pathlib import Path
 
 from spikemllm.config import PRESETS, AcceleratorConfig
+from spikemllm.firmware.compiler import load_timestep_table
 from spikemllm.flow.runner import build_block, run_block
 from spikemllm.hw.core import SpikeCore
 from spikemllm.sim.backends.amaranth_sim import run_with_driver
@@ -19,12 +22,17 @@ CORE_E1 = dataclasses.replace(CORE_SMALL, name="core_e1", events_per_cycle=1, la
 
 
 def run_case(config, case, *, in_pattern=None, out_pattern=None, core_class=SpikeCore):
-    """Load ``case``'s layer and timestep table through the driver, run its tokens, return the result."""
+    """Load ``case``'s layer through the driver, program the timestep table from its schedule
+    written to a file (through the compiler), run its tokens, return the result."""
+    with tempfile.TemporaryDirectory() as folder:
+        schedule_file = Path(folder) / "schedule.json"
+        case.schedule.save(schedule_file)
+        table = load_timestep_table(config, schedule_file)
 
     async def body(driver):
         await driver.identify()
         await driver.load_layer(case.program)
-        await driver.set_timestep_table(case.table)
+        await driver.set_timestep_table(table)
         return await driver.run(case.beats, tokens=case.tokens, out_tiles=case.program.out_tiles,
                                 in_pattern=in_pattern, out_pattern=out_pattern)
 
@@ -42,4 +50,5 @@ def run_real_layer_under_verilator(config_name, block, tmp_path):
     assert r["tokens_by_modality"]["text"] and r["tokens_by_modality"]["vision"]
     assert r["timesteps"]["text"] != r["timesteps"]["vision"]
     assert r["block"] == block and r["run_window_ps"][1] > r["run_window_ps"][0]
+    assert Path(r["schedule_file"]).is_file()
     return r

@@ -48,3 +48,22 @@ def test_bad_configuration_fails_before_anything_is_written(tmp_path):
 def test_command_line(tmp_path, capsys):
     assert gen.main(["--config", "small", "--out", str(tmp_path)]) == 0
     assert "requantizer.v" in capsys.readouterr().out
+
+
+def test_generating_verilog_does_not_import_torch():
+    """The generator reads block latencies from spikemllm.latency, not from the golden model."""
+    import subprocess
+    import sys
+
+    code = "import sys, spikemllm.hw, spikemllm.hw.generate; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_command_line_takes_a_file_and_overrides(tmp_path):
+    gen.generate(SMALL_CONFIG, tmp_path / "a", blocks=["requantizer"])
+    assert gen.main(["--config", str(tmp_path / "a" / "config.json"), "--set", "pes=8", "--out", str(tmp_path / "b")]) == 0
+    assert AcceleratorConfig.from_dict(json.loads((tmp_path / "b" / "config.json").read_text())).pes == 8
+    with pytest.raises(SystemExit):
+        gen.main(["--set", "pes=0", "--out", str(tmp_path / "c")])
+    assert not (tmp_path / "c").exists()

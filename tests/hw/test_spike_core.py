@@ -40,7 +40,7 @@ def test_all_zero_tokens_and_extremes():
     full.q.copy_(torch.where(full.q >= 0, 15, -15))
     from spikemllm.sim.core.cases import _finish
 
-    full = _finish(full.program, full.table, full.layer_index, full.q, full.modality)
+    full = _finish(full.program, full.schedule, full.layer_index, full.q, full.modality)
     result = run_case(CORE_SMALL, full)
     assert result.outputs == full.expected and result.counters["CYCLES"] == full.model.cycles
 
