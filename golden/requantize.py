@@ -21,13 +21,15 @@ import math
 
 import torch
 
+from spikemllm.config import MAX_SHIFT_LIMIT
+
 from ._checks import check_bits, check_integer_tensor, check_range
 from .quantize import qmax
 from .rounding import shift_round_half_away
 
 __all__ = ["quantize_multiplier", "requantize", "requantize_error_bound", "MAX_SHIFT"]
 
-MAX_SHIFT = 62
+MAX_SHIFT = MAX_SHIFT_LIMIT
 """Largest right shift the requantizer accepts (the product must stay inside int64)."""
 
 

@@ -67,7 +67,8 @@ CODINGS = tuple(c.value for c in Coding)
 """Spike codings the neuron array can be built for: the method and its baseline."""
 
 MAX_SHIFT_LIMIT = 62
-"""Largest requantizer shift the golden model accepts (``golden.requantize.MAX_SHIFT``)."""
+"""Largest requantizer shift: the golden model's product ``|acc * M|`` plus the rounding bias
+stays an int64 shifted by at most 62 (``golden.requantize.MAX_SHIFT`` reads it from here)."""
 
 _ACT_BITS = (2, 16)
 _WEIGHT_BITS = (2, 8)
