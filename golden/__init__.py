@@ -1,14 +1,24 @@
-"""Golden model: the exact integers the accelerator must produce.
+"""Golden model: the exact integers the accelerator must produce, and the models around them.
 
-Plain torch functions, one per hardware job, vectorized over tokens and channels:
+The numeric reference, at the top of the package: plain torch functions, one per hardware
+job, vectorized over tokens and channels (re-exported here):
 
 * :mod:`.quantize` -- activation and weight quantizers (round-to-nearest, static,
   SmoothQuant, Hadamard rotation).
 * :mod:`.encoding` -- TC-LIF and count-coding spike encoders and decoders.
 * :mod:`.spike_linear` -- the sparse-accumulate linear layer, step by step.
 * :mod:`.requantize` -- fixed-point multiplier/shift requantization.
+* :mod:`.layer` -- an end-to-end integer layer; :mod:`.dense` -- the FP16 baseline's arithmetic.
 * :mod:`.stats` -- spike counts, firing rate, sparsity.
-* :mod:`.modules` -- ``SpikeLinear`` and its fake-quant twin.
+* :mod:`.modules` / :mod:`.count_linear` -- ``SpikeLinear``, its fake-quant twin, the count-coding layer.
+* :mod:`.real_data` -- real activations of a pretrained MiniLM.
+
+One subpackage per other idea:
+
+* :mod:`.timing` -- cycle models of the blocks and cores, and full-size projections.
+* :mod:`.convert` -- converting an MLLM to spike form: MED, MSTS schedules.
+* :mod:`.vqa` -- the shapes-VQA task: data, model, training, evaluation.
+* :mod:`.reports` -- command-line reports (demo, bench, plots).
 """
 
 from .encoding import (
