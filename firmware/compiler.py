@@ -22,10 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from spikemllm.golden.convert.schedule import Schedule
+from spikemllm.golden.layer import IntegerLayer, run_integer_layer
 
 from spikemllm.config import AcceleratorConfig
-from spikemllm.golden.layer import IntegerLayer, run_integer_layer
-from spikemllm.golden.convert.schedule import Schedule
 from spikemllm.modality import MODALITIES, Modality, timestep_entries, timestep_index
 
 __all__ = ["LayerProgram", "compile_layer", "timestep_table", "load_timestep_table", "token_beats", "expected_outputs",

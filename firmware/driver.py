@@ -3,7 +3,7 @@
 The driver knows the register map (from :func:`spikemllm.hw.registers.register_map`, the
 single declaration) and the load streams; a *backend* knows how to reach the core. The
 cocotb simulation is one backend and ``amaranth.sim`` another
-(:mod:`spikemllm.sim.backends`); a hardware backend implements the same four calls.
+(:mod:`spikemllm.sim.backends`); a hardware backend implements the same three calls.
 All calls are coroutines, so one driver serves simulators and hosts alike.
 
 Typical use::
@@ -20,8 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from spikemllm.config import AcceleratorConfig
 from spikemllm.hw.registers import COUNTERS, ERRORS, ID_VALUE, decode_build, register_map
+
+from spikemllm.config import AcceleratorConfig
+
 from .compiler import LayerProgram
 
 __all__ = ["Backend", "Transfer", "RunResult", "SpikeCoreError", "SpikeCoreDriver"]

@@ -12,8 +12,9 @@ import argparse
 import json
 from pathlib import Path
 
-from spikemllm.config import PRESETS, AcceleratorConfig, load_config
 from spikemllm.hw.registers import DATA_WIDTH, ERRORS, ID_VALUE, RegisterMap, register_map
+
+from spikemllm.config import PRESETS, AcceleratorConfig, load_config
 
 __all__ = ["to_json", "to_c_header", "to_python", "write_all"]
 

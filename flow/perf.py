@@ -19,10 +19,11 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from spikemllm.config import add_config_arguments, config_from_args
-from spikemllm.golden.timing.projection import MODELS, ProjectionSetup, project
 from spikemllm.golden.convert.schedule import Schedule
+from spikemllm.golden.timing.projection import MODELS, ProjectionSetup, project
 from spikemllm.sim.core.cases import LAYER, case_schedule
+
+from spikemllm.config import add_config_arguments, config_from_args
 
 from .runner import build_block, run_block
 
@@ -97,10 +98,6 @@ def main(argv=None) -> int:
     config = config_from_args(parser, args)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
-    print(f"building the SpikeCore ({config.name}) with Verilator ...", flush=True)
-    build = build_block(config, "core")
-    print("running a real converted layer through the firmware driver ...", flush=True)
-    rtl_file = args.out / "perf_rtl.json"
     schedule = args.schedule
     if schedule is None:
         schedule = args.out / "perf_schedule.json"
@@ -109,6 +106,10 @@ def main(argv=None) -> int:
         Schedule.load(schedule)
     except (OSError, ValueError, TypeError) as exc:
         parser.error(f"--schedule {schedule}: {exc}")
+    print(f"building the SpikeCore ({config.name}) with Verilator ...", flush=True)
+    build = build_block(config, "core")
+    print("running a real converted layer through the firmware driver ...", flush=True)
+    rtl_file = args.out / "perf_rtl.json"
     print(f"programming the timestep table from {schedule}", flush=True)
     run_block(build, results=rtl_file, schedule=schedule)
     rtl = json.loads(rtl_file.read_text())

@@ -27,13 +27,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from spikemllm.config import AcceleratorConfig, add_config_arguments, config_from_args
-from . import sky130
 from spikemllm.hw.blocks import BLOCKS, CORES, CoreKind
 from spikemllm.hw.generate import generate
-from .synth import asic_results, synth_asic, synth_fpga
+
+from spikemllm.config import AcceleratorConfig, add_config_arguments, config_from_args
+
+from . import sky130
 from .power import ENERGY_45NM_PJ, activity_energy, cell_energies, opcount_energy, vcd_toggles
 from .runner import build_block, run_block
+from .synth import asic_results, synth_asic, synth_fpga
 
 __all__ = ["TARGETS", "measure", "summarize", "markdown", "main"]
 

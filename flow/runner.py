@@ -22,9 +22,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from spikemllm.config import AcceleratorConfig, load_config
 from spikemllm.hw.blocks import BLOCKS, CORES, check_block
 from spikemllm.hw.generate import generate
+
+from spikemllm.config import AcceleratorConfig, load_config
+
 from .lint import WAIVERS, verilator_env
 
 __all__ = ["BUILD_ROOT", "SIM_CONFIGS", "TESTBENCH_MODULE", "waves_enabled", "build_block", "run_block", "main"]

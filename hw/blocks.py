@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from .compactor import SpikeEventCompactor
 from .core import SpikeCore
-from .registers import CoreKind
 from .dense_core import DenseFP16Core, DenseInt8Core
 from .neuron_array import TCLIFNeuronArray
 from .pe_array import SparseAccumulatePEArray
+from .registers import CoreKind
 from .requantizer import Requantizer
 
 __all__ = ["BlockInfo", "BLOCKS", "PIPELINE_BLOCKS", "CoreKind", "CORES", "core_kind", "check_block", "block_component"]

@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from spikemllm.config import AcceleratorConfig
 from spikemllm.latency import COMPACTOR_LATENCY
+
 from .block import Block
 from .signatures import EventStream, SpikeVectorStream
 

@@ -40,8 +40,17 @@ from amaranth.lib.memory import Memory
 from spikemllm.config import Coding
 
 from .compactor import SpikeEventCompactor
-from .core_shell import CoreKind, Datapath, Feed, LayerCore, core_output_layout, tile_bias_layout, tile_params_layout, token_layout
+from .core_shell import (
+    Datapath,
+    Feed,
+    LayerCore,
+    core_output_layout,
+    tile_bias_layout,
+    tile_params_layout,
+    token_layout,
+)
 from .pe_array import SparseAccumulatePEArray
+from .registers import CoreKind
 from .signatures import SPIKE_SHAPE, spike_vector_layout
 
 __all__ = [

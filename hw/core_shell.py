@@ -27,9 +27,10 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from spikemllm.config import AcceleratorConfig
+
+from .block import Block
 from .registers import COUNTERS, ERRORS, ID_VALUE, CoreKind, RegisterBus, build_values, register_map
 from .requantizer import Requantizer
-from .block import Block
 from .signatures import WeightWriteStream
 
 __all__ = [
@@ -177,7 +178,7 @@ class LayerCore(Block, abc.ABC):
         """Layer shape, tokens, timestep table, status and counters, read and written over ``bus``."""
         c, regs = self.config, self._regmap
         kmax = c.in_chunks_max
-        lane_shift = (c.lanes - 1).bit_length()
+        lane_shift = c.lane_index_width  # a chunk holds 2^lane_shift inputs
         s.in_chunks = in_chunks = Signal(range(kmax + 1))
         s.out_tiles = out_tiles = Signal(range(c.max_out_tiles + 1))
         s.tokens = tokens = Signal(32)
@@ -261,7 +262,7 @@ class LayerCore(Block, abc.ABC):
     def _run_control(self, m: Module, s: "_Shell") -> None:
         """Start (refused with an error code when the layer cannot run), clear, and abort on a fault."""
         c = self.config
-        lane_shift = (c.lanes - 1).bit_length()
+        lane_shift = c.lane_index_width  # a chunk holds 2^lane_shift inputs
         s.abort = Signal()
         s.run_start = Signal()
         with m.If(s.start):
@@ -350,7 +351,7 @@ class LayerCore(Block, abc.ABC):
     def _attach_datapath(self, m: Module, s: "_Shell") -> None:
         """Per-token state the datapath reads; the datapath itself; its array's loads and output."""
         c = self.config
-        lane_shift = (c.lanes - 1).bit_length()
+        lane_shift = c.lane_index_width  # a chunk holds 2^lane_shift inputs
         s.cur_bank = Signal()
         s.T = Signal(c.timesteps_width)
         s.tile = Signal(c.tile_width)

@@ -22,16 +22,17 @@ Timing (ideal streams): :func:`spikemllm.golden.timing.core_model.dense_core_cyc
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from spikemllm.config import AcceleratorConfig
 from spikemllm.latency import MAC_ARRAY_LATENCY
-from .core_shell import Datapath, Feed, LayerCore
-from .registers import CoreKind
-from .fp import fp16_mul_fp32, fp32_add, fp32_to_int, int_to_fp16, int_to_fp32
+
 from .block import Block
+from .core_shell import Datapath, Feed, LayerCore
+from .fp import fp16_mul_fp32, fp32_add, fp32_to_int, int_to_fp16, int_to_fp32
+from .registers import CoreKind
 from .signatures import AccumulatorStream, BiasStream, WeightWriteStream
 
 __all__ = ["ARITHMETICS", "DenseMACArray", "DenseInt8Core", "DenseFP16Core", "mac_input_layout", "check_dense_config"]

@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from spikemllm.config import AcceleratorConfig, Coding
 from spikemllm.latency import NEURON_ARRAY_LATENCY
+
 from .block import Block
 from .signatures import ActivationStream, SpikeVectorStream
 

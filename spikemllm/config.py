@@ -18,8 +18,8 @@ import dataclasses
 import enum
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 __all__ = [

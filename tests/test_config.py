@@ -84,8 +84,9 @@ def test_stale_description_is_rejected():
 
 
 def test_entry_points_take_a_preset_a_file_and_overrides(tmp_path):
-    from spikemllm.config import load_config
     from spikemllm.hw.generate import generate
+
+    from spikemllm.config import load_config
 
     assert load_config("small") is SMALL_CONFIG
     generate(SMALL_CONFIG, tmp_path, blocks=["compactor"])

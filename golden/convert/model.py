@@ -36,13 +36,13 @@ from dataclasses import dataclass, field
 from math import prod
 
 import torch
-from torch import nn
-
 from spikemllm.golden.count_linear import CountSpikeLinear
 from spikemllm.golden.modules import FakeQuantLinear, SpikeLinear
-from .schedule import LayerSpec, Schedule, uniform_schedule
+from torch import nn
 
 from spikemllm.modality import Modality
+
+from .schedule import LayerSpec, Schedule, uniform_schedule
 
 __all__ = [
     "KINDS",

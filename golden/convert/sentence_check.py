@@ -9,9 +9,9 @@ the cosine similarity of each sentence's spiking embedding to its float embeddin
 from __future__ import annotations
 
 import torch
+from spikemllm.golden.real_data import SENTENCES, load_minilm
 
 from .model import convert_model, discover_layers, set_schedule
-from spikemllm.golden.real_data import SENTENCES, load_minilm
 from .schedule import uniform_schedule
 
 __all__ = ["EXTRA_SENTENCES", "sentence_embeddings", "minilm_similarity"]

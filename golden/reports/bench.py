@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from spikemllm.golden import encode_tc_lif, spike_linear
 
 

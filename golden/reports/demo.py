@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from spikemllm.golden import (
     SpikeLinear,
     calibrate_static_scale,

@@ -21,7 +21,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
-
 from spikemllm.golden import (  # noqa: E402
     count_timesteps,
     encode_count_signed,

@@ -30,12 +30,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from spikemllm.golden.encoding import encode_count_signed, encode_tc_lif
 
 from spikemllm.config import AcceleratorConfig, Coding
 from spikemllm.latency import DENSE_TILE_OVERHEAD, FIRST_TOKEN_LOOKUP, TILE_OVERHEAD
 
 from .cycle_model import compactor_vector_cycles
-from spikemllm.golden.encoding import encode_count_signed, encode_tc_lif
 
 __all__ = [
     "TILE_OVERHEAD",

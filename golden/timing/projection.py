@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 import torch
-
 from spikemllm.golden.encoding import encode_tc_lif
+
 from spikemllm.latency import TILE_OVERHEAD
 
 __all__ = [

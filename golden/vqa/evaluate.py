@@ -27,14 +27,20 @@ import time
 from pathlib import Path
 
 import torch
-
-from spikemllm.golden.convert.model import convert_model, discover_layers, set_schedule
 from spikemllm.golden.convert.med import measure_med, plot_med
-from spikemllm.golden.convert.schedule import Schedule, allocate_error_driven, allocate_med, average_timesteps, uniform_schedule
+from spikemllm.golden.convert.model import convert_model, discover_layers, set_schedule
+from spikemllm.golden.convert.schedule import (
+    Schedule,
+    allocate_error_driven,
+    allocate_med,
+    average_timesteps,
+    uniform_schedule,
+)
 from spikemllm.golden.convert.sentence_check import minilm_similarity
-from .train import HELDOUT_SEED
+
 from .data import collate, generate
 from .model import DEFAULT_CHECKPOINT, accuracy, load_checkpoint
+from .train import HELDOUT_SEED
 
 __all__ = ["CALIBRATION_SEED", "LEVELS", "parse_level", "evaluate", "main"]
 

@@ -8,11 +8,11 @@
 from __future__ import annotations
 
 from amaranth.sim import Simulator
-
-from spikemllm.config import AcceleratorConfig
 from spikemllm.firmware.driver import SpikeCoreDriver
 from spikemllm.hw.core import SpikeCore
 from spikemllm.sim.streams import DRAIN_CYCLES, BenchResult, StreamDriver, StreamMonitor, parties, stream_layouts
+
+from spikemllm.config import AcceleratorConfig
 
 __all__ = ["run_phase", "run_phases", "PysimBackend", "run_with_driver"]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
-
 from spikemllm.sim.streams import DRAIN_CYCLES, BenchResult, StreamDriver, StreamMonitor, parties
 
 __all__ = ["start_clock", "reset", "run_phase", "run_phases", "CocotbBackend"]

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
-from spikemllm.config import AcceleratorConfig
 from spikemllm.golden import requantize
 from spikemllm.golden.timing import cycle_model
 from spikemllm.hw import signatures as sig
 from spikemllm.hw.blocks import PIPELINE_BLOCKS, block_component
 from spikemllm.sim.backends.amaranth_sim import run_phases
-from . import expect
 from spikemllm.sim.patterns import Pattern, always
 from spikemllm.sim.payload import PayloadCodec
 from spikemllm.sim.streams import BenchResult, StreamDriver, StreamMonitor, check_beats
+
+from spikemllm.config import AcceleratorConfig
+
+from . import expect
 
 __all__ = ["Bench", "bench", "requantizer_bench", "codecs", "simulate"]
 

@@ -12,6 +12,7 @@ from importlib import resources
 import torch
 
 from spikemllm.config import AcceleratorConfig
+
 from .expect import LinearCase
 
 __all__ = [

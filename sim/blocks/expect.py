@@ -21,10 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-
-from spikemllm.config import AcceleratorConfig, Coding
 from spikemllm.golden import encode_count_signed, encode_tc_lif, requantize, spike_linear
 from spikemllm.golden.timing.cycle_model import effective_timesteps
+
+from spikemllm.config import AcceleratorConfig, Coding
 
 __all__ = [
     "LinearCase",

@@ -25,12 +25,13 @@ import os
 from pathlib import Path
 
 import cocotb
-
-from spikemllm.config import AcceleratorConfig
-from . import cases
-from .benches import Bench, bench, codecs, requantizer_bench
 from spikemllm.sim.backends.cocotb_sim import reset, run_phases, start_clock
 from spikemllm.sim.patterns import pattern
+
+from spikemllm.config import AcceleratorConfig
+
+from . import cases
+from .benches import Bench, bench, codecs, requantizer_bench
 
 BLOCK = os.environ.get("SPIKEMLLM_BLOCK", "")
 DESCRIPTION = json.loads(Path(os.environ["SPIKEMLLM_DESCRIPTION"]).read_text()) if BLOCK else {}

@@ -6,8 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-
-from spikemllm.config import AcceleratorConfig, Coding
 from spikemllm.firmware.compiler import (
     LayerProgram,
     compile_layer,
@@ -17,11 +15,13 @@ from spikemllm.firmware.compiler import (
     token_timesteps,
 )
 from spikemllm.golden.convert.schedule import Schedule
-from spikemllm.golden.layer import IntegerLayer
 from spikemllm.golden.dense import fp16_layer_outputs
-from spikemllm.golden.timing.core_model import CoreCycles, core_cycles, dense_core_cycles
+from spikemllm.golden.layer import IntegerLayer
 from spikemllm.golden.quantize import quantize_per_token
+from spikemllm.golden.timing.core_model import CoreCycles, core_cycles, dense_core_cycles
 from spikemllm.hw.blocks import CoreKind, core_kind
+
+from spikemllm.config import AcceleratorConfig, Coding
 from spikemllm.modality import Modality
 
 __all__ = ["LAYER", "CoreCase", "case_schedule", "random_case", "minilm_case", "fitting_shape", "activation_bits",

@@ -27,15 +27,15 @@ from pathlib import Path
 
 import cocotb
 from cocotb.utils import get_sim_time
-
-from spikemllm.config import AcceleratorConfig
 from spikemllm.firmware.compiler import load_timestep_table
 from spikemllm.firmware.driver import SpikeCoreDriver
 from spikemllm.golden.convert.schedule import Schedule
+from spikemllm.hw.blocks import block_component
 from spikemllm.sim.backends.cocotb_sim import CocotbBackend, reset, start_clock
 from spikemllm.sim.patterns import pattern
 from spikemllm.sim.streams import stream_layouts
-from spikemllm.hw.blocks import block_component
+
+from spikemllm.config import AcceleratorConfig
 from spikemllm.modality import Modality, timestep_index
 
 from .cases import core_expectation, minilm_case

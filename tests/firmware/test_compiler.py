@@ -5,11 +5,11 @@ import json
 
 import pytest
 import torch
+from spikemllm.firmware.compiler import compile_layer, timestep_table, token_beats
+from spikemllm.golden.convert.schedule import Schedule
+from spikemllm.golden.layer import IntegerLayer
 
 from spikemllm.config import DEFAULT_CONFIG, SMALL_CONFIG
-from spikemllm.firmware.compiler import compile_layer, timestep_table, token_beats
-from spikemllm.golden.layer import IntegerLayer
-from spikemllm.golden.convert.schedule import Schedule
 
 
 def layer(out_features=10, in_features=20, *, weight_bits=8, out_bits=8, bias=5, multiplier=40000, shift=20, seed=0):

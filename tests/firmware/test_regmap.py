@@ -4,10 +4,10 @@ import json
 import re
 
 import pytest
-
-from spikemllm.config import PRESETS
 from spikemllm.firmware.regmap import main, to_c_header, to_json, to_python, write_all
 from spikemllm.hw.registers import register_map
+
+from spikemllm.config import PRESETS
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

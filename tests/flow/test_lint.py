@@ -1,10 +1,10 @@
 """Verilator --lint-only -Wall is clean on every generated block, with only the explained waivers."""
 
 import pytest
+from spikemllm.flow.lint import WAIVERS, lint
+from spikemllm.hw.generate import generate
 
 from spikemllm.config import PRESETS
-from spikemllm.hw.generate import generate
-from spikemllm.flow.lint import WAIVERS, lint
 
 
 @pytest.mark.parametrize("config", ["default", "small", "count"])

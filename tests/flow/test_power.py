@@ -2,7 +2,6 @@
 arithmetic, and the operation-count model against the published table."""
 
 import pytest
-
 from spikemllm.flow.power import ENERGY_45NM_PJ, activity_energy, cell_energies, opcount_energy, vcd_toggles
 
 VCD = """$version test $end

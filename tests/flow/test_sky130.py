@@ -5,7 +5,6 @@ import itertools
 import re
 
 import pytest
-
 from spikemllm.flow import sky130
 
 

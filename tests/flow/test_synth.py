@@ -7,11 +7,11 @@ import re
 from collections import Counter
 
 import pytest
+from spikemllm.flow import sky130
+from spikemllm.flow.synth import fpga_harness, synth_asic, synth_fpga
+from spikemllm.hw.generate import generate
 
 from spikemllm.config import SMALL_CONFIG
-from spikemllm.flow import sky130
-from spikemllm.hw.generate import generate
-from spikemllm.flow.synth import fpga_harness, synth_asic, synth_fpga
 
 
 @pytest.fixture(scope="module")

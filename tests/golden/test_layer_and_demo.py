@@ -2,11 +2,10 @@
 
 import pytest
 import torch
-from torch import nn
-
 from spikemllm.golden import encode_tc_lif, integer_matmul, requantize
-from spikemllm.golden.reports.demo import main, run
 from spikemllm.golden.layer import IntegerLayer, run_integer_layer
+from spikemllm.golden.reports.demo import main, run
+from torch import nn
 
 
 def test_integer_layer_trace_matches_its_pieces_and_the_float_layer():

@@ -7,12 +7,13 @@ from :mod:`spikemllm.sim.blocks`, so the same checks run on both simulators.
 """
 
 import pytest
-
-from spikemllm.config import COUNT_CONFIG, PRESETS, SMALL_CONFIG
 from spikemllm.flow.runner import build_block, run_block
+from spikemllm.hw.blocks import BLOCKS
 from spikemllm.sim.blocks import cases
 from spikemllm.sim.blocks.benches import bench, simulate
 from spikemllm.sim.patterns import PATTERNS, pattern
+
+from spikemllm.config import COUNT_CONFIG, PRESETS, SMALL_CONFIG
 
 __all__ = [
     "block",
@@ -66,8 +67,6 @@ def test_real_minilm_data(block):
 
 
 def test_rejects_a_non_config(block):
-    from spikemllm.hw.blocks import BLOCKS
-
     with pytest.raises(TypeError, match="AcceleratorConfig"):
         BLOCKS[block].component(config={"lanes": 8})
 

@@ -7,11 +7,12 @@ import json
 import tempfile
 from pathlib import Path
 
-from spikemllm.config import PRESETS, AcceleratorConfig
 from spikemllm.firmware.compiler import load_timestep_table
 from spikemllm.flow.runner import build_block, run_block
 from spikemllm.hw.core import SpikeCore
 from spikemllm.sim.backends.amaranth_sim import run_with_driver
+
+from spikemllm.config import PRESETS, AcceleratorConfig
 
 CORE_SMALL = AcceleratorConfig(
     name="core_small", lanes=8, pes=4, act_bits=5, weight_bits=4, t_max=4, events_per_cycle=2, max_fan_in=64,

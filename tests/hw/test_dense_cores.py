@@ -6,14 +6,12 @@ import dataclasses
 
 import pytest
 import torch
-
+from core_suite import CORE_SMALL, run_case, run_real_layer_under_verilator
 from spikemllm.golden.dense import fp16_layer_outputs
 from spikemllm.golden.timing.core_model import dense_core_cycles
 from spikemllm.hw.dense_core import DenseFP16Core, DenseInt8Core, DenseMACArray, check_dense_config
 from spikemllm.sim.core.cases import core_expectation, random_case
 from spikemllm.sim.patterns import pattern
-
-from core_suite import CORE_SMALL, run_case, run_real_layer_under_verilator
 
 CORES = {"int8_core": DenseInt8Core, "fp16_core": DenseFP16Core}
 

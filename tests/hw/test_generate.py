@@ -3,9 +3,9 @@
 import json
 
 import pytest
+from spikemllm.hw import generate as gen
 
 from spikemllm.config import SMALL_CONFIG, AcceleratorConfig
-from spikemllm.hw import generate as gen
 
 NAMES = {
     "tclif_neuron_array.v", "spike_event_compactor.v", "sparse_accumulate_pe_array.v", "requantizer.v", "spike_core.v",

@@ -4,8 +4,6 @@ import pytest
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-
-from spikemllm.config import COUNT_CONFIG, SMALL_CONFIG
 from spikemllm.hw import Requantizer, SparseAccumulatePEArray, SpikeEventCompactor, TCLIFNeuronArray
 from spikemllm.hw import signatures as sig
 from spikemllm.sim.backends.amaranth_sim import run_phases
@@ -13,6 +11,8 @@ from spikemllm.sim.blocks import cases, expect
 from spikemllm.sim.blocks.benches import codecs
 from spikemllm.sim.patterns import pattern
 from spikemllm.sim.streams import StreamDriver, StreamMonitor
+
+from spikemllm.config import COUNT_CONFIG, SMALL_CONFIG
 
 
 class SpikeLinearPipeline(wiring.Component):

@@ -4,7 +4,6 @@ from the RTL decodes through the declared fields back into the configuration."""
 import dataclasses
 
 import pytest
-
 from core_suite import CORE_COUNT, CORE_SMALL
 from spikemllm.hw.blocks import BLOCKS, CORES
 from spikemllm.hw.registers import BUILD_FIELDS, CoreKind, register_map

@@ -6,13 +6,13 @@ import dataclasses
 
 import pytest
 import torch
-
 from core_suite import CORE_COUNT, CORE_E1, CORE_SMALL, run_case, run_real_layer_under_verilator
 from spikemllm.firmware.driver import SpikeCoreError
 from spikemllm.hw.registers import ERRORS
-from spikemllm.sim.core.cases import random_case
 from spikemllm.sim.backends.amaranth_sim import run_with_driver
+from spikemllm.sim.core.cases import random_case
 from spikemllm.sim.patterns import pattern
+
 
 @pytest.mark.parametrize("config, shape, steps", [
     (CORE_SMALL, (20, 7), (3, 4)),   # 3 chunks, 2 tiles, padding on both sides

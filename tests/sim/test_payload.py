@@ -2,10 +2,10 @@
 
 import pytest
 from amaranth.hdl import Shape
-
-from spikemllm.config import DEFAULT_CONFIG, SMALL_CONFIG
 from spikemllm.hw import signatures as sig
 from spikemllm.sim.payload import PayloadCodec
+
+from spikemllm.config import DEFAULT_CONFIG, SMALL_CONFIG
 
 
 def test_round_trip_and_layout_positions():

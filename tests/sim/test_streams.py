@@ -1,11 +1,11 @@
 """The stream monitor enforces the valid/ready contract on a block's outputs."""
 
 import pytest
-
-from spikemllm.config import SMALL_CONFIG
 from spikemllm.sim.blocks.benches import codecs
 from spikemllm.sim.patterns import pattern
 from spikemllm.sim.streams import StreamMonitor, StreamProtocolError
+
+from spikemllm.config import SMALL_CONFIG
 
 
 def test_monitor_catches_a_payload_changing_while_stalled():

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
-
 from spikemllm.golden import FakeQuantLinear, SpikeLinear
 from spikemllm.golden.convert.model import (
     SpikePatchConv,
@@ -16,6 +14,7 @@ from spikemllm.golden.convert.model import (
     token_modality,
 )
 from spikemllm.golden.convert.schedule import Schedule, uniform_schedule
+from torch import nn
 
 IMAGE = 5  # the image placeholder id of the conftest configs
 

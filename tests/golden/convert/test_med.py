@@ -7,9 +7,8 @@ import math
 
 import pytest
 import torch
-
-from spikemllm.golden.convert.model import convert_model, discover_layers
 from spikemllm.golden.convert.med import evolution, measure_med, plot_med
+from spikemllm.golden.convert.model import convert_model, discover_layers
 
 IMAGE = 5  # the image placeholder id of the conftest configs
 

@@ -6,7 +6,6 @@ import itertools
 import json
 
 import pytest
-
 from spikemllm.golden.convert.schedule import (
     LayerSpec,
     Schedule,

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import torch
-
 from spikemllm.golden.convert.model import convert_model, discover_layers
-from spikemllm.golden.real_data import SENTENCES, load_minilm
 from spikemllm.golden.convert.schedule import uniform_schedule
 from spikemllm.golden.convert.sentence_check import minilm_similarity, sentence_embeddings
+from spikemllm.golden.real_data import SENTENCES, load_minilm
 
 
 def test_minilm_spike_embeddings_track_the_float_model():

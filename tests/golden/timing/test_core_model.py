@@ -5,10 +5,10 @@ import random
 
 import pytest
 import torch
-
-from spikemllm.config import DEFAULT_CONFIG
 from spikemllm.golden.timing.core_model import core_cycles
 from spikemllm.golden.timing.projection import ProjectionSetup, expected_vector_cycles, model_linear_shapes, project
+
+from spikemllm.config import DEFAULT_CONFIG
 
 
 def test_breakdown_adds_up():

@@ -1,9 +1,9 @@
 """Cycle model functions: what they predict from first principles, and bad input."""
 
 import pytest
+from spikemllm.golden.timing import cycle_model as cm
 
 from spikemllm.config import DEFAULT_CONFIG, SMALL_CONFIG
-from spikemllm.golden.timing import cycle_model as cm
 
 
 def test_neuron_array_takes_T_cycles_per_token():

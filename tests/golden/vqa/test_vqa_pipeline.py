@@ -7,12 +7,20 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from spikemllm.golden.vqa import data as vqa_data
+from spikemllm.golden.vqa.data import (
+    CELL,
+    COLORS,
+    GRID,
+    collate,
+    collate_training,
+    generate,
+    generate_training,
+    to_patches,
+)
 from spikemllm.golden.vqa.evaluate import evaluate, parse_level
-from spikemllm.golden.vqa.train import train
-from spikemllm.golden.vqa.data import COLORS, GRID, CELL, collate, collate_training, generate, generate_training, to_patches
 from spikemllm.golden.vqa.model import build_model, load_checkpoint, save_checkpoint
+from spikemllm.golden.vqa.train import train
 
 
 def test_generation_is_deterministic_and_seeded():
