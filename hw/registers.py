@@ -224,8 +224,8 @@ BUILD_FIELDS = {
     "HW_LANES_PES": {"LANES": "lanes", "PES": "pes"},
     "HW_STEPS": {"T_MAX": "t_max", "EVENTS_PER_CYCLE": "events_per_cycle", "LAYERS": "layers",
                  "COUNT_CODING": "coding", "DATAPATH": "kind"},
-    "HW_MEMORY": {"MAX_FAN_IN": "max_fan_in"},
-    "HW_TILES": {"MAX_OUT_TILES": "max_out_tiles"},
+    "HW_MEMORY": {"MAX_FAN_IN": "max_fan_in", "DENSE_INPUTS": "dense_inputs"},
+    "HW_TILES": {"MAX_OUT_TILES": "max_out_tiles", "REQUANTIZERS": "requantizers"},
 }
 """Build-parameter registers: field -> the :class:`AcceleratorConfig` parameter it reports
 (``coding`` as 1 for count coding, ``kind`` as the :class:`CoreKind` code)."""
@@ -283,9 +283,11 @@ def register_map(config: AcceleratorConfig) -> RegisterMap:
         ), 1),
         ("HW_MEMORY", "ro", "weight-memory rows (input features x output tiles)", (
             Field("MAX_FAN_IN", 0, 24, "weight-memory rows"),
+            Field("DENSE_INPUTS", 24, 8, "inputs per cycle of the dense baselines"),
         ), 1),
         ("HW_TILES", "ro", "output tiles the bias and requantizer memories hold", (
             Field("MAX_OUT_TILES", 0, 16, "output tiles"),
+            Field("REQUANTIZERS", 16, 16, "multipliers of the shared requantizer"),
         ), 1),
         ("CTRL", "wo", "control", (
             Field("START", 0, 1, "start a run of TOKENS tokens"),

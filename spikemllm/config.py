@@ -146,6 +146,12 @@ class AcceleratorConfig:
     max_out_tiles:
         Output tiles of ``pes`` channels the top level's bias and requantizer memories hold;
         a layer needs ``in_features * out_tiles <= max_fan_in`` weight rows as well.
+    requantizers:
+        Multipliers of the requantizer every core shares (``R``): it requantizes ``R`` of
+        the ``pes`` outputs per cycle, ``pes / R`` cycles per tile; a divisor of ``pes``.
+    dense_inputs:
+        Inputs the dense baseline cores multiply-accumulate per cycle (``D``): each PE has
+        ``D`` multipliers. A power of two, at most ``lanes``. The spike core ignores it.
 
     Raises ``TypeError`` for a parameter of the wrong type and ``ValueError`` naming the
     bad value for one out of range.
@@ -166,6 +172,8 @@ class AcceleratorConfig:
     shift_bits: int = 6
     layers: int = 8
     max_out_tiles: int = 8
+    requantizers: int = 1
+    dense_inputs: int = 1
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name or not self.name.replace("_", "").isalnum():
@@ -196,6 +204,12 @@ class AcceleratorConfig:
         _check_int("shift_bits", self.shift_bits, *_SHIFT_BITS)
         _check_int("layers", self.layers, 1, 255)
         _check_int("max_out_tiles", self.max_out_tiles, 1, 1 << 12)
+        _check_int("requantizers", self.requantizers, 1, self.pes)
+        if self.pes % self.requantizers:
+            raise ValueError(f"requantizers must divide pes={self.pes}, not {self.requantizers!r}")
+        _check_power_of_two("dense_inputs", self.dense_inputs)
+        if self.dense_inputs > self.lanes:
+            raise ValueError(f"dense_inputs must be at most lanes={self.lanes}, not {self.dense_inputs!r}")
         if self.product_width > _PRODUCT_BITS:
             raise ValueError(
                 f"acc_width={self.acc_width} plus multiplier_bits={self.multiplier_bits!r} gives a "
@@ -287,6 +301,11 @@ class AcceleratorConfig:
         return min((1 << self.shift_bits) - 1, MAX_SHIFT_LIMIT)
 
     @property
+    def requant_cycles(self) -> int:
+        """Cycles the shared requantizer spends on one tile: ``pes / requantizers``."""
+        return self.pes // self.requantizers
+
+    @property
     def out_max(self) -> int:
         """Saturation bound of the requantized outputs: ``2^(out_bits-1) - 1``."""
         return (1 << (self.out_bits - 1)) - 1
@@ -325,6 +344,7 @@ class AcceleratorConfig:
         "acc_width",
         "product_width",
         "max_shift",
+        "requant_cycles",
         "out_max",
         "layer_width",
         "in_chunks_max",
