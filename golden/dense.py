@@ -8,11 +8,11 @@ baseline is defined here, in the order the hardware adds:
   accepts); subnormal FP16 inputs read as zero;
 * each FP16 x FP16 product is computed exactly in FP32 (11-bit significands: at most 22
   product bits);
-* each output channel's FP32 accumulator starts at its bias (converted to FP32) and adds
-  the products of inputs ``0, 1, ..., IN-1`` in that order, each addition rounded to
-  nearest, ties to even (IEEE 754 binary32, which torch's float32 addition on the CPU is);
-* the final FP32 sum is truncated toward zero to an integer and requantized like the
-  integer cores' accumulators.
+* each output channel's FP32 accumulator starts at zero and adds the products of inputs
+  ``0, 1, ..., IN-1`` in that order, each addition rounded to nearest, ties to even
+  (IEEE 754 binary32, which torch's float32 addition on the CPU is);
+* the final FP32 sum is truncated toward zero to an integer; the shared integer
+  requantizer adds the bias and requantizes it like the integer cores' accumulators.
 
 Vectorized over tokens and channels; the loop runs over inputs because the order of FP
 additions is part of the definition.
@@ -40,18 +40,16 @@ def fp16_products(a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return fp16_flush(a).to(torch.float32) * fp16_flush(w).to(torch.float32)
 
 
-def fp16_accumulators(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """FP32 accumulators ``(tokens, out)`` of the FP16 core: ``bias + sum_i x_i * W[:, i]``
-    added in ascending ``i``, each step rounded to nearest even.
+def fp16_accumulators(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """FP32 accumulators ``(tokens, out)`` of the FP16 core: ``sum_i x_i * W[:, i]`` added
+    in ascending ``i`` from zero, each step rounded to nearest even.
 
-    ``x``: ``(tokens, in)`` values (any dtype; converted to FP16), ``weight``: ``(out, in)``,
-    ``bias``: ``(out,)`` (converted to FP32). Raises ``ValueError`` on shape mismatches.
+    ``x``: ``(tokens, in)`` values (any dtype; converted to FP16), ``weight``: ``(out, in)``.
+    Raises ``ValueError`` on shape mismatches.
     """
     if x.dim() != 2 or weight.dim() != 2 or x.shape[1] != weight.shape[1]:
         raise ValueError(f"x (tokens, in) and weight (out, in) must agree, not {tuple(x.shape)} and {tuple(weight.shape)}")
-    if bias.shape != (weight.shape[0],):
-        raise ValueError(f"bias must have shape ({weight.shape[0]},), not {tuple(bias.shape)}")
-    acc = bias.to(torch.float32).expand(x.shape[0], -1).clone()
+    acc = torch.zeros(x.shape[0], weight.shape[0], dtype=torch.float32)
     a = fp16_flush(x).to(torch.float32)
     w = fp16_flush(weight).to(torch.float32)
     for i in range(x.shape[1]):
@@ -64,5 +62,5 @@ def fp16_layer_outputs(q: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
     """Requantized outputs of the FP16 core for integer activations ``q`` ``(tokens, in)``
     and an integer layer (``weight``, ``bias``, ``multiplier``, ``shift``)."""
     q = check_integer_tensor(q, name="q")
-    acc = fp16_accumulators(q, check_integer_tensor(weight, name="weight"), check_integer_tensor(bias, name="bias"))
-    return requantize(acc.to(torch.int64), None, multiplier, shift, out_bits)
+    acc = fp16_accumulators(q, check_integer_tensor(weight, name="weight"))
+    return requantize(acc.to(torch.int64), check_integer_tensor(bias, name="bias"), multiplier, shift, out_bits)

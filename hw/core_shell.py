@@ -110,9 +110,9 @@ class Feed:
 class Datapath:
     """What a datapath gives the shell.
 
-    ``array``: a component with ``weights`` (weight-row writes), ``bias`` (bias vector)
-    and ``o`` (accumulator vectors, ``last`` on the tile's final one) streams, the latter
-    connected to the requantizer; ``finished``: high in the cycle the tile's last work
+    ``array``: a component with ``weights`` (weight-row writes) and ``o`` (accumulator
+    vectors without bias, ``last`` on the tile's final one) streams, the latter connected
+    to the requantizer, which adds the bias; ``finished``: high in the cycle the tile's last work
     item is issued; ``take``/``work``: the array accepted a beat carrying ``work`` units
     (spike events or multiply-accumulates) this cycle, for the ``EVENTS`` and
     ``ACTIVE_CYCLES`` counters.
@@ -377,16 +377,15 @@ class LayerCore(Block, abc.ABC):
         """Per token: look up ``T``, then for each output tile load its parameters, start the
         datapath and wait until the requantizer has taken the tile's final accumulators."""
         c = self.config
-        array, rq, dp = s.dp.array, s.rq, s.dp
+        rq, dp = s.rq, s.dp
         bias_r = s.bias_mem.read_port(domain="comb")
         params_r = s.params_mem.read_port(domain="comb")
         m.d.comb += [bias_r.addr.eq(s.tile), params_r.addr.eq(s.tile)]
         m.d.comb += [
-            array.bias.p.bias.eq(bias_r.data),
+            rq.params.p.bias.eq(bias_r.data),
             rq.params.p.multiplier.eq(params_r.data.multiplier),
             rq.params.p.shift.eq(params_r.data.shift),
         ]
-        bias_done = Signal()
         params_done = Signal()
         tile_final_taken = Signal()  # the requantizer has taken this tile's final accumulators
         with m.If(rq.i.valid & rq.i.ready & rq.i.p.last):
@@ -410,14 +409,13 @@ class LayerCore(Block, abc.ABC):
                     with m.Elif(entry == 0):
                         m.d.comb += s.fault.eq(_error("BAD_T"))
                     with m.Else():
-                        m.d.sync += [s.T.eq(entry), s.tile.eq(0), s.tile_base.eq(0), bias_done.eq(0), params_done.eq(0)]
+                        m.d.sync += [s.T.eq(entry), s.tile.eq(0), s.tile_base.eq(0), params_done.eq(0)]
                         m.next = "PARAMS"
             with m.State("PARAMS"):
-                m.d.comb += [array.bias.valid.eq(~bias_done), rq.params.valid.eq(~params_done)]
-                bias_ok = bias_done | array.bias.ready
+                m.d.comb += rq.params.valid.eq(~params_done)
                 params_ok = params_done | rq.params.ready
-                m.d.sync += [bias_done.eq(bias_ok), params_done.eq(params_ok)]
-                with m.If(bias_ok & params_ok):
+                m.d.sync += params_done.eq(params_ok)
+                with m.If(params_ok):
                     m.d.sync += tile_final_taken.eq(0)
                     m.d.comb += s.begin.eq(1)
                     m.next = "FEED"
@@ -426,7 +424,7 @@ class LayerCore(Block, abc.ABC):
                     m.next = "TILE_END"
             with m.State("TILE_END"):
                 with m.If(tile_final_taken):
-                    m.d.sync += [bias_done.eq(0), params_done.eq(0)]
+                    m.d.sync += params_done.eq(0)
                     with m.If(s.tile == s.out_tiles - 1):
                         m.d.sync += [cur_bank.eq(~cur_bank), s.bank_full.bit_select(cur_bank, 1).eq(0)]
                         m.next = "WAIT_TOKEN"

@@ -12,9 +12,9 @@ accumulates -- every input costs a cycle and ``P`` multiplies whether it is zero
   requantizer), so :func:`spikemllm.firmware.compiler.expected_outputs` is its golden model.
 * :class:`DenseFP16Core`: activations and weights become FP16 (exactly: the widths are
   checked), FP16 x FP16 products are exact in FP32, and each PE accumulates in FP32 with
-  round-to-nearest-even starting from its bias, inputs in ascending order
+  round-to-nearest-even starting from zero, inputs in ascending order
   (:mod:`.fp`; golden model :func:`spikemllm.golden.dense.fp16_accumulators`). The FP32
-  result is truncated to an integer for the shared requantizer.
+  result is truncated to an integer for the shared requantizer, which adds the bias.
 
 Timing (ideal streams): :func:`spikemllm.golden.timing.core_model.dense_core_cycles`.
 """
@@ -31,9 +31,9 @@ from spikemllm.latency import MAC_ARRAY_LATENCY
 
 from .block import Block
 from .core_shell import Datapath, Feed, LayerCore
-from .fp import fp16_mul_fp32, fp32_add, fp32_to_int, int_to_fp16, int_to_fp32
+from .fp import fp16_mul_fp32, fp32_add, fp32_to_int, int_to_fp16
 from .registers import CoreKind
-from .signatures import AccumulatorStream, BiasStream, WeightWriteStream
+from .signatures import AccumulatorStream, WeightWriteStream
 
 __all__ = ["ARITHMETICS", "DenseMACArray", "DenseInt8Core", "DenseFP16Core", "mac_input_layout", "check_dense_config"]
 
@@ -42,8 +42,6 @@ ARITHMETICS = ("int8", "fp16")
 
 FP16_EXACT_INT_BITS = 12
 """Signed integers of up to 12 bits (``|x| <= 2048``) are exact in FP16."""
-FP32_EXACT_INT_BITS = 25
-"""Signed integers of up to 25 bits (``|x| < 2^24``) are exact in FP32."""
 
 
 def check_dense_config(config: AcceleratorConfig, arithmetic: str) -> AcceleratorConfig:
@@ -53,8 +51,6 @@ def check_dense_config(config: AcceleratorConfig, arithmetic: str) -> Accelerato
     if arithmetic == "fp16":
         if config.act_bits > FP16_EXACT_INT_BITS:
             raise ValueError(f"act_bits={config.act_bits!r} is not exact in FP16 (at most {FP16_EXACT_INT_BITS})")
-        if config.bias_bits > FP32_EXACT_INT_BITS:
-            raise ValueError(f"bias_bits={config.bias_bits!r} is not exact in FP32 (at most {FP32_EXACT_INT_BITS})")
     return config
 
 
@@ -72,19 +68,19 @@ class DenseMACArray(Block):
 
     An accepted beat reads weight row ``index`` (synchronous memory), the next cycle
     multiplies the activation by the ``P`` weights (registered products), the cycle after
-    adds them to the accumulators. The first product of a tile is added to the bias, so
-    the bias is the first term of the sum; the beat marked ``last`` sends the
-    accumulators out as one vector (``last = 1``) and starts the next tile afresh.
+    adds them to the accumulators. The first product of a tile starts the sum (the bias
+    is the requantizer's); the beat marked ``last`` sends the accumulators out as one
+    vector (``last = 1``) and starts the next tile afresh.
 
     ``arithmetic="int8"``: integer products and sums (exact; the accumulator width is the
     spike core's). ``arithmetic="fp16"``: weights are converted to FP16 as they are
     written (the memory holds FP16), activations as they enter, products are exact FP32
-    and the accumulators FP32 with round-to-nearest-even; the bias enters as FP32 and the
-    final sum leaves truncated to an integer.
+    and the accumulators FP32 with round-to-nearest-even; the final sum leaves truncated
+    to an integer.
 
-    Ports: ``i`` (in, :func:`mac_input_layout`), ``weights``, ``bias`` (in), ``o`` (out,
-    accumulator vectors). Weight and bias writes are taken only while no tile is in
-    flight and then take priority. The whole pipeline stalls while an output vector
+    Ports: ``i`` (in, :func:`mac_input_layout`), ``weights`` (in), ``o`` (out,
+    accumulator vectors). Weight writes are taken only while no tile is in flight and
+    then take priority. The whole pipeline stalls while an output vector
     waits. Latency 3 cycles (read, multiply, accumulate); one input per cycle.
 
     Raises ``TypeError`` for a config that is not an :class:`AcceleratorConfig` and
@@ -103,7 +99,6 @@ class DenseMACArray(Block):
         super().__init__({
             "i": In(stream.Signature(mac_input_layout(config))),
             "weights": In(WeightWriteStream(config)),
-            "bias": In(BiasStream(config)),
             "o": Out(AccumulatorStream(config)),
         }, config=config)
 
@@ -136,20 +131,18 @@ class DenseMACArray(Block):
         b_valid, b_last = Signal(), Signal()
         products = [Signal(acc_shape if fp else signed(c.act_bits + c.weight_bits), name=f"product_{p}") for p in range(P)]
         acc = [Signal(acc_shape, name=f"acc_{p}") for p in range(P)]
-        bias = [Signal(acc_shape, name=f"bias_{p}") for p in range(P)]
         fresh = Signal(init=1)  # no product of the current tile accumulated yet
 
         idle = Signal()
         loading = Signal()
         m.d.comb += [
             idle.eq(fresh & ~a_valid & ~b_valid),
-            loading.eq(idle & (self.weights.valid | self.bias.valid)),
+            loading.eq(idle & self.weights.valid),
             self.weights.ready.eq(idle),
-            self.bias.ready.eq(idle),
             self.i.ready.eq(go & ~loading),
         ]
 
-        # Loads: FP16 weights and FP32 biases are converted on the way in.
+        # Loads: FP16 weights are converted on the way in.
         row = Signal(data.ArrayLayout(weight_shape, P))
         for p in range(P):
             w = self.weights.p.row[p]
@@ -159,10 +152,6 @@ class DenseMACArray(Block):
             write.data.eq(row),
             write.en.eq(self.weights.valid & self.weights.ready),
         ]
-        with m.If(self.bias.valid & self.bias.ready):
-            for p in range(P):
-                b = self.bias.p.bias[p]
-                m.d.sync += bias[p].eq(int_to_fp32(m, b, name=f"b32_{p}") if fp else b)
 
         accept = self.i.valid & self.i.ready
         m.d.comb += [read.addr.eq(self.i.p.index), read.en.eq(go)]
@@ -177,7 +166,7 @@ class DenseMACArray(Block):
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += out_valid.eq(0)
         for p in range(P):
-            base = Mux(fresh, bias[p], acc[p])
+            base = Mux(fresh, 0, acc[p])  # +0.0 in FP32
             total = fp32_add(m, base, products[p], name=f"add_{p}") if fp else base + products[p]
             with m.If(go & b_valid):
                 m.d.sync += acc[p].eq(total)
@@ -270,7 +259,7 @@ class DenseFP16Core(_DenseCore):
 
     Same ports, registers and driver as :class:`~.core.SpikeCore`. Raises ``TypeError`` if
     ``config`` is not an :class:`AcceleratorConfig` and ``ValueError`` if its activations
-    or biases are too wide to be exact in FP16/FP32 (``act_bits <= 12``, ``bias_bits <= 25``).
+    are too wide to be exact in FP16 (``act_bits <= 12``).
     """
 
     KIND = CoreKind.FP16

@@ -11,7 +11,7 @@ from spikemllm.config import AcceleratorConfig
 from spikemllm.latency import PE_ARRAY_LATENCY
 
 from .block import Block
-from .signatures import AccumulatorStream, BiasStream, EventStream, WeightWriteStream
+from .signatures import AccumulatorStream, EventStream, WeightWriteStream
 
 __all__ = ["SparseAccumulatePEArray"]
 
@@ -28,18 +28,18 @@ class SparseAccumulatePEArray(Block):
     Timesteps arrive most significant first. The first beat after a step boundary doubles
     the accumulator before adding (``acc <- 2*acc + sum``, TC-LIF coding; count coding
     never doubles). A beat that ends a step emits the accumulators as one vector on ``o``:
-    after step ``t`` they equal ``golden.spike_linear(...)``'s partial sum ``t``; on the
-    token's final step the bias is added (``acc + bias``) and the accumulators clear for
-    the next token.
+    after step ``t`` they equal ``golden.spike_linear(...)``'s partial sum ``t`` (without
+    bias: the requantizer adds it); after the token's final step the accumulators clear
+    for the next token.
 
     Contract: a token has at most ``t_max`` steps and each input index fires at most once
     per step, so by the width chosen in :attr:`AcceleratorConfig.acc_width` nothing can
     overflow.
 
     Ports: ``i`` (in, event beats), ``o`` (out, accumulator vectors), ``weights`` (in,
-    weight-memory row writes), ``bias`` (in, bias vector). Writes to ``weights`` and
-    ``bias`` are taken only between tokens (no event of an unfinished token taken) and
-    then take priority over new events, so a token always sees one set of weights.
+    weight-memory row writes). Writes to ``weights`` are taken only between tokens (no
+    event of an unfinished token taken) and then take priority over new events, so a
+    token always sees one set of weights.
 
     Latency: 2 cycles from a step-ending beat to its accumulator vector. Throughput: one
     event beat (``E`` events) per cycle. Cycle model:
@@ -54,7 +54,6 @@ class SparseAccumulatePEArray(Block):
         super().__init__({
             "i": In(EventStream(config)),
             "weights": In(WeightWriteStream(config)),
-            "bias": In(BiasStream(config)),
             "o": Out(AccumulatorStream(config)),
         }, config=config)
 
@@ -76,7 +75,6 @@ class SparseAccumulatePEArray(Block):
         s1_last = Signal()
 
         acc = [Signal(signed(c.acc_width), name=f"acc_{p}") for p in range(P)]
-        bias = [Signal(signed(c.bias_bits), name=f"bias_{p}") for p in range(P)]
         double = Signal()  # first beat of a new step: scale the accumulators by 2 first
         step = Signal(c.step_width)
         busy = Signal()  # a token has started and its final step has not been accumulated
@@ -105,9 +103,8 @@ class SparseAccumulatePEArray(Block):
         loading = Signal()
         m.d.comb += [
             idle.eq(~busy & ~s1_valid),
-            loading.eq(idle & (self.weights.valid | self.bias.valid)),
+            loading.eq(idle & self.weights.valid),
             self.weights.ready.eq(idle),
-            self.bias.ready.eq(idle),
             self.i.ready.eq(advance & ~loading),
         ]
         accept = self.i.valid & self.i.ready
@@ -117,8 +114,6 @@ class SparseAccumulatePEArray(Block):
             write.data.eq(self.weights.p.row),
             write.en.eq(self.weights.valid & self.weights.ready),
         ]
-        with m.If(self.bias.valid & self.bias.ready):
-            m.d.sync += [b.eq(self.bias.p.bias[p]) for p, b in enumerate(bias)]
 
         for k, read in enumerate(reads):
             m.d.comb += [read.addr.eq(self.i.p.events[k].index), read.en.eq(advance)]
@@ -147,7 +142,7 @@ class SparseAccumulatePEArray(Block):
             m.d.comb += acc_next.eq(scaled + step_sum)
             with m.If(s1_go):
                 with m.If(s1_step_end):
-                    m.d.sync += out_acc[p].eq(Mux(s1_last, acc_next + bias[p], acc_next))
+                    m.d.sync += out_acc[p].eq(acc_next)
                     m.d.sync += acc[p].eq(Mux(s1_last, 0, acc_next))
                 with m.Else():
                     m.d.sync += acc[p].eq(acc_next)

@@ -15,9 +15,10 @@ __all__ = ["Requantizer"]
 
 
 class Requantizer(Block):
-    """Maps final accumulators ``y`` (bias already added) to ``out_bits``-bit integers.
+    """Adds the biases to final accumulators and maps them to ``out_bits``-bit integers.
 
-    Per output channel ``p`` with multiplier ``M_p`` and shift ``S_p``::
+    Per output channel ``p`` with bias ``b_p``, multiplier ``M_p`` and shift ``S_p``,
+    ``y_p = acc_p + b_p`` and::
 
         r_p = clamp(sign(y_p * M_p) * ((|y_p * M_p| + 2^(S_p-1)) >> S_p), -Q, Q)
 
@@ -26,11 +27,11 @@ class Requantizer(Block):
     Accumulator vectors that are not final (``last = 0``, the PE array's per-step partial
     sums) are taken and dropped, so the PE array's output connects here directly.
 
-    Ports: ``i`` (in, accumulator vectors), ``params`` (in, multipliers and shifts),
+    Ports: ``i`` (in, accumulator vectors), ``params`` (in, biases, multipliers and shifts),
     ``o`` (out, output vectors). ``params`` is taken only while no vector is in flight and
     then takes priority over ``i``.
 
-    Latency: 2 cycles (multiply; round, shift and saturate). Throughput: one accumulator
+    Latency: 2 cycles (add the bias and multiply; round, shift and saturate). Throughput: one accumulator
     vector per cycle. Cycle model: :func:`spikemllm.golden.timing.cycle_model.requantizer_cycles`.
 
     Raises ``TypeError`` if ``config`` is not an :class:`AcceleratorConfig`.
@@ -53,6 +54,7 @@ class Requantizer(Block):
 
         multiplier = [Signal(c.multiplier_bits, name=f"multiplier_{p}") for p in range(P)]
         shift = [Signal(c.shift_bits, name=f"shift_{p}") for p in range(P)]
+        bias = [Signal(signed(c.bias_bits), name=f"bias_{p}") for p in range(P)]
 
         a_valid = Signal()
         product = [Signal(signed(width), name=f"product_{p}") for p in range(P)]
@@ -77,6 +79,7 @@ class Requantizer(Block):
         with m.If(self.params.valid & self.params.ready):
             for p in range(P):
                 m.d.sync += [
+                    bias[p].eq(self.params.p.bias[p]),
                     multiplier[p].eq(self.params.p.multiplier[p]),
                     shift[p].eq(self.params.p.shift[p]),
                 ]
@@ -85,7 +88,10 @@ class Requantizer(Block):
         with m.If(a_free):
             m.d.sync += a_valid.eq(accept & self.i.p.last)
             for p in range(P):
-                m.d.sync += product[p].eq(self.i.p.acc[p] * multiplier[p])
+                # acc_width holds every accumulator plus its bias (AcceleratorConfig.acc_bound).
+                y = Signal(signed(c.acc_width), name=f"y_{p}")
+                m.d.comb += y.eq(self.i.p.acc[p] + bias[p])
+                m.d.sync += product[p].eq(y * multiplier[p])
 
         Q = c.out_max
         with m.If(b_free):

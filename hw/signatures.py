@@ -18,9 +18,8 @@ Payloads (``E`` = events per cycle, ``P`` = PEs):
 ``event_beat``         ``events[E]`` of ``{valid, negative, index}`` packed from slot 0,
                        ``step_end``, ``last``
 ``weight_write``       ``addr`` (input index), ``row[P]`` signed weights
-``bias_vector``        ``bias[P]`` signed biases
 ``accumulator_vector`` ``acc[P]`` signed accumulators, ``step``, ``last``
-``requant_params``     ``multiplier[P]`` unsigned, ``shift[P]`` unsigned
+``requant_params``     ``bias[P]`` signed, ``multiplier[P]`` unsigned, ``shift[P]`` unsigned
 ``output_vector``      ``values[P]`` signed requantized outputs
 =====================  ==========================================================================
 """
@@ -39,7 +38,6 @@ __all__ = [
     "event_layout",
     "event_beat_layout",
     "weight_write_layout",
-    "bias_vector_layout",
     "accumulator_vector_layout",
     "requant_params_layout",
     "output_vector_layout",
@@ -47,7 +45,6 @@ __all__ = [
     "SpikeVectorStream",
     "EventStream",
     "WeightWriteStream",
-    "BiasStream",
     "AccumulatorStream",
     "RequantParamsStream",
     "OutputStream",
@@ -114,14 +111,8 @@ def weight_write_layout(config: AcceleratorConfig) -> data.StructLayout:
     })
 
 
-def bias_vector_layout(config: AcceleratorConfig) -> data.StructLayout:
-    """Integer biases of the ``pes`` output channels."""
-    c = _check(config)
-    return data.StructLayout({"bias": data.ArrayLayout(signed(c.bias_bits), c.pes)})
-
-
 def accumulator_vector_layout(config: AcceleratorConfig) -> data.StructLayout:
-    """Accumulators of the ``pes`` channels after timestep ``step`` (bias included when ``last``)."""
+    """Accumulators of the ``pes`` channels after timestep ``step`` (the bias is the requantizer's)."""
     c = _check(config)
     return data.StructLayout({
         "acc": data.ArrayLayout(signed(c.acc_width), c.pes),
@@ -131,9 +122,10 @@ def accumulator_vector_layout(config: AcceleratorConfig) -> data.StructLayout:
 
 
 def requant_params_layout(config: AcceleratorConfig) -> data.StructLayout:
-    """Per-channel fixed-point multipliers and right shifts of the requantizer."""
+    """Per-channel biases, fixed-point multipliers and right shifts of the requantizer."""
     c = _check(config)
     return data.StructLayout({
+        "bias": data.ArrayLayout(signed(c.bias_bits), c.pes),
         "multiplier": data.ArrayLayout(unsigned(c.multiplier_bits), c.pes),
         "shift": data.ArrayLayout(unsigned(c.shift_bits), c.pes),
     })
@@ -158,7 +150,6 @@ ActivationStream = _stream(activation_vector_layout)
 SpikeVectorStream = _stream(spike_vector_layout)
 EventStream = _stream(event_beat_layout)
 WeightWriteStream = _stream(weight_write_layout)
-BiasStream = _stream(bias_vector_layout)
 AccumulatorStream = _stream(accumulator_vector_layout)
 RequantParamsStream = _stream(requant_params_layout)
 OutputStream = _stream(output_vector_layout)

@@ -1,7 +1,7 @@
 """What each block's testbench drives, expects and predicts, independent of the simulator.
 
 :func:`bench` turns a block name, a :class:`~.expect.LinearCase` and stall patterns into a
-:class:`Bench`: phases of drivers and monitors (loading phases first, e.g. weights and bias,
+:class:`Bench`: phases of drivers and monitors (loading phases first, e.g. weights or requantizer parameters,
 then the measured phase), the beats every monitor must see (from the golden model through
 :mod:`.expect`), and the cycle count the golden cycle model predicts for the measured
 phase. :meth:`Bench.check` compares a run's results with all of it.
@@ -34,7 +34,6 @@ def codecs(config: AcceleratorConfig) -> dict[str, PayloadCodec]:
         "spike_vector": PayloadCodec(sig.spike_vector_layout(config)),
         "event_beat": PayloadCodec(sig.event_beat_layout(config)),
         "weight_write": PayloadCodec(sig.weight_write_layout(config)),
-        "bias": PayloadCodec(sig.bias_vector_layout(config)),
         "accumulator": PayloadCodec(sig.accumulator_vector_layout(config)),
         "requant_params": PayloadCodec(sig.requant_params_layout(config)),
         "output": PayloadCodec(sig.output_vector_layout(config)),
@@ -108,8 +107,7 @@ def bench(block: str, case: expect.LinearCase, *, source: Pattern = always, sink
     if block == "pe_array":
         events = expect.compact(expect.spike_vector_beats(case), c)
         expected = expect.accumulator_expected(case)
-        load = ([StreamDriver("weights", k["weight_write"], expect.weight_beats(case), source),
-                 StreamDriver("bias", k["bias"], [expect.bias_beat(case)], source)], [])
+        load = ([StreamDriver("weights", k["weight_write"], expect.weight_beats(case), source)], [])
         run = ([StreamDriver("i", k["event_beat"], events, source)],
                [StreamMonitor("o", k["accumulator"], len(expected), sink)])
         cycles = cycle_model.pe_array_cycles(len(events), c)
@@ -140,7 +138,7 @@ def requantizer_bench(config: AcceleratorConfig, *, seed: int, source: Pattern =
     finals = lasts.bool()
     r = requantize(acc[finals], bias, mult, shift, config.out_bits)
     expected = [{"values": row} for row in r.tolist()]
-    params = {"multiplier": mult.tolist(), "shift": shift.tolist()}
+    params = {"bias": bias.tolist(), "multiplier": mult.tolist(), "shift": shift.tolist()}
     return _requantizer(config, beats, expected, params, source, sink, label or f"range{seed}")
 
 

@@ -131,11 +131,15 @@ def real_data_case(config: AcceleratorConfig, *, tokens: int | None = None) -> L
 def requantizer_vectors(config: AcceleratorConfig, *, seed: int, count: int = 24):
     """Accumulator vectors for the requantizer alone, covering the whole accumulator range.
 
-    Returns ``(beats, acc, bias, multiplier, shift, lasts)``: ``beats`` carry
-    ``y = acc + bias`` with a mix of final and intermediate vectors (``lasts``). Rows
-    include ``y = +/-acc_bound`` and ``y = 0``; channel 0 shifts by 0 (saturates), the last
-    channel by the largest shift, and channel 1 (with three or more PEs) has multiplier 1
-    so that its ``y`` values hit exact rounding ties ``(2k+1) * 2^(S-1)`` of both signs.
+    Returns ``(beats, acc, bias, multiplier, shift, lasts)``: ``beats`` carry the
+    accumulators ``acc`` with a mix of final and intermediate vectors (``lasts``); the
+    requantizer adds ``bias``. Within the PE array's contract (``|acc| <= S =
+    act_max * max_fan_in * weight_max``, biases of ``bias_bits``), rows include
+    ``acc = +/-S`` and ``acc = 0``; channel 0's bias is the largest and the last
+    channel's the most negative, so ``y = acc + bias`` reaches ``acc_bound - 1`` and
+    ``-acc_bound``. Channel 0 shifts by 0 (saturates), the last channel by the largest
+    shift, and channel 1 (with three or more PEs) has bias 0 and multiplier 1 so that its
+    ``y`` values hit exact rounding ties ``(2k+1) * 2^(S-1)`` of both signs.
     """
     c = config
     g = torch.Generator().manual_seed(seed)
@@ -143,20 +147,21 @@ def requantizer_vectors(config: AcceleratorConfig, *, seed: int, count: int = 24
     mult, shift = _params(c, g, c.lanes)
     B = 1 << (c.bias_bits - 1)
     bias = torch.randint(-B, B, (P,), generator=g)
-    bound = c.acc_bound
-    ys = [torch.full((P,), bound), torch.full((P,), -bound), torch.zeros(P, dtype=torch.int64)]
-    for _ in range(count - len(ys)):
-        scale = 1 << int(torch.randint(0, bound.bit_length(), (1,), generator=g))
-        ys.append(torch.randint(-min(scale, bound), min(scale, bound) + 1, (P,), generator=g))
-    y = torch.stack(ys)
+    bias[0], bias[-1] = B - 1, -B
+    S = c.acc_bound - B
+    rows = [torch.full((P,), S), torch.full((P,), -S), torch.zeros(P, dtype=torch.int64)]
+    for _ in range(count - len(rows)):
+        scale = 1 << int(torch.randint(0, S.bit_length(), (1,), generator=g))
+        rows.append(torch.randint(-min(scale, S), min(scale, S) + 1, (P,), generator=g))
+    acc = torch.stack(rows)
     if P >= 3:
-        mult[1] = 1
-        shift[1] = int(torch.randint(1, min(c.max_shift, bound.bit_length() - 1) + 1, (1,), generator=g))
+        bias[1], mult[1] = 0, 1
+        shift[1] = int(torch.randint(1, min(c.max_shift, S.bit_length() - 1) + 1, (1,), generator=g))
         half = 1 << (int(shift[1]) - 1)
-        odd = 2 * torch.randint(0, max(1, bound // (2 * half)), (len(ys),), generator=g) + 1
-        sign = torch.where(torch.arange(len(ys)) % 2 == 0, 1, -1)
-        y[3:, 1] = (sign * odd * half)[3:].clamp(-bound, bound)
-    lasts = (torch.rand(len(ys), generator=g) < 0.7).long()
+        odd = 2 * torch.randint(0, max(1, S // (2 * half)), (len(rows),), generator=g) + 1
+        sign = torch.where(torch.arange(len(rows)) % 2 == 0, 1, -1)
+        acc[3:, 1] = (sign * odd * half)[3:].clamp(-S, S)
+    lasts = (torch.rand(len(rows), generator=g) < 0.7).long()
     lasts[-1] = 1
-    beats = [{"acc": y[n].tolist(), "step": 0, "last": int(lasts[n])} for n in range(len(ys))]
-    return beats, y - bias, bias, mult, shift, lasts
+    beats = [{"acc": acc[n].tolist(), "step": 0, "last": int(lasts[n])} for n in range(len(rows))]
+    return beats, acc, bias, mult, shift, lasts

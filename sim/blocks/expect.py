@@ -35,7 +35,6 @@ __all__ = [
     "compact",
     "scatter_events",
     "weight_beats",
-    "bias_beat",
     "accumulator_expected",
     "accumulator_beats",
     "params_beat",
@@ -212,20 +211,14 @@ def weight_beats(case: LinearCase) -> list[dict]:
     return [{"addr": i, "row": case.weight[:, i].tolist()} for i in range(case.fan_in)]
 
 
-def bias_beat(case: LinearCase) -> dict:
-    """The bias vector of the tile."""
-    return {"bias": case.bias.tolist()}
-
-
 def accumulator_expected(case: LinearCase) -> list[dict]:
-    """PE-array output: every step's partial sums, plus bias on the token's final step."""
+    """PE-array output: every step's partial sums (the bias is the requantizer's)."""
     out = []
     for k in range(case.tokens):
         partials = case.partials(k)
         steps = partials.shape[0]
         for t in range(steps):
-            acc = partials[t] + (case.bias if t == steps - 1 else 0)
-            out.append({"acc": acc.tolist(), "step": t, "last": int(t == steps - 1)})
+            out.append({"acc": partials[t].tolist(), "step": t, "last": int(t == steps - 1)})
     return out
 
 
@@ -235,8 +228,8 @@ def accumulator_beats(case: LinearCase) -> list[dict]:
 
 
 def params_beat(case: LinearCase) -> dict:
-    """The requantizer's per-channel multipliers and shifts."""
-    return {"multiplier": case.multiplier.tolist(), "shift": case.shift.tolist()}
+    """The requantizer's per-channel biases, multipliers and shifts."""
+    return {"bias": case.bias.tolist(), "multiplier": case.multiplier.tolist(), "shift": case.shift.tolist()}
 
 
 def output_expected(case: LinearCase) -> list[dict]:

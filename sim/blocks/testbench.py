@@ -40,13 +40,13 @@ CONFIG = AcceleratorConfig.from_dict(DESCRIPTION) if BLOCK else None
 STREAMS = {
     "neuron_array": (["i"], ["o"]),
     "compactor": (["i"], ["o"]),
-    "pe_array": (["i", "weights", "bias"], ["o"]),
+    "pe_array": (["i", "weights"], ["o"]),
     "requantizer": (["i", "params"], ["o"]),
 }
 PAYLOADS = {
     "neuron_array": {"i": "activation", "o": "spike_vector"},
     "compactor": {"i": "spike_vector", "o": "event_beat"},
-    "pe_array": {"i": "event_beat", "weights": "weight_write", "bias": "bias", "o": "accumulator"},
+    "pe_array": {"i": "event_beat", "weights": "weight_write", "o": "accumulator"},
     "requantizer": {"i": "accumulator", "params": "requant_params", "o": "output"},
 }
 STALLS = [("alternate", "always"), ("always", "alternate"), ("random30", "random70"),

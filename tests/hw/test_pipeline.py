@@ -23,7 +23,6 @@ class SpikeLinearPipeline(wiring.Component):
         super().__init__({
             "i": In(sig.ActivationStream(config)),
             "weights": In(sig.WeightWriteStream(config)),
-            "bias": In(sig.BiasStream(config)),
             "params": In(sig.RequantParamsStream(config)),
             "o": Out(sig.OutputStream(config)),
         })
@@ -39,7 +38,6 @@ class SpikeLinearPipeline(wiring.Component):
         wiring.connect(m, neurons.o, compactor.i)
         wiring.connect(m, compactor.o, pes.i)
         wiring.connect(m, wiring.flipped(self.weights), pes.weights)
-        wiring.connect(m, wiring.flipped(self.bias), pes.bias)
         wiring.connect(m, pes.o, requantizer.i)
         wiring.connect(m, wiring.flipped(self.params), requantizer.params)
         wiring.connect(m, requantizer.o, wiring.flipped(self.o))
@@ -52,7 +50,6 @@ def test_blocks_chain_into_a_spike_linear_layer(config):
     k = codecs(config)
     expected = expect.output_expected(case)
     load = ([StreamDriver("weights", k["weight_write"], expect.weight_beats(case)),
-             StreamDriver("bias", k["bias"], [expect.bias_beat(case)]),
              StreamDriver("params", k["requant_params"], [expect.params_beat(case)])], [])
     drive = ([StreamDriver("i", k["activation"], expect.activation_beats(case), pattern("random30", seed=3))],
              [StreamMonitor("o", k["output"], len(expected), pattern("bursts"))])
