@@ -8,13 +8,16 @@ baseline is defined here, in the order the hardware adds:
   accepts); subnormal FP16 inputs read as zero;
 * each FP16 x FP16 product is computed exactly in FP32 (11-bit significands: at most 22
   product bits);
-* each output channel's FP32 accumulator starts at zero and adds the products of inputs
-  ``0, 1, ..., IN-1`` in that order, each addition rounded to nearest, ties to even
-  (IEEE 754 binary32, which torch's float32 addition on the CPU is);
+* the core takes ``D = dense_inputs`` inputs per cycle: the products of inputs
+  ``bD .. bD+D-1`` (beat ``b``) are summed by a pairwise tree -- level ``l`` adds
+  elements ``2k`` and ``2k+1`` of level ``l-1`` -- and each output channel's FP32
+  accumulator starts at zero and adds the beats' sums ``b = 0, 1, ...`` in that order;
+  every addition is rounded to nearest, ties to even (IEEE 754 binary32, which torch's
+  float32 addition on the CPU is). With ``D = 1`` this is the inputs in ascending order;
 * the final FP32 sum is truncated toward zero to an integer; the shared integer
   requantizer adds the bias and requantizes it like the integer cores' accumulators.
 
-Vectorized over tokens and channels; the loop runs over inputs because the order of FP
+Vectorized over tokens and channels; the loop runs over beats because the order of FP
 additions is part of the definition.
 """
 
@@ -40,27 +43,35 @@ def fp16_products(a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return fp16_flush(a).to(torch.float32) * fp16_flush(w).to(torch.float32)
 
 
-def fp16_accumulators(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """FP32 accumulators ``(tokens, out)`` of the FP16 core: ``sum_i x_i * W[:, i]`` added
-    in ascending ``i`` from zero, each step rounded to nearest even.
+def fp16_accumulators(x: torch.Tensor, weight: torch.Tensor, inputs: int = 1) -> torch.Tensor:
+    """FP32 accumulators ``(tokens, out)`` of the FP16 core taking ``inputs`` inputs per
+    cycle: ``sum_i x_i * W[:, i]``, each beat of ``inputs`` products summed by a pairwise
+    tree, the beats' sums added in order from zero, every addition rounded to nearest even.
 
     ``x``: ``(tokens, in)`` values (any dtype; converted to FP16), ``weight``: ``(out, in)``.
-    Raises ``ValueError`` on shape mismatches.
+    Raises ``ValueError`` on shape mismatches or if ``inputs`` is not a power of two that
+    divides ``in``.
     """
     if x.dim() != 2 or weight.dim() != 2 or x.shape[1] != weight.shape[1]:
         raise ValueError(f"x (tokens, in) and weight (out, in) must agree, not {tuple(x.shape)} and {tuple(weight.shape)}")
+    if not isinstance(inputs, int) or inputs < 1 or inputs & (inputs - 1) or x.shape[1] % inputs:
+        raise ValueError(f"inputs must be a power of two dividing in={x.shape[1]}, not {inputs!r}")
     acc = torch.zeros(x.shape[0], weight.shape[0], dtype=torch.float32)
     a = fp16_flush(x).to(torch.float32)
     w = fp16_flush(weight).to(torch.float32)
-    for i in range(x.shape[1]):
-        acc = acc + a[:, i : i + 1] * w[:, i]
+    for b in range(0, x.shape[1], inputs):
+        level = [a[:, i : i + 1] * w[:, i] for i in range(b, b + inputs)]  # exact FP32 products
+        while len(level) > 1:
+            level = [level[2 * k] + level[2 * k + 1] for k in range(len(level) // 2)]
+        acc = acc + level[0]
     return acc
 
 
 def fp16_layer_outputs(q: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, multiplier: torch.Tensor,
-                       shift: torch.Tensor, out_bits: int) -> torch.Tensor:
-    """Requantized outputs of the FP16 core for integer activations ``q`` ``(tokens, in)``
-    and an integer layer (``weight``, ``bias``, ``multiplier``, ``shift``)."""
+                       shift: torch.Tensor, out_bits: int, inputs: int = 1) -> torch.Tensor:
+    """Requantized outputs of the FP16 core taking ``inputs`` inputs per cycle for integer
+    activations ``q`` ``(tokens, in)`` and an integer layer (``weight``, ``bias``,
+    ``multiplier``, ``shift``)."""
     q = check_integer_tensor(q, name="q")
-    acc = fp16_accumulators(q, check_integer_tensor(weight, name="weight"))
+    acc = fp16_accumulators(q, check_integer_tensor(weight, name="weight"), inputs)
     return requantize(acc.to(torch.int64), check_integer_tensor(bias, name="bias"), multiplier, shift, out_bits)

@@ -3,17 +3,20 @@ the spike pipeline.
 
 Both cores take the same configuration, ports, register map, driver, compiled layer and
 token stream as :class:`~.core.SpikeCore` (:mod:`.core_shell`); only the datapath
-differs. The feeder walks the ``IN`` inputs of the current token in order, one per
-cycle, and the :class:`DenseMACArray` multiplies each by the ``P`` weights of its row and
-accumulates -- every input costs a cycle and ``P`` multiplies whether it is zero or not.
+differs. The feeder walks the ``IN`` inputs of the current token in order, ``D =
+dense_inputs`` per cycle, and the :class:`DenseMACArray` multiplies each by the ``P``
+weights of its row and accumulates -- every input costs ``1 / D`` cycle and ``P``
+multiplies whether it is zero or not. ``D`` is how a dense core is matched to the spike
+core's width (``events_per_cycle``) or throughput.
 
 * :class:`DenseInt8Core`: integer multiply (``act_bits`` x ``weight_bits``), integer
   accumulate. Its outputs equal the spike core's bit for bit (same integer product, same
   requantizer), so :func:`spikemllm.firmware.compiler.expected_outputs` is its golden model.
 * :class:`DenseFP16Core`: activations and weights become FP16 (exactly: the widths are
   checked), FP16 x FP16 products are exact in FP32, and each PE accumulates in FP32 with
-  round-to-nearest-even starting from zero, inputs in ascending order
-  (:mod:`.fp`; golden model :func:`spikemllm.golden.dense.fp16_accumulators`). The FP32
+  round-to-nearest-even starting from zero, each beat's ``D`` products summed by a
+  pairwise tree first (:mod:`.fp`; golden model
+  :func:`spikemllm.golden.dense.fp16_accumulators`). The FP32
   result is truncated to an integer for the shared requantizer, which adds the bias.
 
 Timing (ideal streams): :func:`spikemllm.golden.timing.core_model.dense_core_cycles`.
@@ -21,13 +24,13 @@ Timing (ideal streams): :func:`spikemllm.golden.timing.core_model.dense_core_cyc
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from spikemllm.config import AcceleratorConfig
-from spikemllm.latency import MAC_ARRAY_LATENCY
+from spikemllm.config import AcceleratorConfig, bits_for
+from spikemllm.latency import mac_array_latency
 
 from .block import Block
 from .core_shell import Datapath, Feed, LayerCore
@@ -55,39 +58,50 @@ def check_dense_config(config: AcceleratorConfig, arithmetic: str) -> Accelerato
 
 
 def mac_input_layout(config: AcceleratorConfig) -> data.StructLayout:
-    """One input of a token for the MAC array: its activation, weight row and tile end."""
+    """One beat for the MAC array: ``D = dense_inputs`` consecutive activations of a token,
+    the weight-memory row holding their weights, and the tile end."""
     return data.StructLayout({
-        "value": signed(config.act_bits),
-        "index": config.index_width,
+        "values": data.ArrayLayout(signed(config.act_bits), config.dense_inputs),
+        "row": config.index_width,
         "last": 1,
     })
 
 
 class DenseMACArray(Block):
-    """``P = pes`` multiply-accumulate units, one input per cycle.
+    """``P = pes`` multiply-accumulate units taking ``D = dense_inputs`` inputs per cycle.
 
-    An accepted beat reads weight row ``index`` (synchronous memory), the next cycle
-    multiplies the activation by the ``P`` weights (registered products), the cycle after
-    adds them to the accumulators. The first product of a tile starts the sum (the bias
-    is the requantizer's); the beat marked ``last`` sends the accumulators out as one
-    vector (``last = 1``) and starts the next tile afresh.
+    Weights live in ``D`` memories of ``max_fan_in / D`` rows of ``P`` weights: input ``i``
+    of a tile is in memory ``i mod D`` at row ``i // D`` (a ``weights`` write to address
+    ``a`` goes to memory ``a mod D``, row ``a // D``). A beat carries ``D`` consecutive
+    activations and their row; all ``D`` memories read it, so each PE gets ``D`` weights.
 
-    ``arithmetic="int8"``: integer products and sums (exact; the accumulator width is the
-    spike core's). ``arithmetic="fp16"``: weights are converted to FP16 as they are
-    written (the memory holds FP16), activations as they enter, products are exact FP32
-    and the accumulators FP32 with round-to-nearest-even; the final sum leaves truncated
-    to an integer.
+    Pipeline, one stage per cycle, all stages advancing together (each register has the
+    stage's advance as its enable):
+
+    * read: the weight rows are read and the activations registered;
+    * multiply: ``D x P`` products registered;
+    * ``arithmetic="int8"``: the ``D`` products of a PE are summed by an adder tree and
+      added to its accumulator (exact integers; the accumulator width is the spike core's);
+    * ``arithmetic="fp16"``: weights become FP16 as they are written (the memories hold
+      FP16), activations as they enter; products are exact FP32; the ``D`` products of a
+      PE are summed by a pairwise tree, one level per stage (level ``l`` adds elements
+      ``2k`` and ``2k+1`` of level ``l-1``, each addition FP32 round-to-nearest-even),
+      then added to the FP32 accumulator, and in a last stage the tile's final sum is
+      truncated to an integer.
+
+    The first sum of a tile starts its accumulators (the bias is the requantizer's); the
+    beat marked ``last`` sends the accumulators out as one vector (``last = 1``) and the
+    next tile starts afresh. Golden model of the FP16 order:
+    :func:`spikemllm.golden.dense.fp16_accumulators`.
 
     Ports: ``i`` (in, :func:`mac_input_layout`), ``weights`` (in), ``o`` (out,
     accumulator vectors). Weight writes are taken only while no tile is in flight and
-    then take priority. The whole pipeline stalls while an output vector
-    waits. Latency 3 cycles (read, multiply, accumulate); one input per cycle.
+    then take priority. The whole pipeline stalls while an output vector waits. Latency
+    :func:`spikemllm.latency.mac_array_latency`; one beat of ``D`` inputs per cycle.
 
     Raises ``TypeError`` for a config that is not an :class:`AcceleratorConfig` and
     ``ValueError`` for an unknown arithmetic or widths it cannot hold exactly.
     """
-
-    LATENCY = MAC_ARRAY_LATENCY
 
     @classmethod
     def check_config(cls, config, *, arithmetic: str = "int8") -> None:
@@ -106,17 +120,18 @@ class DenseMACArray(Block):
     def arithmetic(self) -> str:
         return self._arithmetic
 
+    @property
+    def latency(self) -> int:
+        return mac_array_latency(self._arithmetic, self.config.dense_inputs)
+
     def elaborate(self, platform):
         m = Module()
         c = self.config
-        P = c.pes
+        P, D = c.pes, c.dense_inputs
+        log_d = D.bit_length() - 1
         fp = self._arithmetic == "fp16"
         weight_shape = 16 if fp else signed(c.weight_bits)
         acc_shape = 32 if fp else signed(c.acc_width)
-
-        m.submodules.weight_memory = memory = Memory(shape=data.ArrayLayout(weight_shape, P), depth=c.max_fan_in, init=[])
-        write = memory.write_port()
-        read = memory.read_port()
 
         out_valid = Signal()
         out_acc = [Signal(signed(c.acc_width), name=f"out_acc_{p}") for p in range(P)]
@@ -126,55 +141,104 @@ class DenseMACArray(Block):
         go = Signal()
         m.d.comb += go.eq(~out_valid | self.o.ready)
 
+        # Stage valid/last bits: read, multiply, the FP tree levels, (FP) conversion.
         a_valid, a_last = Signal(), Signal()
-        a_value = Signal(16 if fp else signed(c.act_bits))
         b_valid, b_last = Signal(), Signal()
-        products = [Signal(acc_shape if fp else signed(c.act_bits + c.weight_bits), name=f"product_{p}") for p in range(P)]
+        tree_valid = [Signal(name=f"tree_valid_{l}") for l in range(log_d if fp else 0)]
+        tree_last = [Signal(name=f"tree_last_{l}") for l in range(log_d if fp else 0)]
+        conv_valid = Signal()
         acc = [Signal(acc_shape, name=f"acc_{p}") for p in range(P)]
-        fresh = Signal(init=1)  # no product of the current tile accumulated yet
+        fresh = Signal(init=1)  # no sum of the current tile accumulated yet
 
         idle = Signal()
         loading = Signal()
+        in_flight = Cat(a_valid, b_valid, *tree_valid, conv_valid)
         m.d.comb += [
-            idle.eq(fresh & ~a_valid & ~b_valid),
+            idle.eq(fresh & ~in_flight.any()),
             loading.eq(idle & self.weights.valid),
             self.weights.ready.eq(idle),
             self.i.ready.eq(go & ~loading),
         ]
 
-        # Loads: FP16 weights are converted on the way in.
+        # Weight memories: input a of the weight stream goes to memory a mod D, row a // D.
         row = Signal(data.ArrayLayout(weight_shape, P))
         for p in range(P):
             w = self.weights.p.row[p]
             m.d.comb += row[p].eq(int_to_fp16(m, w, name=f"w16_{p}") if fp else w)
-        m.d.comb += [
-            write.addr.eq(self.weights.p.addr),
-            write.data.eq(row),
-            write.en.eq(self.weights.valid & self.weights.ready),
-        ]
+        reads = []
+        for k in range(D):
+            memory = Memory(shape=data.ArrayLayout(weight_shape, P), depth=c.max_fan_in // D, init=[])
+            m.submodules[f"weight_memory_{k}" if D > 1 else "weight_memory"] = memory
+            write = memory.write_port()
+            select = self.weights.p.addr[:log_d] == k if D > 1 else 1
+            m.d.comb += [
+                write.addr.eq(self.weights.p.addr >> log_d),
+                write.data.eq(row),
+                write.en.eq(self.weights.valid & self.weights.ready & select),
+            ]
+            read = memory.read_port()
+            m.d.comb += [read.addr.eq(self.i.p.row), read.en.eq(go)]
+            reads.append(read)
 
+        # Read stage: activations registered (FP16 patterns for the FP core) with the rows.
         accept = self.i.valid & self.i.ready
-        m.d.comb += [read.addr.eq(self.i.p.index), read.en.eq(go)]
-        value = int_to_fp16(m, self.i.p.value, name="a16") if fp else self.i.p.value
+        a_values = [Signal(16 if fp else signed(c.act_bits), name=f"a_value_{k}") for k in range(D)]
         with m.If(go):
-            m.d.sync += [a_valid.eq(accept), a_last.eq(self.i.p.last), a_value.eq(value)]
+            m.d.sync += [a_valid.eq(accept), a_last.eq(self.i.p.last)]
+            for k, v in enumerate(a_values):
+                value = self.i.p.values[k]
+                m.d.sync += v.eq(int_to_fp16(m, value, name=f"a16_{k}") if fp else value)
+
+        # Multiply stage.
+        product_shape = 32 if fp else signed(c.act_bits + c.weight_bits)
+        products = [[Signal(product_shape, name=f"product_{p}_{k}") for k in range(D)] for p in range(P)]
+        with m.If(go):
             m.d.sync += [b_valid.eq(a_valid), b_last.eq(a_last)]
             for p in range(P):
-                w = read.data[p]
-                m.d.sync += products[p].eq(fp16_mul_fp32(m, a_value, w, name=f"mul_{p}") if fp else a_value * w)
+                for k in range(D):
+                    w = reads[k].data[p]
+                    m.d.sync += products[p][k].eq(fp16_mul_fp32(m, a_values[k], w, name=f"mul_{p}_{k}") if fp
+                                                  else a_values[k] * w)
 
+        # FP16: a pairwise FP32 tree, one registered level per stage.
+        sums, s_valid, s_last = [list(row_) for row_ in products], b_valid, b_last
+        for level in range(log_d if fp else 0):
+            nxt = [[Signal(32, name=f"tree_{level}_{p}_{n}") for n in range(len(sums[p]) // 2)] for p in range(P)]
+            with m.If(go):
+                m.d.sync += [tree_valid[level].eq(s_valid), tree_last[level].eq(s_last)]
+                for p in range(P):
+                    for n, dst in enumerate(nxt[p]):
+                        m.d.sync += dst.eq(fp32_add(m, sums[p][2 * n], sums[p][2 * n + 1], name=f"tree_add_{level}_{p}_{n}"))
+            sums, s_valid, s_last = nxt, tree_valid[level], tree_last[level]
+
+        # Accumulate stage.
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += out_valid.eq(0)
+        final = [Signal(32, name=f"final_{p}") for p in range(P)] if fp else None
         for p in range(P):
             base = Mux(fresh, 0, acc[p])  # +0.0 in FP32
-            total = fp32_add(m, base, products[p], name=f"add_{p}") if fp else base + products[p]
-            with m.If(go & b_valid):
+            if fp:
+                total = fp32_add(m, base, sums[p][0], name=f"add_{p}")
+            else:
+                tree = Signal(signed(c.act_bits + c.weight_bits + log_d), name=f"tree_{p}")
+                m.d.comb += tree.eq(sum(sums[p]))
+                total = base + tree
+            with m.If(go & s_valid):
                 m.d.sync += acc[p].eq(total)
-                with m.If(b_last):
-                    m.d.sync += out_acc[p].eq(fp32_to_int(m, total, c.acc_width, name=f"int_{p}") if fp else total)
-        with m.If(go & b_valid):
-            m.d.sync += fresh.eq(b_last)
-            with m.If(b_last):
+                with m.If(s_last):
+                    m.d.sync += (final[p] if fp else out_acc[p]).eq(total)
+        with m.If(go & s_valid):
+            m.d.sync += fresh.eq(s_last)
+        if fp:
+            # Conversion stage: the tile's FP32 sums truncated to integers.
+            with m.If(go):
+                m.d.sync += conv_valid.eq(s_valid & s_last)
+            with m.If(go & conv_valid):
+                m.d.sync += out_valid.eq(1)
+                for p in range(P):
+                    m.d.sync += out_acc[p].eq(fp32_to_int(m, final[p], c.acc_width, name=f"int_{p}"))
+        else:
+            with m.If(go & s_valid & s_last):
                 m.d.sync += out_valid.eq(1)
         return m
 
@@ -188,19 +252,21 @@ class _DenseCore(LayerCore):
         check_dense_config(config, cls.ARITHMETIC)
 
     def elaborate_datapath(self, m: Module, feed: Feed) -> Datapath:
-        """Feeder (activation memory -> one input per cycle, in order) -> MAC array."""
+        """Feeder (activation memory -> ``D`` inputs per cycle, in order) -> MAC array."""
         c = self.config
+        D = c.dense_inputs
+        log_d = D.bit_length() - 1
         kmax = c.in_chunks_max
-        lane_shift = (c.lanes - 1).bit_length()
+        lane_shift = c.lane_index_width
         m.submodules.mac_array = array = DenseMACArray(config=c, arithmetic=self.ARITHMETIC)
 
-        index = Signal(c.index_width + 1)   # next input to issue
+        index = Signal(c.index_width + 1)   # next input to issue (a multiple of D)
         issuing = Signal()
-        # R stage: the chunk holding the issued input is on the read port.
+        # R stage: the chunk holding the issued inputs is on the read port.
         r_valid, r_last = Signal(), Signal()
-        r_lane = Signal(range(c.lanes))
+        r_group = Signal(range(max(2, c.lanes // D)))
         r_row = Signal(c.index_width)
-        # S stage: the input offered to the MAC array.
+        # S stage: the inputs offered to the MAC array.
         s_valid = Signal()
         s_payload = Signal(mac_input_layout(c))
         m.d.comb += [array.i.valid.eq(s_valid), array.i.p.eq(s_payload)]
@@ -212,40 +278,39 @@ class _DenseCore(LayerCore):
             feed.act_read.addr.eq(Cat(chunk[: max(1, (kmax - 1).bit_length())], feed.bank) if kmax > 1 else feed.bank),
             feed.act_read.en.eq(advance),
         ]
+        group = Value.cast(feed.act_read.data).word_select(r_group, D * c.act_bits)
         with m.If(advance):
             m.d.sync += s_valid.eq(r_valid)
             with m.If(r_valid):
-                m.d.sync += [
-                    s_payload.value.eq(feed.act_read.data[r_lane]),
-                    s_payload.index.eq(r_row),
-                    s_payload.last.eq(r_last),
-                ]
+                m.d.sync += [s_payload.row.eq(r_row), s_payload.last.eq(r_last)]
+                for k in range(D):
+                    m.d.sync += s_payload.values[k].eq(group[k * c.act_bits:(k + 1) * c.act_bits])
         issue = Signal()
         finished = Signal()
-        final = index == feed.in_features - 1
+        final = index == feed.in_features - D
         m.d.comb += [issue.eq(advance & issuing), finished.eq(issue & final)]
         with m.If(advance):
             m.d.sync += r_valid.eq(issuing)
             with m.If(issuing):
                 m.d.sync += [
-                    r_lane.eq(index[:lane_shift] if lane_shift else 0),
-                    r_row.eq(feed.tile_base + index),
+                    r_group.eq(index[log_d:lane_shift] if lane_shift > log_d else 0),
+                    r_row.eq((feed.tile_base + index) >> log_d),
                     r_last.eq(final),
-                    index.eq(index + 1),
+                    index.eq(index + D),
                 ]
-        with m.If(feed.begin):
-            m.d.sync += [issuing.eq(1), index.eq(0)]
         with m.If(finished | feed.flush):
             m.d.sync += issuing.eq(0)
-        return Datapath(array=array, finished=finished, take=array.i.valid & array.i.ready, work=Const(1, 1))
+        with m.If(feed.begin):
+            m.d.sync += [issuing.eq(1), index.eq(0)]
+        return Datapath(array=array, finished=finished, take=array.i.valid & array.i.ready, work=Const(D, bits_for(D)))
 
 
 class DenseInt8Core(_DenseCore):
-    """Dense INT8 multiply-accumulate baseline: ``pes`` MAC units, one input per cycle.
+    """Dense INT8 multiply-accumulate baseline: ``pes`` PEs of ``dense_inputs`` multipliers.
 
     Same ports, registers and driver as :class:`~.core.SpikeCore`; ``EVENTS`` counts
-    multiply-accumulate beats (inputs x tiles) and ``ACTIVE_CYCLES`` the cycles that took
-    one. Outputs equal the spike core's bit for bit.
+    inputs multiplied per PE (inputs x tiles) and ``ACTIVE_CYCLES`` the cycles that took
+    a beat of ``D`` of them. Outputs equal the spike core's bit for bit.
 
     Raises ``TypeError`` if ``config`` is not an :class:`AcceleratorConfig`.
     """
@@ -255,7 +320,7 @@ class DenseInt8Core(_DenseCore):
 
 
 class DenseFP16Core(_DenseCore):
-    """Dense FP16 multiply, FP32 accumulate baseline: ``pes`` MAC units, one input per cycle.
+    """Dense FP16 multiply, FP32 accumulate baseline: ``pes`` PEs of ``dense_inputs`` multipliers.
 
     Same ports, registers and driver as :class:`~.core.SpikeCore`. Raises ``TypeError`` if
     ``config`` is not an :class:`AcceleratorConfig` and ``ValueError`` if its activations

@@ -11,8 +11,11 @@ TC-LIF neuron array         1        activation vector -> first spike vector
 spike-event compactor       1        spike vector -> first event beat
 sparse-accumulate PE array  2        step-ending event beat -> accumulator vector
                                      (weight-memory read, accumulate)
-dense MAC array             3        final input -> accumulator vector (weight
-                                     read, multiply, accumulate)
+dense MAC array, INT8       3        final input -> accumulator vector (weight
+                                     read, multiply, adder tree and accumulate)
+dense MAC array, FP16       4+lg D   weight read, multiply, one FP32 add per
+                                     level of the D-input tree, accumulate,
+                                     conversion to integer
 requantizer                 2        final accumulator vector -> output vector
                                      (multiply; round, shift and saturate)
 ==========================  =======  ============================================
@@ -27,7 +30,7 @@ __all__ = [
     "NEURON_ARRAY_LATENCY",
     "COMPACTOR_LATENCY",
     "PE_ARRAY_LATENCY",
-    "MAC_ARRAY_LATENCY",
+    "mac_array_latency",
     "REQUANTIZER_LATENCY",
     "TILE_PARAMS_LOAD",
     "NEURON_STAGE_FILL",
@@ -35,7 +38,7 @@ __all__ = [
     "TILE_END_DETECT",
     "FIRST_TOKEN_LOOKUP",
     "TILE_OVERHEAD",
-    "DENSE_TILE_OVERHEAD",
+    "dense_tile_overhead",
 ]
 
 NEURON_ARRAY_LATENCY = 1
@@ -48,9 +51,14 @@ PE_ARRAY_LATENCY = 2
 """Cycles from a step-ending event beat's handshake to its accumulator vector being valid
 (one cycle of weight-memory read, one of accumulation)."""
 
-MAC_ARRAY_LATENCY = 3
-"""Cycles from a tile's final input's handshake to the dense MAC array's accumulator vector
-(weight-memory read, multiply, accumulate)."""
+def mac_array_latency(arithmetic: str, inputs: int) -> int:
+    """Cycles from a tile's final beat's handshake to the dense MAC array's accumulator
+    vector: weight-memory read, multiply, then for ``"int8"`` the adder tree and
+    accumulation in one stage; for ``"fp16"`` one stage per level of the ``inputs``-wide
+    FP32 tree (``log2(inputs)``), the accumulation and the conversion to an integer."""
+    if arithmetic == "int8":
+        return 3
+    return 4 + inputs.bit_length() - 1
 
 REQUANTIZER_LATENCY = 2
 """Cycles from a final accumulator vector's handshake to its output vector being valid
@@ -79,7 +87,10 @@ TILE_OVERHEAD = TILE_PARAMS_LOAD + NEURON_STAGE_FILL + PE_ARRAY_LATENCY + REQUAN
 load, neuron-stage fill, and the PE array's and requantizer's drain of the tile's final step,
 and its detection (8)."""
 
-DENSE_TILE_OVERHEAD = TILE_PARAMS_LOAD + FEEDER_FILL + (MAC_ARRAY_LATENCY - 1) + REQUANTIZER_LATENCY + TILE_END_DETECT
-"""Cycles per token and output tile of a dense core outside its one cycle per input. The MAC
-array's weight read of the final input happens in the cycle the input is taken, which that
-input's cycle already counts, so only its multiply and accumulate drain (8)."""
+def dense_tile_overhead(arithmetic: str, inputs: int) -> int:
+    """Cycles per token and output tile of a dense core outside its one cycle per beat of
+    ``inputs`` inputs. The MAC array's weight read of the final beat happens in the cycle
+    the beat is taken, which that beat's cycle already counts, so only the rest of the
+    array's latency drains (8 for INT8)."""
+    return (TILE_PARAMS_LOAD + FEEDER_FILL + (mac_array_latency(arithmetic, inputs) - 1) + REQUANTIZER_LATENCY
+            + TILE_END_DETECT)

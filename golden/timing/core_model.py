@@ -33,7 +33,7 @@ import torch
 from spikemllm.golden.encoding import encode_count_signed, encode_tc_lif
 
 from spikemllm.config import AcceleratorConfig, Coding
-from spikemllm.latency import DENSE_TILE_OVERHEAD, FIRST_TOKEN_LOOKUP, TILE_OVERHEAD
+from spikemllm.latency import FIRST_TOKEN_LOOKUP, TILE_OVERHEAD, dense_tile_overhead
 
 from .cycle_model import compactor_vector_cycles
 
@@ -130,20 +130,23 @@ def core_cycles(config: AcceleratorConfig, q: torch.Tensor, timesteps, out_tiles
     )
 
 
-def dense_core_cycles(config: AcceleratorConfig, tokens: int, in_features: int, out_tiles: int) -> CoreCycles:
+def dense_core_cycles(config: AcceleratorConfig, tokens: int, in_features: int, out_tiles: int,
+                      arithmetic: str = "int8") -> CoreCycles:
     """Exact RTL cycles of a dense baseline core (``hw.dense_core``, INT8 or FP16) under ideal streams.
 
-    The dense feeder issues one input per cycle whatever its value, so the time depends
-    only on the shape: ``cycles = K + 1 + N * J * (IN + TILE_OVERHEAD)`` with ``IN`` the
-    padded inputs (``K = IN / lanes`` chunks), ``J`` output tiles and ``N`` tokens; the
-    8 cycles of tile overhead (:data:`spikemllm.latency.DENSE_TILE_OVERHEAD`) are the same
-    pipeline fill and drain as the spike core's (parameter load 1, feeder 2, MAC array 2 +
-    requantizer 2 drain, detection 1).
-    ``events`` counts multiply-accumulate beats (``N * J * IN``), every one active.
-    Raises ``ValueError`` for a shape the core cannot run.
+    The dense feeder issues ``D = dense_inputs`` inputs per cycle whatever their values, so
+    the time depends only on the shape: ``cycles = K + 1 + N * J * (IN / D + overhead)``
+    with ``IN`` the padded inputs (``K = IN / lanes`` chunks), ``J`` output tiles and ``N``
+    tokens; the tile overhead (:func:`spikemllm.latency.dense_tile_overhead`, 8 for INT8)
+    is the pipeline fill and drain (parameter load 1, feeder 2, the MAC array's latency
+    minus the read, requantizer 2, detection 1).
+    ``events`` counts inputs multiplied per PE (``N * J * IN``); ``active_cycles`` the
+    beats of ``D`` of them. Raises ``ValueError`` for a shape the core cannot run.
     """
     if not isinstance(config, AcceleratorConfig):
         raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
+    if arithmetic not in ("int8", "fp16"):
+        raise ValueError(f"arithmetic must be 'int8' or 'fp16', not {arithmetic!r}")
     if not isinstance(tokens, int) or tokens < 1:
         raise ValueError(f"tokens must be a positive int, not {tokens!r}")
     if not isinstance(in_features, int) or in_features < 1 or in_features % config.lanes:
@@ -151,10 +154,12 @@ def dense_core_cycles(config: AcceleratorConfig, tokens: int, in_features: int, 
     if not 1 <= out_tiles <= config.max_out_tiles:
         raise ValueError(f"out_tiles must be in [1, {config.max_out_tiles}], not {out_tiles!r}")
     K = in_features // config.lanes
+    D = config.dense_inputs
     work = tokens * out_tiles * in_features
-    overhead = DENSE_TILE_OVERHEAD * tokens * out_tiles
+    beats = work // D
+    overhead = dense_tile_overhead(arithmetic, D) * tokens * out_tiles
     load = K + FIRST_TOKEN_LOOKUP
     return CoreCycles(
-        cycles=load + work + overhead, events=work, active_cycles=work, empty_vector_cycles=0,
-        tile_overhead_cycles=overhead, load_cycles=load, event_slots=1,
+        cycles=load + beats + overhead, events=work, active_cycles=beats, empty_vector_cycles=0,
+        tile_overhead_cycles=overhead, load_cycles=load, event_slots=D,
     )

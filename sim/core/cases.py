@@ -169,13 +169,14 @@ def core_expectation(case: CoreCase, block: str) -> tuple[list, CoreCycles]:
     if kind is CoreKind.SPIKE:
         return case.expected, case.model
     program = case.program
-    model = dense_core_cycles(program.config, case.tokens, program.padded_in, program.out_tiles)
+    model = dense_core_cycles(program.config, case.tokens, program.padded_in, program.out_tiles, kind.value)
     if kind is CoreKind.INT8:
         return case.expected, model
     layer = program.layer
     padded = torch.zeros(case.tokens, program.padded_in, dtype=torch.int64)
     padded[:, : program.in_features] = case.q
-    out = fp16_layer_outputs(padded, layer.weight, layer.bias, layer.multiplier, layer.shift, layer.out_bits)
+    out = fp16_layer_outputs(padded, layer.weight, layer.bias, layer.multiplier, layer.shift, layer.out_bits,
+                             program.config.dense_inputs)
     P = program.config.pes
     beats = [
         {"values": row[j * P:(j + 1) * P], "tile": j, "last": int(j == program.out_tiles - 1)}

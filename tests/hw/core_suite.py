@@ -40,9 +40,10 @@ def run_case(config, case, *, in_pattern=None, out_pattern=None, core_class=Spik
     return run_with_driver(config, body, core_class=core_class)
 
 
-def run_real_layer_under_verilator(config_name, block, tmp_path):
-    """The cocotb core testbench on a real converted layer (:mod:`spikemllm.sim.core.testbench`)."""
-    build = build_block(PRESETS[config_name], block)
+def run_real_layer_under_verilator(config, block, tmp_path):
+    """The cocotb core testbench on a real converted layer (:mod:`spikemllm.sim.core.testbench`);
+    ``config`` is a preset name or a configuration."""
+    build = build_block(PRESETS[config] if isinstance(config, str) else config, block)
     results = tmp_path / "core.json"
     run_block(build, results=results)
     r = json.loads(results.read_text())

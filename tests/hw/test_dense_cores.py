@@ -13,6 +13,8 @@ from spikemllm.hw.dense_core import DenseFP16Core, DenseInt8Core, DenseMACArray,
 from spikemllm.sim.core.cases import core_expectation, random_case
 from spikemllm.sim.patterns import pattern
 
+from spikemllm.config import PRESETS
+
 CORES = {"int8_core": DenseInt8Core, "fp16_core": DenseFP16Core}
 
 
@@ -77,5 +79,42 @@ def test_refused_configurations():
 
 @pytest.mark.parametrize("block", CORES)
 def test_real_layer_under_verilator(block, tmp_path):
-    """The real converted layer in the small configuration (`make synth` runs the default one)."""
-    run_real_layer_under_verilator("small", block, tmp_path)
+    """The real converted layer in the small configuration (`make synth` runs the default one),
+    two inputs per cycle."""
+    run_real_layer_under_verilator(dataclasses.replace(PRESETS["small"], name="small_d2", dense_inputs=2), block, tmp_path)
+
+
+@pytest.mark.parametrize("block", CORES)
+@pytest.mark.parametrize("inputs", [2, 4, 8])
+def test_wider_beats_bit_exact_and_cycle_exact(block, inputs):
+    """``D = dense_inputs`` inputs per cycle (8 = lanes): same integers, ``IN / D`` beats per tile."""
+    config = dataclasses.replace(CORE_SMALL, name=f"core_d{inputs}", dense_inputs=inputs)
+    case = random_case(config, seed=inputs, tokens=3, in_features=24, out_features=7, tv=3, tt=4)
+    expected, model = core_expectation(case, block)
+    result = run_case(config, case, core_class=CORES[block])
+    assert result.outputs == expected == case.expected
+    assert result.counters["CYCLES"] == model.cycles
+    beats = case.tokens * case.program.out_tiles * case.program.padded_in // inputs
+    assert result.counters["ACTIVE_CYCLES"] == model.active_cycles == beats
+    assert result.counters["EVENTS"] == model.events == beats * inputs
+    narrow = core_expectation(random_case(CORE_SMALL, seed=inputs, tokens=3, in_features=24, out_features=7,
+                                          tv=3, tt=4), block)[1]
+    assert model.cycles < narrow.cycles
+
+
+@pytest.mark.parametrize("block", CORES)
+def test_wider_beats_under_stalls(block):
+    config = dataclasses.replace(CORE_SMALL, name="core_d4", dense_inputs=4)
+    case = random_case(config, seed=11, tokens=4, in_features=16, out_features=8, tv=3, tt=4)
+    result = run_case(config, case, core_class=CORES[block], in_pattern=pattern("random30", seed=3),
+                      out_pattern=pattern("random70", seed=4))
+    assert result.outputs == core_expectation(case, block)[0]
+
+
+def test_fp16_tree_order_is_the_golden_order():
+    # 4 products of 2^22 and 4 of 1: in order, every + 1 past 2^24 is a tie that stays at
+    # 2^24; a tree of 8 adds 4 to 2^24 exactly; a tree of 2 adds pairs (2) that are exact.
+    q = torch.tensor([[2048] * 4 + [1] * 4])
+    out = {d: int(fp16_layer_outputs(q, q.clone(), torch.tensor([0]), torch.tensor([1]), torch.tensor([0]),
+                                     out_bits=32, inputs=d)[0, 0]) for d in (1, 2, 8)}
+    assert out == {1: 1 << 24, 2: (1 << 24) + 4, 8: (1 << 24) + 4}
