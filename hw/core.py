@@ -150,9 +150,10 @@ class SpikeCore(LayerCore):
         m.d.comb += [
             issue.eq(advance & issuing),
             mem_r.addr.eq(chunk),
-            mem_r.en.eq(advance),
+            # Each memory is read only when its row is used: activations at step 0, membranes after.
+            mem_r.en.eq(issue & (step != 0)),
             act_r.addr.eq(Cat(chunk, cur_bank) if kmax > 1 else cur_bank),
-            act_r.en.eq(advance),
+            act_r.en.eq(issue & (step == 0)),
         ]
         with m.If(advance):
             m.d.sync += r_valid.eq(issuing)

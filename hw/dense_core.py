@@ -177,7 +177,7 @@ class DenseMACArray(Block):
                 write.en.eq(self.weights.valid & self.weights.ready & select),
             ]
             read = memory.read_port()
-            m.d.comb += [read.addr.eq(self.i.p.row), read.en.eq(go)]
+            m.d.comb += [read.addr.eq(self.i.p.row), read.en.eq(self.i.valid & self.i.ready)]
             reads.append(read)
 
         # Read stage: activations registered (FP16 patterns for the FP core) with the rows.
@@ -276,7 +276,8 @@ class _DenseCore(LayerCore):
         chunk = index >> lane_shift
         m.d.comb += [
             feed.act_read.addr.eq(Cat(chunk[: max(1, (kmax - 1).bit_length())], feed.bank) if kmax > 1 else feed.bank),
-            feed.act_read.en.eq(advance),
+            # One read per chunk: the port holds the chunk while its D-input groups are issued.
+            feed.act_read.en.eq(advance & issuing & (index[log_d:lane_shift] == 0 if lane_shift > log_d else 1)),
         ]
         group = Value.cast(feed.act_read.data).word_select(r_group, D * c.act_bits)
         with m.If(advance):

@@ -116,7 +116,8 @@ class SparseAccumulatePEArray(Block):
         ]
 
         for k, read in enumerate(reads):
-            m.d.comb += [read.addr.eq(self.i.p.events[k].index), read.en.eq(advance)]
+            # A row is read only for a valid event of an accepted beat: one read per event.
+            m.d.comb += [read.addr.eq(self.i.p.events[k].index), read.en.eq(accept & self.i.p.events[k].valid)]
         with m.If(advance):
             m.d.sync += [
                 s1_valid.eq(accept),

@@ -1,21 +1,24 @@
-"""Requantizer: per-channel fixed-point multiply, rounding right shift, saturation."""
+"""Requantizer: per-channel bias, fixed-point multiply, rounding right shift, saturation; ``R``
+multipliers shared over the channels."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from spikemllm.config import AcceleratorConfig
-from spikemllm.latency import REQUANTIZER_LATENCY
+from spikemllm.latency import requantizer_latency
 
 from .block import Block
-from .signatures import AccumulatorStream, OutputStream, RequantParamsStream
+from .signatures import AccumulatorStream, OutputStream, RequantParamsStream, requant_params_layout
 
 __all__ = ["Requantizer"]
 
 
 class Requantizer(Block):
-    """Adds the biases to final accumulators and maps them to ``out_bits``-bit integers.
+    """Adds the biases to final accumulators and maps them to ``out_bits``-bit integers,
+    with ``R = requantizers`` multipliers shared over the ``P = pes`` channels.
 
     Per output channel ``p`` with bias ``b_p``, multiplier ``M_p`` and shift ``S_p``,
     ``y_p = acc_p + b_p`` and::
@@ -23,21 +26,29 @@ class Requantizer(Block):
         r_p = clamp(sign(y_p * M_p) * ((|y_p * M_p| + 2^(S_p-1)) >> S_p), -Q, Q)
 
     i.e. the product rounded half away from zero and saturated to ``Q = 2^(out_bits-1)-1``,
-    exactly ``golden.requantize(acc, bias, M, S, out_bits)`` with ``y = acc + bias``.
-    Accumulator vectors that are not final (``last = 0``, the PE array's per-step partial
-    sums) are taken and dropped, so the PE array's output connects here directly.
+    exactly ``golden.requantize(acc, bias, M, S, out_bits)``. Accumulator vectors that are
+    not final (``last = 0``, the PE array's per-step partial sums) are taken and dropped in
+    the cycle they arrive, so the PE array's output connects here directly.
 
-    Ports: ``i`` (in, accumulator vectors), ``params`` (in, biases, multipliers and shifts),
-    ``o`` (out, output vectors). ``params`` is taken only while no vector is in flight and
-    then takes priority over ``i``.
+    A final vector is captured into an accumulator buffer together with the parameters
+    loaded last (``params`` may be written at any time; the set loaded when a final vector
+    is taken applies to it). The ``G = pes / R`` groups of ``R`` channels then go through
+    two stages, one group per cycle: add the bias and multiply (the group's shifts travel
+    with its products), then round, shift and saturate into the output register. When the
+    last group is written the output vector is valid. The next final vector is taken in
+    the cycle the current one's last group is multiplied, so the requantizer takes a
+    final vector every ``G`` cycles while the previous one's output drains. Every register
+    updates only when its stage advances (clock enables).
 
-    Latency: 2 cycles (add the bias and multiply; round, shift and saturate). Throughput: one accumulator
-    vector per cycle. Cycle model: :func:`spikemllm.golden.timing.cycle_model.requantizer_cycles`.
+    Ports: ``i`` (in, accumulator vectors), ``params`` (in, biases, multipliers and
+    shifts), ``o`` (out, output vectors).
+
+    Latency: ``G + 2`` cycles from a final vector's handshake to its output vector.
+    Throughput: one final vector per ``G`` cycles. Cycle model:
+    :func:`spikemllm.golden.timing.cycle_model.requantizer_cycles`.
 
     Raises ``TypeError`` if ``config`` is not an :class:`AcceleratorConfig`.
     """
-
-    LATENCY = REQUANTIZER_LATENCY
 
     def __init__(self, *, config: AcceleratorConfig):
         super().__init__({
@@ -46,67 +57,93 @@ class Requantizer(Block):
             "o": Out(OutputStream(config)),
         }, config=config)
 
+    @property
+    def latency(self) -> int:
+        return requantizer_latency(self.config)
+
     def elaborate(self, platform):
         m = Module()
         c = self.config
-        P = c.pes
+        P, R, G = c.pes, c.requantizers, c.requant_cycles
         width = c.product_width
 
-        multiplier = [Signal(c.multiplier_bits, name=f"multiplier_{p}") for p in range(P)]
-        shift = [Signal(c.shift_bits, name=f"shift_{p}") for p in range(P)]
-        bias = [Signal(signed(c.bias_bits), name=f"bias_{p}") for p in range(P)]
+        # Parameters: the set being loaded (pending) and the set of the captured vector.
+        pending = Signal(requant_params_layout(c))
+        active = Signal(requant_params_layout(c))
+        with m.If(self.params.valid):
+            m.d.sync += pending.eq(self.params.p)
+        m.d.comb += self.params.ready.eq(1)
 
+        # Capture: a final vector and the pending parameters.
+        buffer = Signal(data.ArrayLayout(signed(c.acc_width), P))
+        busy = Signal()
+        group = Signal(range(max(2, G)))
+        a_ok = Signal()
+        finishing = Signal()
+        m.d.comb += finishing.eq(busy & (group == G - 1) & a_ok)
+        m.d.comb += self.i.ready.eq(~self.i.p.last | ~busy | finishing)
+        capture = self.i.valid & self.i.ready & self.i.p.last
+        with m.If(capture):
+            m.d.sync += [buffer.eq(self.i.p.acc), active.eq(pending)]
+
+        # Stage A: one group's bias add and multiply; its shifts travel with the products.
         a_valid = Signal()
-        product = [Signal(signed(width), name=f"product_{p}") for p in range(P)]
-        b_valid = Signal()
-        result = [Signal(signed(c.out_bits), name=f"result_{p}") for p in range(P)]
+        a_final = Signal()  # the group is the vector's last
+        a_group = Signal(range(max(2, G)))
+        product = [Signal(signed(width), name=f"product_{r}") for r in range(R)]
+        a_shift = [Signal(c.shift_bits, name=f"a_shift_{r}") for r in range(R)]
 
-        b_free = ~b_valid | self.o.ready
-        a_free = Signal()
-        idle = Signal()
-        loading = Signal()
+        # Stage B: round, shift and saturate into the output register.
+        out_valid = Signal()
+        result = [Signal(signed(c.out_bits), name=f"result_{p}") for p in range(P)]
+        b_ok = Signal()
         m.d.comb += [
-            a_free.eq(~a_valid | b_free),
-            idle.eq(~a_valid & ~b_valid),
-            loading.eq(idle & self.params.valid),
-            self.params.ready.eq(idle),
-            self.i.ready.eq(a_free & ~loading),
-            self.o.valid.eq(b_valid),
+            b_ok.eq(~out_valid | self.o.ready),
+            a_ok.eq(~a_valid | b_ok),
+            self.o.valid.eq(out_valid),
         ]
         for p in range(P):
             m.d.comb += self.o.p.values[p].eq(result[p])
 
-        with m.If(self.params.valid & self.params.ready):
-            for p in range(P):
-                m.d.sync += [
-                    bias[p].eq(self.params.p.bias[p]),
-                    multiplier[p].eq(self.params.p.multiplier[p]),
-                    shift[p].eq(self.params.p.shift[p]),
-                ]
-
-        accept = self.i.valid & self.i.ready
-        with m.If(a_free):
-            m.d.sync += a_valid.eq(accept & self.i.p.last)
-            for p in range(P):
-                # acc_width holds every accumulator plus its bias (AcceleratorConfig.acc_bound).
-                y = Signal(signed(c.acc_width), name=f"y_{p}")
-                m.d.comb += y.eq(self.i.p.acc[p] + bias[p])
-                m.d.sync += product[p].eq(y * multiplier[p])
+        with m.If(a_ok):
+            m.d.sync += a_valid.eq(busy)
+            with m.If(busy):
+                m.d.sync += [a_group.eq(group), a_final.eq(group == G - 1)]
+                for r in range(R):
+                    channels = [g * R + r for g in range(G)]
+                    pick = lambda field: Array(field[ch] for ch in channels)[group]  # noqa: E731
+                    # acc_width holds every accumulator plus its bias (AcceleratorConfig.acc_bound).
+                    y = Signal(signed(c.acc_width), name=f"y_{r}")
+                    m.d.comb += y.eq(pick(buffer) + pick(active.bias))
+                    m.d.sync += [product[r].eq(y * pick(active.multiplier)), a_shift[r].eq(pick(active.shift))]
+                m.d.sync += group.eq(Mux(group == G - 1, 0, group + 1))
+                with m.If(group == G - 1):
+                    m.d.sync += busy.eq(0)
+        with m.If(capture):
+            m.d.sync += busy.eq(1)
 
         Q = c.out_max
-        with m.If(b_free):
-            m.d.sync += b_valid.eq(a_valid)
-            for p in range(P):
-                magnitude = Signal(unsigned(width), name=f"magnitude_{p}")
-                half = Signal(unsigned(width + 1), name=f"half_{p}")
-                rounded = Signal(unsigned(width + 1), name=f"rounded_{p}")
-                saturated = Signal(unsigned(c.out_bits - 1), name=f"saturated_{p}")
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += out_valid.eq(0)
+        with m.If(b_ok & a_valid):
+            with m.If(a_final):
+                m.d.sync += out_valid.eq(1)
+            for r in range(R):
+                magnitude = Signal(unsigned(width), name=f"magnitude_{r}")
+                half = Signal(unsigned(width + 1), name=f"half_{r}")
+                rounded = Signal(unsigned(width + 1), name=f"rounded_{r}")
+                saturated = Signal(unsigned(c.out_bits - 1), name=f"saturated_{r}")
+                value = Signal(signed(c.out_bits), name=f"value_{r}")
                 m.d.comb += [
-                    magnitude.eq(abs(product[p])),
+                    magnitude.eq(abs(product[r])),
                     # 2^(S-1) for S > 0 and 0 for S = 0: the rounding bias of a right shift by S.
-                    half.eq((Const(1, width + 1) << shift[p]) >> 1),
-                    rounded.eq((magnitude + half) >> shift[p]),
+                    half.eq((Const(1, width + 1) << a_shift[r]) >> 1),
+                    rounded.eq((magnitude + half) >> a_shift[r]),
                     saturated.eq(Mux(rounded > Q, Q, rounded)),
+                    value.eq(Mux(product[r] < 0, -saturated, saturated)),
                 ]
-                m.d.sync += result[p].eq(Mux(product[p] < 0, -saturated, saturated))
+                with m.Switch(a_group):
+                    for g in range(G):
+                        with m.Case(g):
+                            m.d.sync += result[g * R + r].eq(value)
         return m

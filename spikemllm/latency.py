@@ -16,12 +16,14 @@ dense MAC array, INT8       3        final input -> accumulator vector (weight
 dense MAC array, FP16       4+lg D   weight read, multiply, one FP32 add per
                                      level of the D-input tree, accumulate,
                                      conversion to integer
-requantizer                 2        final accumulator vector -> output vector
-                                     (multiply; round, shift and saturate)
+requantizer                 G + 2    final accumulator vector -> output vector
+                                     (G = pes / requantizers groups through
+                                     multiply; round, shift and saturate)
 ==========================  =======  ============================================
 
 A core spends :data:`TILE_OVERHEAD` cycles per token and output tile outside its
-datapath's work, built below from the pieces of the tile's timeline.
+datapath's work, built below from the pieces of the tile's timeline, plus
+:data:`TOKEN_LOOKUP` per token and the requantizer's last tile at the end of a run.
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ __all__ = [
     "COMPACTOR_LATENCY",
     "PE_ARRAY_LATENCY",
     "mac_array_latency",
-    "REQUANTIZER_LATENCY",
+    "requantizer_latency",
     "TILE_PARAMS_LOAD",
     "NEURON_STAGE_FILL",
     "FEEDER_FILL",
     "TILE_END_DETECT",
     "FIRST_TOKEN_LOOKUP",
+    "TOKEN_LOOKUP",
+    "REQUANTIZER_CAPTURE",
     "TILE_OVERHEAD",
     "dense_tile_overhead",
 ]
@@ -60,15 +64,20 @@ def mac_array_latency(arithmetic: str, inputs: int) -> int:
         return 3
     return 4 + inputs.bit_length() - 1
 
-REQUANTIZER_LATENCY = 2
-"""Cycles from a final accumulator vector's handshake to its output vector being valid
-(one cycle of multiplication, one of rounding shift and saturation)."""
+
+def requantizer_latency(config) -> int:
+    """Cycles from a final accumulator vector's handshake to its output vector being valid:
+    its ``G = pes / requantizers`` groups enter the multiply stage one per cycle from the
+    cycle after the handshake, and the last one is rounded, shifted and saturated a cycle
+    later (``G + 2``)."""
+    return config.requant_cycles + 2
+
 
 # -- the cores' timeline ------------------------------------------------------------------
 
 TILE_PARAMS_LOAD = 1
-"""The tile sequencer's cycle loading a tile's bias and requantizer parameters (it overlaps
-the previous tile's requantizer drain)."""
+"""The tile sequencer's cycle loading a tile's bias and requantizer parameters into the
+requantizer's pending set (the previous tile's groups may still be in the requantizer)."""
 
 NEURON_STAGE_FILL = 2
 """The spike core's neuron stage before its first spike vector: membrane-memory read, spike register."""
@@ -76,21 +85,30 @@ NEURON_STAGE_FILL = 2
 FEEDER_FILL = 2
 """The dense cores' feeder before its first input: activation-memory read, input register."""
 
+REQUANTIZER_CAPTURE = 1
+"""The cycle in which the requantizer takes a tile's final accumulator vector (the PE
+array's output register) into its buffer."""
+
 TILE_END_DETECT = 1
 """The tile sequencer's cycle noticing that the requantizer took the tile's final accumulators."""
 
 FIRST_TOKEN_LOOKUP = 1
 """Cycles between the first token's last chunk and its parameter load (the timestep-table lookup)."""
 
-TILE_OVERHEAD = TILE_PARAMS_LOAD + NEURON_STAGE_FILL + PE_ARRAY_LATENCY + REQUANTIZER_LATENCY + TILE_END_DETECT
+TOKEN_LOOKUP = 1
+"""The scheduler's cycle looking up a token's ``T`` before its first tile."""
+
+TILE_OVERHEAD = TILE_PARAMS_LOAD + NEURON_STAGE_FILL + PE_ARRAY_LATENCY + REQUANTIZER_CAPTURE + TILE_END_DETECT
 """Cycles per token and output tile of the spike core outside the compactor's work: parameter
-load, neuron-stage fill, and the PE array's and requantizer's drain of the tile's final step,
-and its detection (8)."""
+load, neuron-stage fill, the PE array's drain of the tile's final step, the requantizer's
+capture of it and its detection (7). The requantizer's work on the tile overlaps the next
+tile; the last tile's is the run's tail."""
+
 
 def dense_tile_overhead(arithmetic: str, inputs: int) -> int:
     """Cycles per token and output tile of a dense core outside its one cycle per beat of
     ``inputs`` inputs. The MAC array's weight read of the final beat happens in the cycle
     the beat is taken, which that beat's cycle already counts, so only the rest of the
-    array's latency drains (8 for INT8)."""
-    return (TILE_PARAMS_LOAD + FEEDER_FILL + (mac_array_latency(arithmetic, inputs) - 1) + REQUANTIZER_LATENCY
+    array's latency drains (7 for INT8)."""
+    return (TILE_PARAMS_LOAD + FEEDER_FILL + (mac_array_latency(arithmetic, inputs) - 1) + REQUANTIZER_CAPTURE
             + TILE_END_DETECT)

@@ -5,19 +5,26 @@ For a run of ``N`` tokens on a core with ``lanes`` L, ``pes`` P, ``E`` events pe
 layer of ``K`` input chunks and ``J`` output tiles, with ideal streams (input offered from
 the cycle after ``CTRL.START``, output always ready), the RTL's ``CYCLES`` counter is::
 
-    cycles = K + 1 + sum over tokens n, tiles j of (Sigma_n + TILE_OVERHEAD)
+    cycles = K + 1 + sum over tokens n, tiles j of gap(n, j) + G
+    gap(n, j) = W_n + TILE_OVERHEAD + TOKEN_LOOKUP * [j == 0], at least G after the first
 
-where ``Sigma_n = sum_v max(1, ceil(nnz_v / E))`` over the ``T_n * K`` spike vectors of
-token ``n`` (the compactor's cycles, :func:`~.cycle_model.compactor_vector_cycles`; the
-spikes are the same for every tile). The pieces, from the RTL's timeline:
+where ``W_n`` is the datapath's work per tile: for the spike core ``Sigma_n = sum_v
+max(1, ceil(nnz_v / E))`` over the ``T_n * K`` spike vectors of token ``n`` (the
+compactor's cycles, :func:`~.cycle_model.compactor_vector_cycles`; the spikes are the same
+for every tile), for a dense core ``IN / D``. The pieces, from the RTL's timeline:
 
 * ``K + 1``: the first token's ``K`` chunks load (one per cycle), then the scheduler looks
   up ``T`` (1 cycle); later tokens load into the other activation bank while the current
   one computes, so they cost nothing.
-* ``TILE_OVERHEAD = 8`` per token and tile (:mod:`spikemllm.latency` builds it): parameter load (1, overlapping the previous
-  tile's requantizer drain), neuron stage fill (2: membrane read, spike register), PE
-  array (2) and requantizer (2) drain of the tile's final step, and the scheduler's
-  detection of it (1). The last tile's drain is the run's tail.
+* ``TILE_OVERHEAD = 7`` per token and tile (:mod:`spikemllm.latency` builds it): parameter
+  load into the requantizer's pending set (1), neuron stage fill (2: membrane read, spike
+  register), the PE array's drain of the tile's final step (2), the requantizer's capture
+  of it (1) and the scheduler's detection (1); ``TOKEN_LOOKUP = 1`` more at every token's
+  first tile. Dense cores: :func:`spikemllm.latency.dense_tile_overhead`.
+* ``G = pes / requantizers``: the requantizer takes a final vector at most every ``G``
+  cycles (its groups overlap the next tile's accumulation), so a tile shorter than that
+  waits (``gap >= G``), and the last tile's groups and output are the run's tail
+  (``G + 2`` cycles after its capture, the last of which ends the run).
 * ``Sigma``: the compactor is the bottleneck stage, one event beat per cycle; a spike
   vector with no spike still takes one cycle (and, at a step end, an empty marker beat).
 
@@ -33,7 +40,7 @@ import torch
 from spikemllm.golden.encoding import encode_count_signed, encode_tc_lif
 
 from spikemllm.config import AcceleratorConfig, Coding
-from spikemllm.latency import FIRST_TOKEN_LOOKUP, TILE_OVERHEAD, dense_tile_overhead
+from spikemllm.latency import FIRST_TOKEN_LOOKUP, TILE_OVERHEAD, TOKEN_LOOKUP, dense_tile_overhead
 
 from .cycle_model import compactor_vector_cycles
 
@@ -57,6 +64,7 @@ class CoreCycles:
     empty_vector_cycles: int
     """compactor cycles spent on spike vectors without a spike"""
     tile_overhead_cycles: int
+    """tile overhead, token lookups, waits for the requantizer and its tail"""
     load_cycles: int
     event_slots: int
     """``events_per_cycle``: events the PE array can take per cycle"""
@@ -78,6 +86,22 @@ class CoreCycles:
             "tile_overhead": self.tile_overhead_cycles,
             "first_token_load": self.load_cycles,
         }
+
+
+def _timeline(config: AcceleratorConfig, works: list[int], tiles: int, overhead: int) -> tuple[int, int]:
+    """Cycles from the first token's lookup to the end of a run whose tokens take ``works``
+    cycles of datapath work per tile (``tiles`` tiles each), and the cycles of it that are
+    tile overhead, token lookups, requantizer waits and its tail."""
+    G = config.requant_cycles
+    total = 0
+    first = True
+    for work in works:
+        for j in range(tiles):
+            gap = work + overhead + (TOKEN_LOOKUP if j == 0 else 0)
+            total += gap if first else max(G, gap)
+            first = False
+    total += G
+    return total, total - tiles * sum(works)
 
 
 def _encode(q: torch.Tensor, T: int, config: AcceleratorConfig) -> torch.Tensor:
@@ -108,19 +132,19 @@ def core_cycles(config: AcceleratorConfig, q: torch.Tensor, timesteps, out_tiles
             raise ValueError(f"T={T} is outside [1, t_max={config.t_max}]")
     K = q.shape[1] // config.lanes
     E = config.events_per_cycle
-    sigma = events = active = empty = 0
+    sigmas = []
+    events = active = empty = 0
     for n, T in enumerate(steps):
         nnz = (_encode(q[n], T, config).view(T, K, config.lanes) != 0).sum(dim=-1).flatten().tolist()
-        for count in nnz:
-            sigma += compactor_vector_cycles(count, config)
-            events += count
-            active += -(-count // E)
-            empty += count == 0
-    J, N = out_tiles, len(steps)
-    overhead = TILE_OVERHEAD * N * J
+        sigmas.append(sum(compactor_vector_cycles(count, config) for count in nnz))
+        events += sum(nnz)
+        active += sum(-(-count // E) for count in nnz)
+        empty += sum(count == 0 for count in nnz)
+    J = out_tiles
+    span, overhead = _timeline(config, sigmas, J, TILE_OVERHEAD)
     load = K + FIRST_TOKEN_LOOKUP
     return CoreCycles(
-        cycles=load + J * sigma + overhead,
+        cycles=load + span,
         events=J * events,
         active_cycles=J * active,
         empty_vector_cycles=J * empty,
@@ -135,11 +159,11 @@ def dense_core_cycles(config: AcceleratorConfig, tokens: int, in_features: int, 
     """Exact RTL cycles of a dense baseline core (``hw.dense_core``, INT8 or FP16) under ideal streams.
 
     The dense feeder issues ``D = dense_inputs`` inputs per cycle whatever their values, so
-    the time depends only on the shape: ``cycles = K + 1 + N * J * (IN / D + overhead)``
-    with ``IN`` the padded inputs (``K = IN / lanes`` chunks), ``J`` output tiles and ``N``
-    tokens; the tile overhead (:func:`spikemllm.latency.dense_tile_overhead`, 8 for INT8)
-    is the pipeline fill and drain (parameter load 1, feeder 2, the MAC array's latency
-    minus the read, requantizer 2, detection 1).
+    the time depends only on the shape: the timeline of :func:`core_cycles` with ``IN / D``
+    cycles of work per tile (``IN`` the padded inputs, ``K = IN / lanes`` chunks, ``J``
+    output tiles, ``N`` tokens); the tile overhead (:func:`spikemllm.latency.dense_tile_overhead`,
+    7 for INT8) is the pipeline fill and drain (parameter load 1, feeder 2, the MAC array's
+    latency minus the read, requantizer capture 1, detection 1).
     ``events`` counts inputs multiplied per PE (``N * J * IN``); ``active_cycles`` the
     beats of ``D`` of them. Raises ``ValueError`` for a shape the core cannot run.
     """
@@ -157,9 +181,9 @@ def dense_core_cycles(config: AcceleratorConfig, tokens: int, in_features: int, 
     D = config.dense_inputs
     work = tokens * out_tiles * in_features
     beats = work // D
-    overhead = dense_tile_overhead(arithmetic, D) * tokens * out_tiles
+    span, overhead = _timeline(config, [in_features // D] * tokens, out_tiles, dense_tile_overhead(arithmetic, D))
     load = K + FIRST_TOKEN_LOOKUP
     return CoreCycles(
-        cycles=load + beats + overhead, events=work, active_cycles=beats, empty_vector_cycles=0,
+        cycles=load + span, events=work, active_cycles=beats, empty_vector_cycles=0,
         tile_overhead_cycles=overhead, load_cycles=load, event_slots=D,
     )

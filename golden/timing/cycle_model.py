@@ -29,13 +29,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from spikemllm.config import AcceleratorConfig
-from spikemllm.latency import COMPACTOR_LATENCY, NEURON_ARRAY_LATENCY, PE_ARRAY_LATENCY, REQUANTIZER_LATENCY
+from spikemllm.latency import COMPACTOR_LATENCY, NEURON_ARRAY_LATENCY, PE_ARRAY_LATENCY, requantizer_latency
 
 __all__ = [
     "NEURON_ARRAY_LATENCY",
     "COMPACTOR_LATENCY",
     "PE_ARRAY_LATENCY",
-    "REQUANTIZER_LATENCY",
+    "requantizer_latency",
     "effective_timesteps",
     "neuron_array_cycles",
     "neuron_array_beats",
@@ -170,15 +170,24 @@ def requantizer_beats(lasts: Sequence[bool]) -> int:
 
 
 def requantizer_cycles(lasts: Sequence[bool], config: AcceleratorConfig) -> int:
-    """Cycles of the requantizer for accumulator vectors with these ``last`` flags.
+    """Cycles of the requantizer for accumulator vectors with these ``last`` flags, offered
+    back to back from cycle 0 with the output always ready.
 
-    One vector taken per cycle; intermediate (non-final) vectors are consumed without an
-    output; a final vector's output leaves ``latency`` cycles after it was taken.
+    Intermediate (non-final) vectors are taken and dropped in the cycle they arrive; a
+    final vector is taken when the previous final one's last group is multiplied (one
+    final vector per ``G = pes / requantizers`` cycles) and its output leaves
+    :func:`~spikemllm.latency.requantizer_latency` cycles after it was taken.
     Raises ``ValueError`` if no vector is final.
     """
     _check_config(config)
     flags = [bool(x) for x in lasts]
     if not any(flags):
         raise ValueError("at least one accumulator vector must be final (last=1)")
-    last_index = max(i for i, f in enumerate(flags) if f)
-    return last_index + REQUANTIZER_LATENCY + 1
+    cycle = free = done = 0
+    for final in flags:
+        if final:
+            cycle = max(cycle, free)
+            free = cycle + config.requant_cycles
+            done = cycle + requantizer_latency(config)
+        cycle += 1
+    return done + 1

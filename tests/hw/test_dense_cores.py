@@ -111,6 +111,17 @@ def test_wider_beats_under_stalls(block):
     assert result.outputs == core_expectation(case, block)[0]
 
 
+@pytest.mark.parametrize("block", CORES)
+def test_shared_requantizer_back_pressure(block):
+    """16 channels on one requantizer multiplier: tiles of one beat wait for it."""
+    config = dataclasses.replace(CORE_SMALL, name="core_p16_d8", pes=16, requantizers=1, dense_inputs=8)
+    case = random_case(config, seed=5, tokens=3, in_features=8, out_features=32, tv=3, tt=4)
+    expected, model = core_expectation(case, block)
+    result = run_case(config, case, core_class=CORES[block])
+    assert result.outputs == expected
+    assert result.counters["CYCLES"] == model.cycles
+
+
 def test_fp16_tree_order_is_the_golden_order():
     # 4 products of 2^22 and 4 of 1: in order, every + 1 past 2^24 is a tie that stays at
     # 2^24; a tree of 8 adds 4 to 2^24 exactly; a tree of 2 adds pairs (2) that are exact.

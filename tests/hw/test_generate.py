@@ -31,7 +31,8 @@ def test_description_round_trips_and_lists_ports(tmp_path):
     ports = description["blocks"]["pe_array"]["ports"]
     assert ports["i__ready"] == {"direction": "out", "width": 1}
     assert ports["weights__payload"]["direction"] == "in"
-    assert description["blocks"]["requantizer"]["latency"] == 2
+    # 4 channels on one multiplier: 4 groups, then round and saturate
+    assert description["blocks"]["requantizer"]["latency"] == SMALL_CONFIG.pes // SMALL_CONFIG.requantizers + 2 == 6
 
 
 def test_bad_configuration_fails_before_anything_is_written(tmp_path):

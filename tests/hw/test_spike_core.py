@@ -33,6 +33,20 @@ def test_bit_exact_and_cycle_exact(config, shape, steps, seed):
     assert result.counters["STALL_CYCLES"] == 0 and result.counters["IDLE_IN_CYCLES"] == 0
 
 
+@pytest.mark.parametrize("pes, requantizers", [(4, 4), (4, 2), (16, 1), (16, 4)])
+def test_shared_requantizer(pes, requantizers):
+    """``R`` multipliers for ``P`` channels: ``P / R`` cycles per tile, overlapped with the
+    next tile; with 16 channels on one multiplier short tiles wait for it (back-pressure)."""
+    config = dataclasses.replace(CORE_SMALL, name=f"core_p{pes}_r{requantizers}", pes=pes, requantizers=requantizers)
+    case = random_case(config, seed=pes + requantizers, tokens=3, in_features=8, out_features=2 * pes, tv=3, tt=4,
+                       density=0.3)
+    result = run_case(config, case)
+    assert result.outputs == case.expected
+    assert result.counters["CYCLES"] == case.model.cycles
+    stalled = run_case(config, case, in_pattern=pattern("random30", seed=1), out_pattern=pattern("random70", seed=2))
+    assert stalled.outputs == case.expected and stalled.counters["CYCLES"] > case.model.cycles
+
+
 def test_all_zero_tokens_and_extremes():
     case = random_case(CORE_SMALL, seed=3, tokens=4, in_features=16, out_features=8, tv=4, tt=4, density=0.0)
     assert run_case(CORE_SMALL, case).outputs == case.expected

@@ -33,7 +33,10 @@ def test_compactor_empty_vectors():
 
 def test_pe_and_requantizer():
     assert cm.pe_array_cycles(10, DEFAULT_CONFIG) == 10 + cm.PE_ARRAY_LATENCY
-    assert cm.requantizer_cycles([0, 0, 1], DEFAULT_CONFIG) == 3 + cm.REQUANTIZER_LATENCY
+    G = DEFAULT_CONFIG.requant_cycles
+    assert cm.requantizer_cycles([0, 0, 1], DEFAULT_CONFIG) == 3 + G + 2
+    # back-to-back final vectors are taken G cycles apart
+    assert cm.requantizer_cycles([1, 1], DEFAULT_CONFIG) == G + G + 3
     assert cm.requantizer_beats([0, 1, 1]) == 2
     assert cm.spike_linear_event_beats([0, 3, 4], DEFAULT_CONFIG) == 1 + 2 + 2
 
