@@ -13,15 +13,20 @@ INT8 and FP16 baselines, built and measured the same way.
   testbench of ``make perf`` also checks it bit- and cycle-exact), toggles per block in
   the ideal run, and the energy models of :mod:`.power`.
 
+Each dense baseline is built with the number of inputs per cycle ``D`` that matches the
+spike core's throughput on the workload: the smallest power of two whose exact cycle
+count (:func:`spikemllm.golden.timing.core_model.dense_core_cycles`) is at most the spike
+core's (:func:`matched_dense_inputs`). Ratios are then taken at iso-throughput (area and
+energy per token) and as throughput per area (the iso-area reading), logic only and with
+the memories costed as SRAM (:mod:`.sram`), never between cores of unmatched width.
 Throughput is computed at one stated common clock (``--clock-mhz``, 500 MHz by default,
 the clock of SpikingBrain's comparison) and, separately, at each core's ECP5 Fmax.
-Ratios compare the spike core with each baseline at iso-area (throughput per area) and at
-iso-throughput (energy per token, and the area each needs for the same tokens/s).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,15 +37,56 @@ from spikemllm.hw.generate import generate
 
 from spikemllm.config import AcceleratorConfig, add_config_arguments, config_from_args
 
-from . import sky130
+from . import sky130, sram
 from .power import ENERGY_45NM_PJ, activity_energy, cell_energies, opcount_energy, vcd_toggles
 from .runner import build_block, run_block
 from .synth import asic_results, synth_asic, synth_fpga
 
-__all__ = ["TARGETS", "measure", "summarize", "markdown", "main"]
+__all__ = ["TARGETS", "UTILIZATION_TARGET", "matched_dense_inputs", "measure", "summarize", "markdown", "main"]
 
-TARGETS = {"fp16": {"throughput_per_area": 9.06, "energy_per_token": 25.8}, "int8": {"energy_per_token": 2.0}}
-"""Targets of the spike core against each baseline (ratios, baseline / spike or spike / baseline)."""
+TARGETS = {
+    "fp16": {"throughput_per_area_with_sram": 9.06, "logic_energy_per_token": 25.8, "energy_per_token_with_sram": 5.0},
+    "int8": {"throughput_per_area_with_sram": 3.4, "energy_per_token_with_sram": 1.87},
+}
+"""Targets of the spike core against each baseline at matched throughput (ratios, baseline /
+spike or spike / baseline): the paper's 9.06x throughput and 25.8x power against an FP16
+GPU, and SpikingBrain's published 70.6% area and 46.5% power reduction against INT8."""
+
+UTILIZATION_TARGET = 0.95
+"""Event-slot utilization (events / (E x cycles)) the spike core aims for."""
+
+
+def matched_dense_inputs(config: AcceleratorConfig, kind: CoreKind, spike_cycles: int, *, tokens: int,
+                         in_features: int, out_tiles: int) -> int:
+    """Smallest power of two ``D <= lanes`` whose dense core of ``kind`` takes at most
+    ``spike_cycles`` on the workload (``lanes`` if none does)."""
+    from spikemllm.golden.timing.core_model import dense_core_cycles
+
+    D = 1
+    while D < config.lanes:
+        trial = dataclasses.replace(config, dense_inputs=D)
+        if dense_core_cycles(trial, tokens, in_features, out_tiles, kind.value).cycles <= spike_cycles:
+            break
+        D *= 2
+    return D
+
+
+def core_configs(config: AcceleratorConfig) -> dict[CoreKind, AcceleratorConfig]:
+    """The configuration of every core: the spike core's as given, each dense baseline's
+    with its throughput-matched ``dense_inputs`` on the real workload."""
+    from spikemllm.sim.core.cases import minilm_case
+
+    case = minilm_case(config)
+    program = case.program
+    configs = {}
+    for kind in CORES:
+        if kind is CoreKind.SPIKE:
+            configs[kind] = config
+        else:
+            D = matched_dense_inputs(config, kind, case.model.cycles, tokens=case.tokens,
+                                     in_features=program.padded_in, out_tiles=program.out_tiles)
+            configs[kind] = dataclasses.replace(config, dense_inputs=D)
+    return configs
 
 
 def _submit_synth(config: AcceleratorConfig, block: str, out: Path, families, pool) -> dict:
@@ -71,13 +117,18 @@ def measure(config: AcceleratorConfig, out: Path, *, families=("ice40", "ecp5"),
     traced simulations run alongside.
     """
     raw = {}
+    configs = core_configs(config)
+    for kind, c in configs.items():
+        if kind is not CoreKind.SPIKE:
+            log(f"{kind.value}: dense_inputs D = {c.dense_inputs} matches the spike core's cycles on the workload")
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        pending = {kind.value: _submit_synth(config, block, out / "synth" / config.name / kind.value, families, pool)
+        pending = {kind.value: _submit_synth(configs[kind], block, out / "synth" / config.name / kind.value, families, pool)
                    for kind, block in CORES.items()}
         for kind, block in CORES.items():
             name = kind.value
             start = time.monotonic()
-            raw[name] = {"block": block, **_activity(config, block, out / "power")}
+            raw[name] = {"block": block, "dense_inputs": configs[kind].dense_inputs,
+                         **_activity(configs[kind], block, out / "power" / name)}
             log(f"{name}: traced simulation of the real layer done in {time.monotonic() - start:.0f} s")
         for name, jobs_of_core in pending.items():
             for flow, job in jobs_of_core.items():
@@ -86,28 +137,41 @@ def measure(config: AcceleratorConfig, out: Path, *, families=("ice40", "ecp5"),
     return raw
 
 
+def _ratio(num: float, den: float) -> float:
+    return num / den if den else float("inf")
+
+
 def summarize(config: AcceleratorConfig, raw: dict, *, clock_hz: float) -> dict:
-    """Per-core metrics and ratios from :func:`measure_core` results."""
+    """Per-core metrics and ratios from :func:`measure` results."""
     cores = {}
     for name, r in raw.items():
         run = r["run"]
+        core_config = dataclasses.replace(config, dense_inputs=r.get("dense_inputs", 1))
         tokens, cycles = run["tokens"], run["rtl_cycles"]
         sky = r["asic"]["sky130"]
         memory_bits = sum(m["bits"] for m in r["asic"]["memories"])
         logic_area = sky["total"]["area_um2"]
-        memory_area = memory_bits * sky["flip_flop_area_um2"]
+        memory_area = sram.area_um2(memory_bits)
         energy = activity_energy(r["toggles"], sky["blocks"], cycles)
         tiles_run = tokens * run["out_features"] // config.pes
         ops = opcount_energy(name, work=run["events"], pes=config.pes, tiles_run=tiles_run,
                              weight_row_bits=config.pes * (16 if name == "fp16" else config.weight_bits))
+        timesteps = [run["timesteps"][m] for m, n in run["tokens_by_modality"].items() for _ in range(n)]
+        counts = sram.accesses(name, core_config, tokens=tokens, in_features=run["in_features"],
+                               out_features=run["out_features"], timesteps=timesteps, events=run["events"])
+        memory_energy = sram.access_energy(counts)
         seconds = cycles / clock_hz
         ecp5 = r.get("ecp5", {})
         fmax = ecp5.get("fmax_mhz")
-        energy_per_token = energy["total"]["total_j"] / tokens
+        logic_j = energy["total"]["total_j"]
+        slots = config.events_per_cycle if name == "spike" else core_config.dense_inputs
         cores[name] = {
+            "dense_inputs": core_config.dense_inputs if name != "spike" else None,
+            "work_per_cycle": slots,
             "area_um2": logic_area + memory_area,
             "logic_area_um2": logic_area,
             "memory_area_um2": memory_area,
+            "memory_area_flip_flop_estimate_um2": memory_bits * sky["flip_flop_area_um2"],
             "memory_bits": memory_bits,
             "transistors": r["asic"]["generic"]["total"]["transistors"],
             "generic_cells": r["asic"]["generic"]["total"]["cells"],
@@ -121,8 +185,16 @@ def summarize(config: AcceleratorConfig, raw: dict, *, clock_hz: float) -> dict:
             "clock_mhz": clock_hz / 1e6,
             "tokens_per_s": tokens / seconds,
             "tokens_per_s_at_fmax": tokens / (cycles / (fmax * 1e6)) if fmax else None,
-            "energy_per_token_j": energy_per_token,
-            "power_w": energy["total"]["total_j"] / seconds,
+            "utilization": run["events"] / (slots * cycles),
+            "utilization_definition": ("events / (E x cycles)" if name == "spike"
+                                       else "inputs multiplied / (D x cycles)"),
+            "busy_cycle_fraction": run["active_cycles"] / cycles,
+            "logic_energy_per_token_j": logic_j / tokens,
+            "sram_energy_per_token_j": memory_energy["total_j"] / tokens,
+            "energy_per_token_j": (logic_j + memory_energy["total_j"]) / tokens,
+            "power_w": (logic_j + memory_energy["total_j"]) / seconds,
+            "sram_accesses": counts,
+            "sram_energy_by_memory_j": memory_energy["by_memory_j"],
             "energy_per_token_opcount_45nm_j": ops["total_j"] / tokens,
             "energy_per_token_opcount_45nm_compute_only_j": ops["compute_only_j"] / tokens,
             "opcount_45nm": ops,
@@ -139,27 +211,31 @@ def summarize(config: AcceleratorConfig, raw: dict, *, clock_hz: float) -> dict:
     spike = cores["spike"]
     for base in ("fp16", "int8"):
         b = cores[base]
-        entry = {}
-        for area_key, label in (("area_um2", ""), ("logic_area_um2", "_logic_only")):
-            tpa_s = spike["tokens_per_s"] / spike[area_key]
-            tpa_b = b["tokens_per_s"] / b[area_key]
-            entry[f"iso_area_throughput{label}"] = tpa_s / tpa_b
-            entry[f"iso_throughput_area{label}"] = tpa_s / tpa_b  # area the baseline needs / the spike core needs
-        entry["iso_throughput_energy_per_token"] = b["energy_per_token_j"] / spike["energy_per_token_j"]
-        entry["iso_throughput_power"] = entry["iso_throughput_energy_per_token"]
-        entry["iso_area_power"] = (b["power_w"] / b["area_um2"]) / (spike["power_w"] / spike["area_um2"])
-        entry["energy_per_token_opcount_45nm"] = (b["energy_per_token_opcount_45nm_j"]
-                                                  / spike["energy_per_token_opcount_45nm_j"])
-        entry["energy_per_token_opcount_45nm_compute_only"] = (b["energy_per_token_opcount_45nm_compute_only_j"]
-                                                               / spike["energy_per_token_opcount_45nm_compute_only_j"])
-        entry["throughput_same_clock"] = spike["tokens_per_s"] / b["tokens_per_s"]
-        entry["targets"] = {}
-        for metric, target in TARGETS[base].items():
-            value = entry["iso_area_throughput"] if metric == "throughput_per_area" else entry["iso_throughput_energy_per_token"]
-            entry["targets"][metric] = {"target": target, "value": value, "met": value >= target}
+        entry = {"dense_inputs": b["dense_inputs"], "throughput_matched": b["cycles"] <= spike["cycles"],
+                 "throughput_same_clock": _ratio(spike["tokens_per_s"], b["tokens_per_s"])}
+        for area_key, label in (("area_um2", "_with_sram"), ("logic_area_um2", "_logic_only")):
+            # iso-area reading: tokens/s per um^2, spike over baseline
+            entry[f"throughput_per_area{label}"] = _ratio(spike["tokens_per_s"] / spike[area_key],
+                                                          b["tokens_per_s"] / b[area_key])
+            # iso-throughput: the area the baseline needs over the spike core's
+            entry[f"iso_throughput_area{label}"] = _ratio(b[area_key], spike[area_key])
+        entry["logic_energy_per_token"] = _ratio(b["logic_energy_per_token_j"], spike["logic_energy_per_token_j"])
+        entry["energy_per_token_with_sram"] = _ratio(b["energy_per_token_j"], spike["energy_per_token_j"])
+        entry["energy_per_token_opcount_45nm"] = _ratio(b["energy_per_token_opcount_45nm_j"],
+                                                        spike["energy_per_token_opcount_45nm_j"])
+        entry["energy_per_token_opcount_45nm_compute_only"] = _ratio(b["energy_per_token_opcount_45nm_compute_only_j"],
+                                                                     spike["energy_per_token_opcount_45nm_compute_only_j"])
+        entry["targets"] = {metric: {"target": target, "value": entry[metric], "met": entry[metric] >= target}
+                            for metric, target in TARGETS[base].items()}
         ratios[f"spike_vs_{base}"] = entry
-    return {"config": config.to_dict()["parameters"], "cores": cores, "ratios": ratios,
-            "energy_model": {**cell_energies(), "opcount_45nm_pj": ENERGY_45NM_PJ},
+    checks = {
+        "event_slot_utilization": {"target": UTILIZATION_TARGET, "value": spike["utilization"],
+                                   "met": spike["utilization"] >= UTILIZATION_TARGET},
+        "rtl_cycles_equal_model": {"met": all(c["cycle_exact"] for c in cores.values())},
+    }
+    return {"config": config.to_dict()["parameters"], "cores": cores, "ratios": ratios, "checks": checks,
+            "energy_model": {**cell_energies(), "opcount_45nm_pj": ENERGY_45NM_PJ, "sram": sram.MACRO,
+                             "sram_area_per_bit_um2": sram.AREA_PER_BIT_UM2},
             "library": {"cells": len(sky130.CELLS) + 1, "flip_flop": sky130.FLIP_FLOP,
                         "flip_flop_area_um2": sky130.cell_area(sky130.FLIP_FLOP)}}
 
@@ -176,6 +252,7 @@ def markdown(report: dict) -> str:
     def opt(v, fmt):
         return "n/a" if v is None else format(v, fmt)
 
+    spike = cores["spike"]
     lines = [
         "# PPA: spike core vs dense INT8 and FP16 baselines",
         "",
@@ -183,16 +260,22 @@ def markdown(report: dict) -> str:
         f"{run.get('tokens', '')} tokens ({run.get('shape', '')}), vision T = {run.get('tv', '')}, text T = {run.get('tt', '')}; "
         "all three cores bit-exact against their golden models and cycle-exact against their cycle models.",
         "",
+        f"Each dense baseline takes D inputs per cycle, the smallest power of two whose cycles on this workload are at "
+        f"most the spike core's (E = {spike['work_per_cycle']} events per cycle): INT8 D = {cores['int8']['dense_inputs']}, "
+        f"FP16 D = {cores['fp16']['dense_inputs']}. Every ratio below compares cores at that matched throughput.",
+        "",
         "Measured: cycles (RTL under Verilator), cell counts, transistor estimate, sky130 standard-cell area, "
-        "FPGA resources and Fmax, switching activity. **Estimates**: memory area (bits x the sky130 flip-flop's "
-        "LEF area), all energies and powers (models below).",
+        "FPGA resources and Fmax, switching activity, events. **Estimates**: SRAM area and access energy (OpenRAM "
+        "sky130 macro figures per bit, accesses from the RTL's memory-port enables), logic energies and powers "
+        "(models below).",
         "",
         "| | " + " | ".join(names) + " |",
         "|---|" + "---|" * len(names),
+        row("inputs or events per cycle (D or E)", lambda c: str(c["work_per_cycle"])),
         row("sky130 logic area (um^2)", lambda c: f"{c['logic_area_um2']:,.0f}"),
         row("memory (bits)", lambda c: f"{c['memory_bits']:,}"),
-        row("memory area, estimate (um^2)", lambda c: f"{c['memory_area_um2']:,.0f}"),
-        row("area_um2 (logic + memory)", lambda c: f"{c['area_um2']:,.0f}"),
+        row("SRAM area, estimate (um^2)", lambda c: f"{c['memory_area_um2']:,.0f}"),
+        row("area (logic + SRAM, um^2)", lambda c: f"{c['area_um2']:,.0f}"),
         row("transistors (Yosys CMOS estimate, logic)", lambda c: f"{c['transistors']:,}"),
         row("generic cells / sky130 cells / flip-flops",
             lambda c: f"{c['generic_cells']:,} / {c['sky130_cells']:,} / {c['flip_flops']:,}"),
@@ -204,24 +287,30 @@ def markdown(report: dict) -> str:
         row("iCE40 UP5K Fmax (MHz)", lambda c: opt(c['fpga'].get('ice40', {}).get('fmax_mhz'), ".1f")
             if c['fpga'].get('ice40', {}).get('fits') else "does not fit"),
         row("cycles (real layer)", lambda c: f"{c['cycles']:,}"),
+        row("utilization: work / (slots x cycles)", lambda c: f"{c['utilization']:.3f}"),
+        row("cycles with any work (favourable reading)", lambda c: f"{c['busy_cycle_fraction']:.3f}"),
         row(f"tokens/s at {names and cores[names[0]]['clock_mhz']:.0f} MHz", lambda c: f"{c['tokens_per_s']:,.0f}"),
         row("tokens/s at ECP5 Fmax", lambda c: opt(c["tokens_per_s_at_fmax"], ",.0f")),
-        row("energy/token, activity x sky130 (nJ, estimate)", lambda c: f"{c['energy_per_token_j'] * 1e9:.2f}"),
+        row("energy/token, logic: activity x sky130 (nJ, estimate)", lambda c: f"{c['logic_energy_per_token_j'] * 1e9:.2f}"),
+        row("energy/token, SRAM accesses (nJ, estimate)", lambda c: f"{c['sram_energy_per_token_j'] * 1e9:.2f}"),
+        row("energy/token, logic + SRAM (nJ, estimate)", lambda c: f"{c['energy_per_token_j'] * 1e9:.2f}"),
         row("power at the common clock (mW, estimate)", lambda c: f"{c['power_w'] * 1e3:.2f}"),
         row("energy/token, op count 45 nm incl. weight SRAM (nJ)", lambda c: f"{c['energy_per_token_opcount_45nm_j'] * 1e9:.2f}"),
         row("energy/token, op count 45 nm arithmetic only (nJ)",
             lambda c: f"{c['energy_per_token_opcount_45nm_compute_only_j'] * 1e9:.2f}"),
         "",
-        "## Ratios (spike core against each baseline)",
+        "## Ratios at matched throughput (spike core against each baseline)",
         "",
         "| ratio | vs FP16 | vs INT8 |",
         "|---|---|---|",
     ]
     keys = [
-        ("iso_area_throughput", "throughput per area (iso-area), logic + memory"),
-        ("iso_area_throughput_logic_only", "throughput per area (iso-area), logic only"),
-        ("iso_throughput_energy_per_token", "energy per token (iso-throughput), activity model"),
-        ("iso_area_power", "power density ratio (baseline / spike)"),
+        ("throughput_per_area_with_sram", "throughput per area (iso-area reading), logic + SRAM"),
+        ("throughput_per_area_logic_only", "throughput per area (iso-area reading), logic only"),
+        ("iso_throughput_area_with_sram", "area the baseline needs (iso-throughput), logic + SRAM"),
+        ("iso_throughput_area_logic_only", "area the baseline needs (iso-throughput), logic only"),
+        ("energy_per_token_with_sram", "energy per token, logic + SRAM (estimate)"),
+        ("logic_energy_per_token", "energy per token, logic only (estimate)"),
         ("energy_per_token_opcount_45nm", "energy per token, op count 45 nm incl. weight reads"),
         ("energy_per_token_opcount_45nm_compute_only", "energy per token, op count 45 nm arithmetic only"),
         ("throughput_same_clock", "tokens/s at the same clock"),
@@ -233,6 +322,10 @@ def markdown(report: dict) -> str:
         for metric, t in entry["targets"].items():
             lines.append(f"* {base.replace('_', ' ')}, {metric.replace('_', ' ')}: {t['value']:.2f}x against a target of "
                          f"{t['target']}x -- {'met' if t['met'] else 'missed'}")
+    u = report["checks"]["event_slot_utilization"]
+    lines.append(f"* spike core event-slot utilization (events / (E x cycles)): {u['value']:.3f} against a target of "
+                 f"{u['target']} -- {'met' if u['met'] else 'missed'}")
+    lines.append(f"* RTL cycles equal model cycles in every core: {'yes' if report['checks']['rtl_cycles_equal_model']['met'] else 'NO'}")
     lines += ["", "## Where the area and the energy go (per block)", ""]
     for name in names:
         c = cores[name]
@@ -259,9 +352,13 @@ def markdown(report: dict) -> str:
         "not modeled (an underestimate).",
         f"* Clock: {m['flip_flop_clock_capacitance_f'] * 1e15:.2f} fF per flip-flop (CLK pin and internal clock nets of "
         f"dfxtp_1 from its SPICE netlist), charged every cycle: {m['energy_per_flip_flop_cycle_j'] * 1e15:.2f} fJ per "
-        "flip-flop per cycle; no clock gating, no clock tree.",
-        "* Memories (SRAM macros) are outside the activity model; memory area is bits x the dfxtp_1 LEF area "
-        f"({report['library']['flip_flop_area_um2']} um^2), a flip-flop-storage estimate without decoders.",
+        "flip-flop per cycle; no clock gating is credited, no clock tree.",
+        f"* SRAM: {m['sram']['name']} ({m['sram']['source']}): {m['sram']['width_um']} x {m['sram']['height_um']} um "
+        f"per {m['sram']['bits']} bits = {m['sram_area_per_bit_um2']:.2f} um^2 per bit, {m['sram']['read_pj_per_bit']} pJ "
+        "per bit read (writes costed the same). Accesses follow the RTL's memory-port enables (spike: one weight row "
+        "per event, an activation or membrane row per spike vector, membrane write-back per step; dense: one weight "
+        "row per input, an activation row per chunk; all: one parameter row per tile). The flip-flop estimate of "
+        f"memory area (bits x dfxtp_1, {report['library']['flip_flop_area_um2']} um^2) is kept in ppa.json.",
         "* Operation count at 45 nm (Horowitz, ISSCC 2014): " + ", ".join(f"{k} {v:.3g} pJ" for k, v in m["opcount_45nm_pj"].items())
         + ". Spike core: one INT8 add per event per PE; INT8 core: one INT8 MAC per input per PE; FP16 core: one FP16 "
         "MAC per input per PE (its FP32 accumulation would cost more: FP16 multiply 1.1 + FP32 add 0.9 pJ); one 32-bit "
@@ -342,8 +439,10 @@ def main(argv=None) -> int:
               f"{c['cycles']} cycles, {c['tokens_per_s']:,.0f} tokens/s, {c['energy_per_token_j'] * 1e9:.2f} nJ/token, "
               f"Fmax {c['fmax_mhz']} MHz")
     for base, entry in report["ratios"].items():
-        print(f"{base}: iso-area throughput {entry['iso_area_throughput']:.2f}x, "
-              f"iso-throughput energy/token {entry['iso_throughput_energy_per_token']:.2f}x")
+        print(f"{base} (D = {entry['dense_inputs']}): throughput/area {entry['throughput_per_area_with_sram']:.2f}x "
+              f"(logic only {entry['throughput_per_area_logic_only']:.2f}x), energy/token "
+              f"{entry['energy_per_token_with_sram']:.2f}x (logic only {entry['logic_energy_per_token']:.2f}x)")
+    print(f"spike event-slot utilization {report['checks']['event_slot_utilization']['value']:.3f}")
     print(f"wrote {args.out / 'ppa.json'}, ppa.md, {', '.join(p.name for p in plots)} in {report['seconds']:.0f} s")
     ok = all(c["bit_exact"] and c["cycle_exact"] for c in report["cores"].values())
     return 0 if ok else 1
