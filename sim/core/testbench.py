@@ -10,7 +10,8 @@ token sequence mixing both modalities, and checks:
 * every output bit-exactly against the golden model (the integer layer; for the FP16
   core its FP16/FP32 model, :func:`~.core_cases.core_expectation`);
 * the ``CYCLES``, ``EVENTS`` and ``ACTIVE_CYCLES`` counters exactly against the
-  core's cycle model (ideal streams);
+  core's cycle model (ideal streams), and ``CYCLES`` against the testbench's own count of
+  clock cycles from the cycle after ``START`` to the last output beat (ideal and stalled);
 * the same outputs again with random stalls on the input and back-pressure on the output.
 
 The configuration description and the case come from the environment
@@ -84,11 +85,14 @@ async def real_layer_end_to_end(dut):
     )
     c = ideal.counters
     assert c["CYCLES"] == model.cycles, f"RTL took {c['CYCLES']} cycles, the model predicts {model.cycles}"
+    assert c["CYCLES"] == ideal.transfer_cycles, f"CYCLES reads {c['CYCLES']}, the testbench counted {ideal.transfer_cycles}"
     assert c["EVENTS"] == model.events and c["ACTIVE_CYCLES"] == model.active_cycles
 
     stalled = await driver.run(case.beats, tokens=case.tokens, out_tiles=case.program.out_tiles,
                                in_pattern=pattern("random30", seed=5), out_pattern=pattern("random70", seed=6))
     assert stalled.outputs == expected, "outputs differ under stalls"
+    assert stalled.counters["CYCLES"] == stalled.transfer_cycles >= ideal.transfer_cycles, (
+        f"stalled run: CYCLES reads {stalled.counters['CYCLES']}, the testbench counted {stalled.transfer_cycles}")
     assert stalled.counters["EVENTS"] == model.events
 
     results = os.environ.get("SPIKEMLLM_RESULTS")

@@ -37,7 +37,12 @@ def run_case(config, case, *, in_pattern=None, out_pattern=None, core_class=Spik
         return await driver.run(case.beats, tokens=case.tokens, out_tiles=case.program.out_tiles,
                                 in_pattern=in_pattern, out_pattern=out_pattern)
 
-    return run_with_driver(config, body, core_class=core_class)
+    result = run_with_driver(config, body, core_class=core_class)
+    # The core's CYCLES counter against the testbench's own count of the run's clock cycles
+    # (from the cycle after START to the last output beat), ideal or stalled.
+    assert result.counters["CYCLES"] == result.transfer_cycles, (
+        f"CYCLES reads {result.counters['CYCLES']}, the testbench counted {result.transfer_cycles} cycles")
+    return result
 
 
 def run_real_layer_under_verilator(config, block, tmp_path):
