@@ -183,8 +183,11 @@ class DenseMACArray(Block):
         # Read stage: activations registered (FP16 patterns for the FP core) with the rows.
         accept = self.i.valid & self.i.ready
         a_values = [Signal(16 if fp else signed(c.act_bits), name=f"a_value_{k}") for k in range(D)]
+        # Data registers load only with a valid beat (clock enables); the valid bits move with ``go``.
         with m.If(go):
-            m.d.sync += [a_valid.eq(accept), a_last.eq(self.i.p.last)]
+            m.d.sync += a_valid.eq(accept)
+        with m.If(accept):
+            m.d.sync += a_last.eq(self.i.p.last)
             for k, v in enumerate(a_values):
                 value = self.i.p.values[k]
                 m.d.sync += v.eq(int_to_fp16(m, value, name=f"a16_{k}") if fp else value)
@@ -193,7 +196,9 @@ class DenseMACArray(Block):
         product_shape = 32 if fp else signed(c.act_bits + c.weight_bits)
         products = [[Signal(product_shape, name=f"product_{p}_{k}") for k in range(D)] for p in range(P)]
         with m.If(go):
-            m.d.sync += [b_valid.eq(a_valid), b_last.eq(a_last)]
+            m.d.sync += b_valid.eq(a_valid)
+        with m.If(go & a_valid):
+            m.d.sync += b_last.eq(a_last)
             for p in range(P):
                 for k in range(D):
                     w = reads[k].data[p]
@@ -205,7 +210,9 @@ class DenseMACArray(Block):
         for level in range(log_d if fp else 0):
             nxt = [[Signal(32, name=f"tree_{level}_{p}_{n}") for n in range(len(sums[p]) // 2)] for p in range(P)]
             with m.If(go):
-                m.d.sync += [tree_valid[level].eq(s_valid), tree_last[level].eq(s_last)]
+                m.d.sync += tree_valid[level].eq(s_valid)
+            with m.If(go & s_valid):
+                m.d.sync += tree_last[level].eq(s_last)
                 for p in range(P):
                     for n, dst in enumerate(nxt[p]):
                         m.d.sync += dst.eq(fp32_add(m, sums[p][2 * n], sums[p][2 * n + 1], name=f"tree_add_{level}_{p}_{n}"))

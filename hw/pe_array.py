@@ -119,8 +119,9 @@ class SparseAccumulatePEArray(Block):
             # A row is read only for a valid event of an accepted beat: one read per event.
             m.d.comb += [read.addr.eq(self.i.p.events[k].index), read.en.eq(accept & self.i.p.events[k].valid)]
         with m.If(advance):
+            m.d.sync += s1_valid.eq(accept)
+        with m.If(accept):  # the beat's flags load only with a beat (clock enable)
             m.d.sync += [
-                s1_valid.eq(accept),
                 s1_event_valid.eq(_gather(self.i.p.events, "valid", E)),
                 s1_negative.eq(_gather(self.i.p.events, "negative", E)),
                 s1_step_end.eq(self.i.p.step_end),
