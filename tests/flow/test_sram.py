@@ -50,3 +50,18 @@ def test_dense_inputs_are_the_smallest_that_match_the_spike_core(kind):
         if D > 1:  # one cycle faster than D allows needs the next width
             assert matched_dense_inputs(DEFAULT_CONFIG, kind, cycles(D) - 1, **shape) == 2 * D
     assert matched_dense_inputs(DEFAULT_CONFIG, kind, 1, **shape) == DEFAULT_CONFIG.lanes
+
+
+def test_decomposition_takes_one_idea_away_at_a_time():
+    from spikemllm.flow.ppa import decomposition
+    from spikemllm.sim.core.cases import minilm_case
+
+    d = decomposition(SMALL_CONFIG)["entries"]
+    case = minilm_case(SMALL_CONFIG)
+    tiles, padded = case.program.out_tiles, case.program.padded_in
+    assert d["spike"]["cycles"] == case.model.cycles and d["spike"]["events"] == case.model.events
+    # every (step, input) pair is an event without zero skipping
+    assert d["no_zero_skipping"]["events"] == tiles * padded * int(case.timesteps.sum())
+    # count coding needs 2^T - 1 steps for the same integers: at least as many events
+    assert d["count_coding"]["events"] >= d["spike"]["events"]
+    assert d["dense_int8_same_width"]["events"] == case.tokens * tiles * padded
