@@ -10,10 +10,12 @@ baseline is defined here, in the order the hardware adds:
   product bits);
 * the core takes ``D = dense_inputs`` inputs per cycle: the products of inputs
   ``bD .. bD+D-1`` (beat ``b``) are summed by a pairwise tree -- level ``l`` adds
-  elements ``2k`` and ``2k+1`` of level ``l-1`` -- and each output channel's FP32
-  accumulator starts at zero and adds the beats' sums ``b = 0, 1, ...`` in that order;
-  every addition is rounded to nearest, ties to even (IEEE 754 binary32, which torch's
-  float32 addition on the CPU is). With ``D = 1`` this is the inputs in ascending order;
+  elements ``2k`` and ``2k+1`` of level ``l-1``; each output channel has two FP32
+  accumulators (the hardware's addition takes two pipeline stages): accumulator 0 adds
+  the sums of beats ``0, 2, 4, ...`` and accumulator 1 those of beats ``1, 3, 5, ...``,
+  in order, each from zero; the result is ``acc0 + acc1``. Every addition is rounded to
+  nearest, ties to even (IEEE 754 binary32, which torch's float32 addition on the CPU
+  is);
 * the final FP32 sum is truncated toward zero to an integer; the shared integer
   requantizer adds the bias and requantizes it like the integer cores' accumulators.
 
@@ -46,7 +48,8 @@ def fp16_products(a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 def fp16_accumulators(x: torch.Tensor, weight: torch.Tensor, inputs: int = 1) -> torch.Tensor:
     """FP32 accumulators ``(tokens, out)`` of the FP16 core taking ``inputs`` inputs per
     cycle: ``sum_i x_i * W[:, i]``, each beat of ``inputs`` products summed by a pairwise
-    tree, the beats' sums added in order from zero, every addition rounded to nearest even.
+    tree, the even beats' sums added in order into one accumulator and the odd beats' into
+    another, both from zero, then the two added; every addition rounded to nearest even.
 
     ``x``: ``(tokens, in)`` values (any dtype; converted to FP16), ``weight``: ``(out, in)``.
     Raises ``ValueError`` on shape mismatches or if ``inputs`` is not a power of two that
@@ -56,15 +59,15 @@ def fp16_accumulators(x: torch.Tensor, weight: torch.Tensor, inputs: int = 1) ->
         raise ValueError(f"x (tokens, in) and weight (out, in) must agree, not {tuple(x.shape)} and {tuple(weight.shape)}")
     if not isinstance(inputs, int) or inputs < 1 or inputs & (inputs - 1) or x.shape[1] % inputs:
         raise ValueError(f"inputs must be a power of two dividing in={x.shape[1]}, not {inputs!r}")
-    acc = torch.zeros(x.shape[0], weight.shape[0], dtype=torch.float32)
+    acc = [torch.zeros(x.shape[0], weight.shape[0], dtype=torch.float32) for _ in range(2)]
     a = fp16_flush(x).to(torch.float32)
     w = fp16_flush(weight).to(torch.float32)
-    for b in range(0, x.shape[1], inputs):
+    for beat, b in enumerate(range(0, x.shape[1], inputs)):
         level = [a[:, i : i + 1] * w[:, i] for i in range(b, b + inputs)]  # exact FP32 products
         while len(level) > 1:
             level = [level[2 * k] + level[2 * k + 1] for k in range(len(level) // 2)]
-        acc = acc + level[0]
-    return acc
+        acc[beat % 2] = acc[beat % 2] + level[0]
+    return acc[0] + acc[1]
 
 
 def fp16_layer_outputs(q: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, multiplier: torch.Tensor,

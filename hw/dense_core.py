@@ -34,7 +34,7 @@ from spikemllm.latency import mac_array_latency
 
 from .block import Block
 from .core_shell import Datapath, Feed, LayerCore
-from .fp import fp16_mul_fp32, fp32_add, fp32_to_int, int_to_fp16
+from .fp import FP32_ALIGNED, fp16_mul_fp32, fp32_add, fp32_add_align, fp32_add_finish, fp32_to_int, int_to_fp16
 from .registers import CoreKind
 from .signatures import AccumulatorStream, WeightWriteStream
 
@@ -147,12 +147,15 @@ class DenseMACArray(Block):
         tree_valid = [Signal(name=f"tree_valid_{l}") for l in range(log_d if fp else 0)]
         tree_last = [Signal(name=f"tree_last_{l}") for l in range(log_d if fp else 0)]
         conv_valid = Signal()
+        # FP16: the accumulation's stages (align, then add/normalize/round into one of two
+        # accumulators) and the combination of the two accumulators at a tile's end.
+        ac1_valid, cmb_valid, c1_valid = Signal(), Signal(), Signal()
         acc = [Signal(acc_shape, name=f"acc_{p}") for p in range(P)]
         fresh = Signal(init=1)  # no sum of the current tile accumulated yet
 
         idle = Signal()
         loading = Signal()
-        in_flight = Cat(a_valid, b_valid, *tree_valid, conv_valid)
+        in_flight = Cat(a_valid, b_valid, *tree_valid, ac1_valid, cmb_valid, c1_valid, conv_valid)
         m.d.comb += [
             idle.eq(fresh & ~in_flight.any()),
             loading.eq(idle & self.weights.valid),
@@ -218,35 +221,77 @@ class DenseMACArray(Block):
                         m.d.sync += dst.eq(fp32_add(m, sums[p][2 * n], sums[p][2 * n + 1], name=f"tree_add_{level}_{p}_{n}"))
             sums, s_valid, s_last = nxt, tree_valid[level], tree_last[level]
 
-        # Accumulate stage.
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += out_valid.eq(0)
-        final = [Signal(32, name=f"final_{p}") for p in range(P)] if fp else None
-        for p in range(P):
-            base = Mux(fresh, 0, acc[p])  # +0.0 in FP32
-            if fp:
-                total = fp32_add(m, base, sums[p][0], name=f"add_{p}")
-            else:
-                tree = Signal(signed(c.act_bits + c.weight_bits + log_d), name=f"tree_{p}")
-                m.d.comb += tree.eq(sum(sums[p]))
-                total = base + tree
-            with m.If(go & s_valid):
-                m.d.sync += acc[p].eq(total)
-                with m.If(s_last):
-                    m.d.sync += (final[p] if fp else out_acc[p]).eq(total)
         with m.If(go & s_valid):
             m.d.sync += fresh.eq(s_last)
-        if fp:
-            # Conversion stage: the tile's FP32 sums truncated to integers.
-            with m.If(go):
-                m.d.sync += conv_valid.eq(s_valid & s_last)
-            with m.If(go & conv_valid):
-                m.d.sync += out_valid.eq(1)
-                for p in range(P):
-                    m.d.sync += out_acc[p].eq(fp32_to_int(m, final[p], c.acc_width, name=f"int_{p}"))
-        else:
+        if not fp:
+            # Accumulate stage: the adder tree and the accumulator in one cycle.
+            for p in range(P):
+                tree = Signal(signed(c.act_bits + c.weight_bits + log_d), name=f"tree_{p}")
+                m.d.comb += tree.eq(sum(sums[p]))
+                total = Mux(fresh, 0, acc[p]) + tree
+                with m.If(go & s_valid):
+                    m.d.sync += acc[p].eq(total)
+                    with m.If(s_last):
+                        m.d.sync += out_acc[p].eq(total)
             with m.If(go & s_valid & s_last):
                 m.d.sync += out_valid.eq(1)
+            return m
+
+        # FP16: an FP32 addition takes two stages (align | add, normalize, round), so a PE
+        # has two accumulators: even beats of a tile go to accumulator 0, odd ones to 1, each
+        # starting from +0.0; at the tile's end a second two-stage adder forms acc0 + acc1
+        # (an accumulator that received no beat counts as +0.0), and a last stage truncates
+        # the sum to an integer. Golden model: spikemllm.golden.dense.fp16_accumulators.
+        phase = Signal()       # accumulator of the next beat
+        used = Signal(2)       # accumulators the current tile has written
+        ac1_last, ac1_phase = Signal(), Signal()
+        ac1_used = Signal(2)
+        ac1 = [Signal(FP32_ALIGNED, name=f"ac1_{p}") for p in range(P)]
+        accs = [[Signal(32, name=f"acc_{p}_{h}") for h in range(2)] for p in range(P)]
+        mark = Signal(2)
+        m.d.comb += mark.eq(Mux(phase, 0b10, 0b01))
+        with m.If(go):
+            m.d.sync += ac1_valid.eq(s_valid)
+        with m.If(go & s_valid):
+            m.d.sync += [
+                ac1_last.eq(s_last), ac1_phase.eq(phase), ac1_used.eq(used | mark),
+                phase.eq(Mux(s_last, 0, ~phase)), used.eq(Mux(s_last, 0, used | mark)),
+            ]
+            for p in range(P):
+                base = Mux((used & mark).any(), Mux(phase, accs[p][1], accs[p][0]), 0)
+                m.d.sync += ac1[p].eq(fp32_add_align(m, base, sums[p][0], name=f"acc_add_{p}"))
+        cmb_used = Signal(2)
+        with m.If(go):
+            m.d.sync += cmb_valid.eq(ac1_valid & ac1_last)
+        with m.If(go & ac1_valid):
+            m.d.sync += cmb_used.eq(ac1_used)
+            for p in range(P):
+                total = fp32_add_finish(m, ac1[p], name=f"acc_add_{p}")
+                with m.If(ac1_phase):
+                    m.d.sync += accs[p][1].eq(total)
+                with m.Else():
+                    m.d.sync += accs[p][0].eq(total)
+        # Combination: read both accumulators the cycle after the tile's last write (the
+        # next tile's first write lands a cycle later).
+        c1 = [Signal(FP32_ALIGNED, name=f"c1_{p}") for p in range(P)]
+        final = [Signal(32, name=f"final_{p}") for p in range(P)]
+        with m.If(go):
+            m.d.sync += [c1_valid.eq(cmb_valid), conv_valid.eq(c1_valid)]
+        with m.If(go & cmb_valid):
+            for p in range(P):
+                first = Mux(cmb_used[0], accs[p][0], 0)
+                second = Mux(cmb_used[1], accs[p][1], 0)
+                m.d.sync += c1[p].eq(fp32_add_align(m, first, second, name=f"combine_{p}"))
+        with m.If(go & c1_valid):
+            for p in range(P):
+                m.d.sync += final[p].eq(fp32_add_finish(m, c1[p], name=f"combine_{p}"))
+        # Conversion stage: the tile's FP32 sums truncated to integers.
+        with m.If(go & conv_valid):
+            m.d.sync += out_valid.eq(1)
+            for p in range(P):
+                m.d.sync += out_acc[p].eq(fp32_to_int(m, final[p], c.acc_width, name=f"int_{p}"))
         return m
 
 

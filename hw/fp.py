@@ -10,7 +10,9 @@ bias 127), carried as raw bit patterns. The operations and their exact rounding,
 * :func:`fp16_mul_fp32`: FP16 x FP16 -> FP32. The 11 x 11-bit significand product has at
   most 22 bits, so the product is exact in FP32: no rounding.
 * :func:`fp32_add`: FP32 + FP32 -> FP32, round to nearest, ties to even, with guard,
-  round and sticky bits; ``x + (-x) = +0``.
+  round and sticky bits; ``x + (-x) = +0``. It is :func:`fp32_add_align` (order the
+  operands, align the smaller one) followed by :func:`fp32_add_finish` (add, normalize,
+  round), so a pipeline can register :data:`FP32_ALIGNED` between the two.
 * :func:`fp32_to_int`: FP32 -> integer, truncating toward zero (the accumulators of
   integer-valued inputs are integers, so nothing is truncated there).
 
@@ -23,9 +25,19 @@ largest magnitude the cores can form (``65504^2 * max_fan_in``) is far below FP3
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data
 
-__all__ = ["FP16_BIAS", "FP32_BIAS", "int_to_fp16", "int_to_fp32", "fp16_mul_fp32", "fp32_add", "fp32_to_int",
-           "leading_zeros"]
+__all__ = ["FP16_BIAS", "FP32_BIAS", "FP32_ALIGNED", "int_to_fp16", "int_to_fp32", "fp16_mul_fp32", "fp32_add",
+           "fp32_add_align", "fp32_add_finish", "fp32_to_int", "leading_zeros"]
+
+FP32_ALIGNED = data.StructLayout({
+    "sign": 1,        # sign of the larger operand
+    "exponent": 8,    # exponent of the larger operand
+    "big": 27,        # larger significand with three extra low bits
+    "aligned": 27,    # smaller significand shifted to the larger's exponent, sticky bit at 0
+    "subtract": 1,    # the signs differ
+})
+"""The state between the two halves of an FP32 addition."""
 
 FP16_BIAS = 15
 FP32_BIAS = 127
@@ -90,8 +102,9 @@ def fp16_mul_fp32(m: Module, a, b, name: str = "mul"):
     return result
 
 
-def fp32_add(m: Module, a, b, name: str = "add"):
-    """FP32 pattern of ``a + b``, rounded to nearest even (subnormals read and flushed as 0)."""
+def fp32_add_align(m: Module, a, b, name: str = "add"):
+    """First half of :func:`fp32_add`: the operands ordered by magnitude and the smaller one
+    aligned to the larger's exponent (an :data:`FP32_ALIGNED` value)."""
     def unpack(x, tag):
         e = x[23:31]
         sig = Signal(24, name=f"{name}_{tag}_sig")
@@ -110,19 +123,29 @@ def fp32_add(m: Module, a, b, name: str = "add"):
 
     # Three extra bits below the significand: guard, round and a sticky bit that ORs in
     # everything shifted further out.
-    big = Signal(27, name=f"{name}_big")
     small_ext = Signal(27, name=f"{name}_small_ext")
-    m.d.comb += [big.eq(m_big << 3), small_ext.eq(m_small << 3)]
-    aligned = Signal(27, name=f"{name}_aligned")
+    m.d.comb += small_ext.eq(m_small << 3)
     lost = Signal(name=f"{name}_lost")
     shifted = Signal(27, name=f"{name}_shifted")
     m.d.comb += shifted.eq(Mux(diff >= 27, 0, small_ext >> diff[:5]))
     m.d.comb += lost.eq(Mux(diff >= 27, small_ext != 0, (shifted << diff[:5])[:27] != small_ext))
-    m.d.comb += aligned.eq(shifted | lost)
+    parts = Signal(FP32_ALIGNED, name=f"{name}_aligned")
+    m.d.comb += [
+        parts.sign.eq(s_big),
+        parts.exponent.eq(e_big),
+        parts.big.eq(m_big << 3),
+        parts.aligned.eq(shifted | lost),
+        parts.subtract.eq(s_big ^ s_small),
+    ]
+    return parts
 
-    subtract = s_big ^ s_small
+
+def fp32_add_finish(m: Module, parts, name: str = "add"):
+    """Second half of :func:`fp32_add`: add or subtract the aligned significands of an
+    :data:`FP32_ALIGNED` value, normalize and round to nearest even."""
     total = Signal(28, name=f"{name}_sum")
-    m.d.comb += total.eq(Mux(subtract, big - aligned, big + aligned))
+    m.d.comb += total.eq(Mux(parts.subtract, parts.big - parts.aligned, parts.big + parts.aligned))
+    e_big = parts.exponent
 
     # Normalize so the leading one sits at bit 26.
     carry = total[27]
@@ -146,8 +169,13 @@ def fp32_add(m: Module, a, b, name: str = "add"):
     ]
     result = Signal(32, name=name)
     underflow = (total == 0) | (exp_final <= 0)
-    m.d.comb += result.eq(Mux(underflow, 0, Cat(fraction, exp_final[:8], s_big)))
+    m.d.comb += result.eq(Mux(underflow, 0, Cat(fraction, exp_final[:8], parts.sign)))
     return result
+
+
+def fp32_add(m: Module, a, b, name: str = "add"):
+    """FP32 pattern of ``a + b``, rounded to nearest even (subnormals read and flushed as 0)."""
+    return fp32_add_finish(m, fp32_add_align(m, a, b, name), name)
 
 
 def fp32_to_int(m: Module, a, width: int, name: str = "to_int"):

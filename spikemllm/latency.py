@@ -13,9 +13,10 @@ sparse-accumulate PE array  2        step-ending event beat -> accumulator vecto
                                      (weight-memory read, accumulate)
 dense MAC array, INT8       3        final input -> accumulator vector (weight
                                      read, multiply, adder tree and accumulate)
-dense MAC array, FP16       4+lg D   weight read, multiply, one FP32 add per
-                                     level of the D-input tree, accumulate,
-                                     conversion to integer
+dense MAC array, FP16       7+lg D   weight read, multiply, one FP32 add per
+                                     level of the D-input tree, accumulate (2:
+                                     align; add and round), combine the two
+                                     accumulators (2), conversion to integer
 requantizer                 G + 2    final accumulator vector -> output vector
                                      (G = pes / requantizers groups through
                                      multiply; round, shift and saturate)
@@ -59,10 +60,11 @@ def mac_array_latency(arithmetic: str, inputs: int) -> int:
     """Cycles from a tile's final beat's handshake to the dense MAC array's accumulator
     vector: weight-memory read, multiply, then for ``"int8"`` the adder tree and
     accumulation in one stage; for ``"fp16"`` one stage per level of the ``inputs``-wide
-    FP32 tree (``log2(inputs)``), the accumulation and the conversion to an integer."""
+    FP32 tree (``log2(inputs)``), the two-stage accumulation into two interleaved
+    accumulators, their two-stage combination and the conversion to an integer."""
     if arithmetic == "int8":
         return 3
-    return 4 + inputs.bit_length() - 1
+    return 7 + inputs.bit_length() - 1
 
 
 def requantizer_latency(config) -> int:

@@ -47,14 +47,15 @@ def test_stalls_change_timing_not_results(block):
 def test_fp16_golden_rounds_where_integers_do_not():
     # Products of 2048 x 2048 = 2^22 accumulate past 2^24, where FP32 keeps 24 bits: the
     # FP16 core's golden model then differs from the exact integer layer, as the hardware does.
-    # 5 * 2047^2 = 20951045 > 2^24 is a tie that rounds to even 20951044; each following + 1
-    # is a tie that stays even. The bias is added after, in integers, by the requantizer.
+    # The even inputs (3 * 2047^2 + 2 = 12570629) and the odd ones (2 * 2047^2 + 2 =
+    # 8380420) accumulate exactly; their sum 20951049 > 2^24 is a tie that rounds to the even
+    # 20951048. The bias is added after, in integers, by the requantizer.
     q = torch.tensor([[2047, 2047, 2047, 2047, 2047, 1, 1, 1, 1]])
     w = q.clone()
     bias = torch.tensor([3])
     exact = int((q * w).sum()) + 3
     out = fp16_layer_outputs(q, w, bias, torch.tensor([1]), torch.tensor([0]), out_bits=32)
-    assert exact == 20951052 and int(out[0, 0]) == 20951047
+    assert exact == 20951052 and int(out[0, 0]) == 20951051
 
 
 def test_dense_cycle_model_rejects_bad_input():
@@ -123,9 +124,10 @@ def test_shared_requantizer_back_pressure(block):
 
 
 def test_fp16_tree_order_is_the_golden_order():
-    # 4 products of 2^22 and 4 of 1: in order, every + 1 past 2^24 is a tie that stays at
-    # 2^24; a tree of 8 adds 4 to 2^24 exactly; a tree of 2 adds pairs (2) that are exact.
-    q = torch.tensor([[2048] * 4 + [1] * 4])
+    # 8 products of 2^22 and 8 of 1, exact sum 2^25 + 8. D = 1: each accumulator reaches
+    # 2^24 and its + 1s are ties that stay even: 2^25. D = 2: beats of 2^23 and of 2 (exact);
+    # each accumulator reaches 2^24 + 4: 2^25 + 8. D = 16: one tree, exact: 2^25 + 8.
+    q = torch.tensor([[2048] * 8 + [1] * 8])
     out = {d: int(fp16_layer_outputs(q, q.clone(), torch.tensor([0]), torch.tensor([1]), torch.tensor([0]),
-                                     out_bits=32, inputs=d)[0, 0]) for d in (1, 2, 8)}
-    assert out == {1: 1 << 24, 2: (1 << 24) + 4, 8: (1 << 24) + 4}
+                                     out_bits=32, inputs=d)[0, 0]) for d in (1, 2, 16)}
+    assert out == {1: 1 << 25, 2: (1 << 25) + 8, 16: (1 << 25) + 8}

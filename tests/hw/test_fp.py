@@ -4,6 +4,7 @@ carries, cancellation, ties), conversions from and to integers."""
 
 import struct
 
+import numpy as np
 import pytest
 import torch
 from amaranth.hdl import Module, Signal, signed
@@ -111,12 +112,24 @@ def test_ties_round_to_even():
 
 
 def test_accumulation_order_is_the_golden_order():
-    # The golden model adds the inputs in order from zero; a different order rounds differently.
-    x = torch.tensor([[2048.0] * 4 + [1.0, 1.0] + [-2048.0] * 3])
-    w = torch.tensor([[2048.0] * 4 + [1.0, 1.0] + [2048.0] * 3])
-    acc = fp16_accumulators(x, w)
-    # exact sum 2^22 + 2; in order: 2^24, + 1 and + 1 are ties that stay even, - 3 * 2^22
-    assert float(acc[0, 0]) == 2.0**22
+    # The golden model adds even inputs into one accumulator and odd ones into another, in
+    # order from zero, then the two; other orders round differently.
+    x = torch.tensor([[4096.0] + [1.0] * 5])
+    products = [2.0**24] + [1.0] * 5  # x * x; exact sum 2^24 + 5
+    acc = fp16_accumulators(x, x.clone())
+    # independently, in numpy float32: acc0 = 2^24, + 1, + 1 (ties stay even); acc1 = 3;
+    # 2^24 + 3 is a tie that rounds to the even 2^24 + 4. In order, 2^24 absorbs every + 1.
+    even = odd = np.float32(0)
+    for n, v in enumerate(products):
+        if n % 2 == 0:
+            even = np.float32(even + np.float32(v))
+        else:
+            odd = np.float32(odd + np.float32(v))
+    sequential = np.float32(0)
+    for v in products:
+        sequential = np.float32(sequential + np.float32(v))
+    assert float(acc[0, 0]) == float(even + odd) == 2.0**24 + 4
+    assert float(sequential) == 2.0**24
 
 
 def test_golden_rejects_bad_shapes():
