@@ -1,42 +1,99 @@
-"""Spike-event compactor: a spike vector in, a stream of (index, sign) events out, zeros skipped."""
+"""Spike-event compactor: spike vectors in, beats of ``E`` events out, packed across vectors
+and step boundaries; zeros and spike vectors without a spike cost nothing."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
 from spikemllm.config import AcceleratorConfig
-from spikemllm.latency import COMPACTOR_LATENCY
+from spikemllm.latency import COMPACTOR_DEPTH, COMPACTOR_LATENCY
 
 from .block import Block
-from .signatures import EventStream, SpikeVectorStream
+from .signatures import EventStream, SpikeVectorStream, event_beat_layout
 
-__all__ = ["SpikeEventCompactor"]
+__all__ = ["SpikeEventCompactor", "prefix_counts", "popcount"]
+
+
+def popcount(m: Module, bits, *, name: str) -> Signal:
+    """Number of set bits of ``bits``, summed in a balanced tree (depth ``log2(len)``)."""
+    terms = [bits[n] for n in range(len(bits))]
+    level = 0
+    while len(terms) > 1:
+        paired = []
+        for n in range(0, len(terms) - 1, 2):
+            s = Signal(range(len(bits) + 1), name=f"{name}_l{level}_{n // 2}")
+            m.d.comb += s.eq(terms[n] + terms[n + 1])
+            paired.append(s)
+        if len(terms) % 2:
+            paired.append(terms[-1])
+        terms, level = paired, level + 1
+    out = Signal(range(len(bits) + 1), name=name)
+    m.d.comb += out.eq(terms[0])
+    return out
+
+
+def prefix_counts(m: Module, bits, *, name: str) -> list[Signal]:
+    """``counts[i]`` = set bits of ``bits`` below position ``i`` (exclusive prefix count),
+    computed by a parallel prefix (Kogge-Stone) network of ``log2(len)`` adder levels."""
+    n = len(bits)
+    current = [bits[i] for i in range(n)]
+    distance, level = 1, 0
+    while distance < n:
+        nxt = []
+        for i in range(n):
+            if i < distance:
+                nxt.append(current[i])
+                continue
+            s = Signal(range(min(2 * distance, n) + 1), name=f"{name}_l{level}_{i}")
+            m.d.comb += s.eq(current[i] + current[i - distance])
+            nxt.append(s)
+        current, distance, level = nxt, 2 * distance, level + 1
+    counts = []
+    for i in range(n):
+        s = Signal(range(n + 1), name=f"{name}_{i}")
+        m.d.comb += s.eq(current[i - 1] if i else 0)
+        counts.append(s)
+    return counts
 
 
 class SpikeEventCompactor(Block):
     """Turns ternary spike vectors into beats of up to ``E = events_per_cycle`` events.
 
-    A spike vector is held in a pending mask of its non-zero lanes. Each cycle the ``E``
-    lowest pending lanes are selected (``mask & -mask`` isolates the lowest, ``mask &
-    (mask - 1)`` clears it, ``E`` times in a chain) and leave as events ``{valid, negative,
-    index = base + lane}``, packed from slot 0; they are cleared from the mask when the
-    beat is taken. The beat that empties the mask carries the vector's ``step_end`` and
-    ``last`` flags; empty slots are all zero. An all-zero vector that ends a step produces one beat with no valid
-    event (the end-of-step marker); an all-zero vector that does not end a step produces
-    nothing.
+    Three registered stages:
+
+    1. **FIFO** of :data:`~spikemllm.latency.COMPACTOR_DEPTH` vectors. A vector is stored
+       as its non-zero lanes (``mask``), their signs, its spike count (a popcount), ``base``
+       and its ``step_end``/``last``/``more`` flags. A vector without a spike that ends no
+       step is taken and dropped. ``i`` is ready while fewer than ``DEPTH`` are stored.
+    2. **Plan.** From the counts of the two oldest vectors and the number of the head's
+       events already taken, the beat is planned by the rule of
+       :func:`spikemllm.golden.timing.spike_datapath.plan_beat`: the head's lowest pending
+       events, continued into the next vector when the head has fewer than ``E`` left;
+       a step end inside the beat at ``split``, at most one per beat; past a tile's final
+       step only with ``more``. When the rule would continue into a vector that is not
+       yet stored, the compactor waits, so the beats never depend on timing. This loop
+       works on counts only (``log2(lanes)``-bit additions and comparisons).
+    3. **Select.** The planned beat's events are picked from the two vectors' masks with
+       exclusive prefix counts (:func:`prefix_counts`): slot ``k`` takes the lane whose
+       count equals ``offset + k`` (head) or ``k - take0`` (next vector). Events are packed
+       from slot 0, ``index = base + lane``; empty slots are all zero, as is ``split``'s
+       meaning without a boundary (the number of events).
 
     Ports: ``i`` (in, spike vectors), ``o`` (out, event beats).
 
-    Latency: 1 cycle. Throughput: a vector with ``nnz`` non-zero spikes takes
-    ``max(1, ceil(nnz / E))`` cycles, independent of ``lanes``; the next vector is taken
-    in the cycle the current one's final beat leaves. Cycle model:
-    :func:`spikemllm.golden.timing.cycle_model.compactor_cycles`.
+    Latency: 3 cycles from a vector's handshake to its first beat (when the beat does not
+    wait for a second vector). Throughput: one beat per cycle; up to two vectors are
+    retired per beat, and a vector without a spike is dropped on entry. Cycle model:
+    :func:`spikemllm.golden.timing.cycle_model.compactor_cycles`; beats:
+    :func:`spikemllm.golden.timing.spike_datapath.pack`.
 
     Raises ``TypeError`` if ``config`` is not an :class:`AcceleratorConfig`.
     """
 
     LATENCY = COMPACTOR_LATENCY
+    DEPTH = COMPACTOR_DEPTH
 
     def __init__(self, *, config: AcceleratorConfig):
         super().__init__({
@@ -47,62 +104,171 @@ class SpikeEventCompactor(Block):
     def elaborate(self, platform):
         m = Module()
         c = self.config
-        lanes = c.lanes
+        L, E, F = c.lanes, c.events_per_cycle, self.DEPTH
+        entry_layout = data.StructLayout({
+            "mask": L,
+            "negative": L,
+            "base": c.index_width,
+            "count": range(L + 1),
+            "step_end": 1,
+            "last": 1,
+            "more": 1,
+        })
 
-        full = Signal()
-        pending = Signal(lanes)
-        negative = Signal(lanes)
-        base = Signal(c.index_width)
-        step_end = Signal()
+        # -- stage 1: the FIFO -------------------------------------------------------------
+        store = [Signal(entry_layout, name=f"entry_{n}") for n in range(F)]
+        pointer_width = (F - 1).bit_length()
+        write_ptr = Signal(pointer_width)
+        read_ptr = Signal(pointer_width)
+        fill = Signal(range(F + 1))
+
+        spikes = self.i.p.spikes
+        incoming = Signal(entry_layout)
+        mask_in = Cat(spikes[n] != 0 for n in range(L))
+        m.d.comb += [
+            incoming.mask.eq(mask_in),
+            incoming.negative.eq(Cat(spikes[n] < 0 for n in range(L))),
+            incoming.base.eq(self.i.p.base),
+            incoming.count.eq(popcount(m, mask_in, name="count_in")),
+            incoming.step_end.eq(self.i.p.step_end),
+            incoming.last.eq(self.i.p.last),
+            incoming.more.eq(self.i.p.more),
+        ]
+        m.d.comb += self.i.ready.eq(fill != F)
+        write = Signal()
+        m.d.comb += write.eq(self.i.valid & self.i.ready & (mask_in.any() | self.i.p.step_end))
+        with m.If(write):
+            m.d.sync += write_ptr.eq(write_ptr + 1)
+            with m.Switch(write_ptr):
+                for n in range(F):
+                    with m.Case(n):
+                        m.d.sync += store[n].eq(incoming)  # an entry loads only when written
+
+        head = Signal(entry_layout)
+        nxt = Signal(entry_layout)
+        with m.Switch(read_ptr):
+            for n in range(F):
+                with m.Case(n):
+                    m.d.comb += [head.eq(store[n]), nxt.eq(store[(n + 1) % F])]
+
+        # -- stage 2: plan the beat from counts ----------------------------------------------
+        offset = Signal(range(L + 1))  # events of the head already taken
+        p0 = Signal(range(L + 1))
+        m.d.comb += p0.eq(head.count - offset)
+        big = Signal()
+        extend = Signal()
+        room = Signal(range(E + 1))
+        exhausted = Signal()
+        take1 = Signal(range(E + 1))
+        m.d.comb += [
+            big.eq(p0 >= E),
+            extend.eq(~big & ~(head.last & ~head.more)),
+            room.eq(E - p0),
+            exhausted.eq(nxt.count <= room),
+            take1.eq(Mux(extend, Mux(exhausted, nxt.count, room), 0)),
+        ]
+        plan_ok = Signal()
+        m.d.comb += plan_ok.eq((fill != 0) & ~(extend & (fill < 2)))
+
+        take0 = Signal(range(E + 1))
+        boundary = Signal()
+        split = Signal(range(E + 1))
         last = Signal()
+        pops = Signal(2)
+        next_offset = Signal(range(L + 1))
+        m.d.comb += take0.eq(Mux(big, E, p0))
+        with m.If(big):
+            done = p0 == E
+            m.d.comb += [
+                boundary.eq(done & head.step_end),
+                split.eq(E),
+                last.eq(done & head.last),
+                pops.eq(done),
+                next_offset.eq(Mux(done, 0, offset + E)),
+            ]
+        with m.Elif(~extend):  # the tile's final vector with no next tile following
+            m.d.comb += [boundary.eq(head.step_end), split.eq(p0), last.eq(head.last), pops.eq(1), next_offset.eq(0)]
+        with m.Elif(head.step_end):  # the head's step end is the beat's boundary
+            retire_both = exhausted & ~nxt.step_end
+            m.d.comb += [
+                boundary.eq(1), split.eq(p0), last.eq(head.last),
+                pops.eq(Mux(retire_both, 2, 1)), next_offset.eq(Mux(retire_both, 0, take1)),
+            ]
+        with m.Elif(exhausted & nxt.step_end):  # the next vector's step end ends the beat
+            m.d.comb += [boundary.eq(1), split.eq(p0 + take1), last.eq(nxt.last), pops.eq(2), next_offset.eq(0)]
+        with m.Else():
+            m.d.comb += [
+                boundary.eq(0), split.eq(p0 + take1), last.eq(0),
+                pops.eq(Mux(exhausted, 2, 1)), next_offset.eq(Mux(exhausted, 0, take1)),
+            ]
 
-        mask = pending
-        for k in range(c.events_per_cycle):
-            lowest = Signal(lanes, name=f"lowest_{k}")
+        plan_valid = Signal()
+        plan = {
+            "h_mask": Signal(L), "h_negative": Signal(L), "h_base": Signal(c.index_width),
+            "offset": Signal(range(L + 1)), "take0": Signal(range(E + 1)),
+            "w_mask": Signal(L), "w_negative": Signal(L), "w_base": Signal(c.index_width),
+            "take1": Signal(range(E + 1)), "step_end": Signal(), "split": Signal(range(E + 1)), "last": Signal(),
+        }
+        beat_valid = Signal()
+        beat = Signal(event_beat_layout(c))
+        m.d.comb += [self.o.valid.eq(beat_valid), self.o.p.eq(beat)]
+        beat_advance = ~beat_valid | self.o.ready
+        plan_advance = ~plan_valid | beat_advance
+        go = Signal()
+        m.d.comb += go.eq(plan_advance & plan_ok)
+        with m.If(plan_advance):
+            m.d.sync += plan_valid.eq(plan_ok)
+        with m.If(go):  # the plan registers load only with a beat (clock enable)
+            m.d.sync += [
+                plan["h_mask"].eq(head.mask), plan["h_negative"].eq(head.negative), plan["h_base"].eq(head.base),
+                plan["offset"].eq(offset), plan["take0"].eq(take0),
+                plan["w_mask"].eq(nxt.mask), plan["w_negative"].eq(nxt.negative), plan["w_base"].eq(nxt.base),
+                plan["take1"].eq(take1), plan["step_end"].eq(boundary), plan["split"].eq(split), plan["last"].eq(last),
+                offset.eq(next_offset),
+                read_ptr.eq(read_ptr + pops),
+            ]
+        m.d.sync += fill.eq(fill + write - Mux(go, pops, 0))
+
+        # -- stage 3: select the planned events ----------------------------------------------
+        h_counts = prefix_counts(m, plan["h_mask"], name="h_count")
+        w_counts = prefix_counts(m, plan["w_mask"], name="w_count")
+        distance_width = (L + E).bit_length() + 1
+        h_rank = []
+        w_rank = []
+        for i in range(L):
+            h = Signal(signed(distance_width), name=f"h_rank_{i}")
+            w = Signal(range(L + E + 1), name=f"w_rank_{i}")
+            m.d.comb += [h.eq(h_counts[i] - plan["offset"]), w.eq(w_counts[i] + plan["take0"])]
+            h_rank.append(h)
+            w_rank.append(w)
+        selected = Signal(event_beat_layout(c))
+        total = plan["take0"] + plan["take1"]
+        for k in range(E):
+            from_head = k < plan["take0"]
+            pick_h = Cat(plan["h_mask"][i] & (h_rank[i] == k) for i in range(L))
+            pick_w = Cat(plan["w_mask"][i] & (w_rank[i] == k) for i in range(L))
+            pick = Signal(L, name=f"pick_{k}")
+            negative = Signal(L, name=f"pick_negative_{k}")
+            m.d.comb += [
+                pick.eq(Mux(from_head, pick_h, pick_w)),
+                negative.eq(Mux(from_head, plan["h_negative"], plan["w_negative"])),
+            ]
             lane = Signal(c.lane_index_width, name=f"lane_{k}")
-            m.d.comb += lowest.eq(mask & (-mask)[:lanes])
             # One-hot to binary: bit j of the lane number is set by every lane n with bit j.
             m.d.comb += lane.eq(Cat(
-                Cat(lowest[n] for n in range(lanes) if (n >> j) & 1).any()
-                for j in range(c.lane_index_width)
+                Cat(pick[n] for n in range(L) if (n >> j) & 1).any() for j in range(c.lane_index_width)
             ))
-            event = self.o.p.events[k]
-            # An empty slot carries index 0, so a beat's payload is a function of its events.
+            valid = k < total
+            event = selected.events[k]
             m.d.comb += [
-                event.valid.eq(mask.any()),
-                event.negative.eq((lowest & negative).any()),
-                event.index.eq(Mux(mask.any(), base + lane, 0)),
+                event.valid.eq(valid),
+                event.negative.eq(valid & (pick & negative).any()),
+                event.index.eq(Mux(valid, Mux(from_head, plan["h_base"], plan["w_base"]) + lane, 0)),
             ]
-            rest = Signal(lanes, name=f"pending_after_{k}")
-            m.d.comb += rest.eq(mask & (mask - 1)[:lanes])
-            mask = rest
-
-        final = Signal()
-        m.d.comb += final.eq(~mask.any())
-        m.d.comb += [
-            self.o.valid.eq(full & (pending.any() | step_end)),
-            self.o.p.step_end.eq(step_end & final),
-            self.o.p.last.eq(last & final),
-        ]
-
-        drain = Signal()
-        m.d.comb += [
-            drain.eq(full & final & (self.o.ready | ~self.o.valid)),
-            self.i.ready.eq(~full | drain),
-        ]
-
-        with m.If(self.o.valid & self.o.ready & ~final):
-            m.d.sync += pending.eq(mask)
-        with m.If(drain):
-            m.d.sync += full.eq(0)
-        with m.If(self.i.valid & self.i.ready):
-            spikes = self.i.p.spikes
-            m.d.sync += [
-                full.eq(1),
-                pending.eq(Cat(spikes[n] != 0 for n in range(lanes))),
-                negative.eq(Cat(spikes[n] < 0 for n in range(lanes))),
-                base.eq(self.i.p.base),
-                step_end.eq(self.i.p.step_end),
-                last.eq(self.i.p.last),
-            ]
+        m.d.comb += [selected.step_end.eq(plan["step_end"]), selected.split.eq(plan["split"]),
+                     selected.last.eq(plan["last"])]
+        with m.If(beat_advance):
+            m.d.sync += beat_valid.eq(plan_valid)
+        with m.If(beat_advance & plan_valid):  # the beat register loads only with a beat
+            m.d.sync += beat.eq(selected)
         return m

@@ -106,6 +106,7 @@ class SpikeCore(LayerCore):
         r_theta = Signal(c.t_max) if tc_lif else None
         r_step_end = Signal()
         r_last = Signal()
+        r_more = Signal()
         r_base = Signal(c.index_width)
 
         # S stage: the spike vector offered to the compactor.
@@ -142,6 +143,7 @@ class SpikeCore(LayerCore):
                     s_payload.step.eq(r_step),
                     s_payload.step_end.eq(r_step_end),
                     s_payload.last.eq(r_last),
+                    s_payload.more.eq(r_more),
                 ]
 
         final_chunk = chunk == in_chunks - 1
@@ -164,6 +166,9 @@ class SpikeCore(LayerCore):
                     r_step.eq(step),
                     r_step_end.eq(final_chunk),
                     r_last.eq(final_chunk & final_step),
+                    # the next tile begins as this one's final vector issues: the compactor
+                    # may pack the two tiles' events into one beat
+                    r_more.eq(final_chunk & final_step & feed.begin),
                     r_base.eq(tile_base + (chunk << lane_shift)),
                 ]
                 if tc_lif:
@@ -175,14 +180,16 @@ class SpikeCore(LayerCore):
                 with m.Else():
                     m.d.sync += chunk.eq(chunk + 1)
 
-        with m.If(feed.begin):
-            m.d.sync += [issuing.eq(1), step.eq(0), chunk.eq(0)]
-            if tc_lif:
-                m.d.sync += theta.eq((Const(1, c.t_max + 1) << T) >> 1)
         finished = Signal()
         m.d.comb += finished.eq(issue & final_chunk & final_step)
         with m.If(finished):
             m.d.sync += issuing.eq(0)
+        # After the finished-clear: a begin in the cycle the final vector issues wins, and
+        # the next tile's first vector issues in the next cycle.
+        with m.If(feed.begin):
+            m.d.sync += [issuing.eq(1), step.eq(0), chunk.eq(0)]
+            if tc_lif:
+                m.d.sync += theta.eq((Const(1, c.t_max + 1) << T) >> 1)
         with m.If(feed.flush):
             m.d.sync += issuing.eq(0)
 

@@ -25,12 +25,20 @@ class SparseAccumulatePEArray(Block):
     each valid event to its accumulator. Multiplication never happens: a spike is an add
     or a subtract.
 
-    Timesteps arrive most significant first. The first beat after a step boundary doubles
-    the accumulator before adding (``acc <- 2*acc + sum``, TC-LIF coding; count coding
-    never doubles). A beat that ends a step emits the accumulators as one vector on ``o``:
-    after step ``t`` they equal ``golden.spike_linear(...)``'s partial sum ``t`` (without
-    bias: the requantizer adds it); after the token's final step the accumulators clear
-    for the next token.
+    Timesteps arrive most significant first, and a beat may hold the end of one step and
+    the start of the next (``step_end``, with ``split`` events before the boundary). Each
+    PE sums its terms before and after the split separately::
+
+        P   = acc + sum(before)                         the partial sum of the step
+        acc <- (step_end ? (last ? 0 : 2 * P) : P) + sum(after)
+
+    (count coding never doubles). So the doubling ``acc <- 2*acc + sum`` of SPEC section 4
+    happens at the boundary itself, and a beat that ends a step emits ``P`` as one
+    vector on ``o``: after step ``t`` it equals ``golden.spike_linear(...)``'s partial sum
+    ``t`` (without bias: the requantizer adds it). After a tile's final step (``last``)
+    the accumulators restart from the events after the split, the next tile's first ones.
+    A beat with neither an event nor a step end leaves the accumulators alone (clock
+    enable).
 
     Contract: a token has at most ``t_max`` steps and each input index fires at most once
     per step, so by the width chosen in :attr:`AcceleratorConfig.acc_width` nothing can
@@ -42,7 +50,9 @@ class SparseAccumulatePEArray(Block):
     token always sees one set of weights.
 
     Latency: 2 cycles from a step-ending beat to its accumulator vector. Throughput: one
-    event beat (``E`` events) per cycle. Cycle model:
+    event beat (``E`` events) per cycle; a beat with a step end waits while ``o`` holds a
+    vector that is not being taken (the next tile accumulates meanwhile, until its own
+    first step ends). Cycle model:
     :func:`spikemllm.golden.timing.cycle_model.pe_array_cycles`.
 
     Raises ``TypeError`` if ``config`` is not an :class:`AcceleratorConfig`.
@@ -71,11 +81,12 @@ class SparseAccumulatePEArray(Block):
         s1_valid = Signal()
         s1_event_valid = Signal(E)
         s1_negative = Signal(E)
+        s1_before = Signal(E)  # slot k is before the beat's split
         s1_step_end = Signal()
         s1_last = Signal()
+        s1_work = Signal()  # the beat moves the accumulators: an event or a step end
 
         acc = [Signal(signed(c.acc_width), name=f"acc_{p}") for p in range(P)]
-        double = Signal()  # first beat of a new step: scale the accumulators by 2 first
         step = Signal(c.step_width)
         busy = Signal()  # a token has started and its final step has not been accumulated
 
@@ -115,54 +126,75 @@ class SparseAccumulatePEArray(Block):
             write.en.eq(self.weights.valid & self.weights.ready),
         ]
 
+        events = self.i.p.events
         for k, read in enumerate(reads):
             # A row is read only for a valid event of an accepted beat: one read per event.
-            m.d.comb += [read.addr.eq(self.i.p.events[k].index), read.en.eq(accept & self.i.p.events[k].valid)]
+            m.d.comb += [read.addr.eq(events[k].index), read.en.eq(accept & events[k].valid)]
         with m.If(advance):
             m.d.sync += s1_valid.eq(accept)
         with m.If(accept):  # the beat's flags load only with a beat (clock enable)
             m.d.sync += [
-                s1_event_valid.eq(_gather(self.i.p.events, "valid", E)),
-                s1_negative.eq(_gather(self.i.p.events, "negative", E)),
+                s1_event_valid.eq(_gather(events, "valid", E)),
+                s1_negative.eq(_gather(events, "negative", E)),
+                s1_before.eq(Cat(self.i.p.split > k for k in range(E))),
                 s1_step_end.eq(self.i.p.step_end),
                 s1_last.eq(self.i.p.last),
+                s1_work.eq(events[0].valid | self.i.p.step_end),
             ]
 
-        # Stage 1 arithmetic: one add/subtract per valid event per PE.
+        # Stage 1 arithmetic: one add/subtract per valid event per PE, summed separately
+        # before and after the step boundary; then
+        #   P = acc + before;  acc <- (step end ? (last ? 0 : 2P) : P) + after.
         tc_lif = c.coding.doubles
+        sum_shape = signed(c.weight_bits + E.bit_length() + 1)
         for p in range(P):
-            terms = []
+            before, after = [], []
             for k, read in enumerate(reads):
                 w = read.data[p]
                 term = Signal(signed(c.weight_bits + 1), name=f"term_{p}_{k}")
                 m.d.comb += term.eq(Mux(s1_event_valid[k], Mux(s1_negative[k], -w, w), 0))
-                terms.append(term)
-            step_sum = Signal(signed(c.weight_bits + E.bit_length() + 1), name=f"step_sum_{p}")
-            m.d.comb += step_sum.eq(sum(terms))
-            scaled = Mux(double, acc[p] << 1, acc[p]) if tc_lif else acc[p]
+                before.append(Mux(s1_before[k], term, 0))
+                after.append(Mux(s1_before[k], 0, term))
+            sum_before = _tree_sum(m, before, sum_shape, name=f"sum_before_{p}")
+            sum_after = _tree_sum(m, after, sum_shape, name=f"sum_after_{p}")
+            partial = Signal(signed(c.acc_width), name=f"partial_{p}")
+            m.d.comb += partial.eq(acc[p] + sum_before)
+            carried = Mux(s1_last, 0, (partial << 1) if tc_lif else partial)
             acc_next = Signal(signed(c.acc_width), name=f"acc_next_{p}")
-            m.d.comb += acc_next.eq(scaled + step_sum)
-            with m.If(s1_go):
-                with m.If(s1_step_end):
-                    m.d.sync += out_acc[p].eq(acc_next)
-                    m.d.sync += acc[p].eq(Mux(s1_last, 0, acc_next))
-                with m.Else():
-                    m.d.sync += acc[p].eq(acc_next)
+            m.d.comb += acc_next.eq(Mux(s1_step_end, carried, partial) + sum_after)
+            with m.If(s1_go & s1_work):  # accumulators idle on a beat without work (clock enable)
+                m.d.sync += acc[p].eq(acc_next)
+            with m.If(s1_go & s1_step_end):
+                m.d.sync += out_acc[p].eq(partial)
 
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += out_valid.eq(0)
-        with m.If(s1_go):
-            with m.If(s1_step_end):
-                m.d.sync += [out_valid.eq(1), out_step.eq(step), out_last.eq(s1_last)]
-                with m.If(s1_last):
-                    m.d.sync += [step.eq(0), double.eq(0), busy.eq(0)]
-                with m.Else():
-                    m.d.sync += [step.eq(step + 1), double.eq(int(tc_lif))]
+        with m.If(s1_go & s1_step_end):
+            m.d.sync += [out_valid.eq(1), out_step.eq(step), out_last.eq(s1_last)]
+            with m.If(s1_last):
+                m.d.sync += [step.eq(0), busy.eq((s1_event_valid & ~s1_before).any())]
             with m.Else():
-                m.d.sync += double.eq(0)
+                m.d.sync += step.eq(step + 1)
         with m.If(accept):
             m.d.sync += busy.eq(1)
         return m
+
+
+def _tree_sum(m: Module, terms: list, shape, *, name: str) -> Signal:
+    """Sum of ``terms`` in a balanced adder tree (depth ``log2(len)``)."""
+    level = 0
+    while len(terms) > 1:
+        paired = []
+        for n in range(0, len(terms) - 1, 2):
+            s = Signal(shape, name=f"{name}_l{level}_{n // 2}")
+            m.d.comb += s.eq(terms[n] + terms[n + 1])
+            paired.append(s)
+        if len(terms) % 2:
+            paired.append(terms[-1])
+        terms, level = paired, level + 1
+    out = Signal(shape, name=name)
+    m.d.comb += out.eq(terms[0])
+    return out
 
 
 def _gather(events, field: str, count: int):

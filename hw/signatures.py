@@ -14,9 +14,11 @@ Payloads (``E`` = events per cycle, ``P`` = PEs):
 ``activation_vector``  ``values[lanes]`` signed activations, ``timesteps`` (T of this token),
                        ``base`` (input index of lane 0)
 ``spike_vector``       ``spikes[lanes]`` ternary, ``base``, ``step`` (t), ``step_end`` (this vector
-                       completes timestep t), ``last`` (t is the token's final step)
+                       completes timestep t), ``last`` (t is the tile's final step), ``more``
+                       (with ``last``: the next tile's vectors follow at once)
 ``event_beat``         ``events[E]`` of ``{valid, negative, index}`` packed from slot 0,
-                       ``step_end``, ``last``
+                       ``step_end`` (a step ends in the beat), ``split`` (events before
+                       the step end), ``last`` (the step that ends is the tile's final one)
 ``weight_write``       ``addr`` (input index), ``row[P]`` signed weights
 ``accumulator_vector`` ``acc[P]`` signed accumulators, ``step``, ``last``
 ``requant_params``     ``bias[P]`` signed, ``multiplier[P]`` unsigned, ``shift[P]`` unsigned
@@ -79,6 +81,7 @@ def spike_vector_layout(config: AcceleratorConfig) -> data.StructLayout:
         "step": unsigned(c.step_width),
         "step_end": 1,
         "last": 1,
+        "more": 1,
     })
 
 
@@ -93,11 +96,15 @@ def event_layout(config: AcceleratorConfig) -> data.StructLayout:
 
 
 def event_beat_layout(config: AcceleratorConfig) -> data.StructLayout:
-    """Up to ``events_per_cycle`` events, valid ones first, and the end-of-step marker."""
+    """Up to ``events_per_cycle`` events, valid ones first, and at most one step boundary:
+    with ``step_end``, the events before slot ``split`` complete the current step and the
+    rest start the next one (of the next tile after ``last``). Without it, ``split`` is
+    the number of events."""
     c = _check(config)
     return data.StructLayout({
         "events": data.ArrayLayout(event_layout(c), c.events_per_cycle),
         "step_end": 1,
+        "split": range(c.events_per_cycle + 1),
         "last": 1,
     })
 

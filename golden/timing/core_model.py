@@ -8,10 +8,9 @@ the cycle after ``CTRL.START``, output always ready), the RTL's ``CYCLES`` count
     cycles = K + 1 + sum over tokens n, tiles j of gap(n, j) + G
     gap(n, j) = W_n + TILE_OVERHEAD + TOKEN_LOOKUP * [j == 0], at least G after the first
 
-where ``W_n`` is the datapath's work per tile: for the spike core ``Sigma_n = sum_v
-max(1, ceil(nnz_v / E))`` over the ``T_n * K`` spike vectors of token ``n`` (the
-compactor's cycles, :func:`~.cycle_model.compactor_vector_cycles`; the spikes are the same
-for every tile), for a dense core ``IN / D``. The pieces, from the RTL's timeline:
+where ``W_n`` is the datapath's work per tile: for the spike core :func:`spike_tile_work`
+of token ``n``'s ``T_n * K`` spike vectors (the same for every tile), for a dense core
+``IN / D``. The pieces, from the RTL's timeline:
 
 * ``K + 1``: the first token's ``K`` chunks load (one per cycle), then the scheduler looks
   up ``T`` (1 cycle); later tokens load into the other activation bank while the current
@@ -25,8 +24,13 @@ for every tile), for a dense core ``IN / D``. The pieces, from the RTL's timelin
   cycles (its groups overlap the next tile's accumulation), so a tile shorter than that
   waits (``gap >= G``), and the last tile's groups and output are the run's tail
   (``G + 2`` cycles after its capture, the last of which ends the run).
-* ``Sigma``: the compactor is the bottleneck stage, one event beat per cycle; a spike
-  vector with no spike still takes one cycle (and, at a step end, an empty marker beat).
+* ``W_n`` (spike core): the cycles from the neuron stage's first spike vector to the
+  PE array taking the tile's final event beat, plus one: the compactor's beats (about
+  ``events / E``: events packed across spike vectors and step boundaries, spike vectors
+  without a spike dropped), its fill (``COMPACTOR_LATENCY - 1``), and the cycles it
+  waits for spike vectors where the neuron stage's one vector per cycle carries fewer
+  than ``E`` events (the sparse most significant steps). The datapath is stepped cycle by
+  cycle (:mod:`.spike_datapath`), since its stages' fill levels decide its timing.
 
 ``pe_utilization = ACTIVE_CYCLES / CYCLES`` (cycles in which the PEs accumulate at least
 one event); the breakdown says where the other cycles go.
@@ -42,12 +46,15 @@ from spikemllm.golden.encoding import encode_count_signed, encode_tc_lif
 from spikemllm.config import AcceleratorConfig, Coding
 from spikemllm.latency import FIRST_TOKEN_LOOKUP, TILE_OVERHEAD, TOKEN_LOOKUP, dense_tile_overhead
 
-from .cycle_model import compactor_vector_cycles
+from spikemllm.latency import NEURON_STAGE_FILL, PE_ARRAY_LATENCY, TILE_PARAMS_LOAD
+
+from .spike_datapath import TileRun, run_tile, vector_counts
 
 __all__ = [
     "TILE_OVERHEAD",
     "CoreCycles",
     "core_cycles",
+    "spike_tile_work",
     "dense_core_cycles",
 ]
 
@@ -62,7 +69,8 @@ class CoreCycles:
     active_cycles: int
     """cycles in which the PE array accumulates at least one event"""
     empty_vector_cycles: int
-    """compactor cycles spent on spike vectors without a spike"""
+    """cycles of the datapath's work without an event: compactor fill, waits for spike
+    vectors, beats that only end a step"""
     tile_overhead_cycles: int
     """tile overhead, token lookups, waits for the requantizer and its tail"""
     load_cycles: int
@@ -82,7 +90,7 @@ class CoreCycles:
         """Cycles by cause; they add up to :attr:`cycles`."""
         return {
             "accumulate": self.active_cycles,
-            "empty_spike_vectors": self.empty_vector_cycles,
+            "work_without_events": self.empty_vector_cycles,
             "tile_overhead": self.tile_overhead_cycles,
             "first_token_load": self.load_cycles,
         }
@@ -106,6 +114,18 @@ def _timeline(config: AcceleratorConfig, works: list[int], tiles: int, overhead:
 
 def _encode(q: torch.Tensor, T: int, config: AcceleratorConfig) -> torch.Tensor:
     return encode_tc_lif(q, T) if config.coding is Coding.TC_LIF else encode_count_signed(q, T)
+
+
+def spike_tile_work(config: AcceleratorConfig, nonzeros: list[int], chunks: int) -> tuple[int, TileRun]:
+    """``W``, the spike datapath's work on one tile, and the tile's run through it.
+
+    ``nonzeros``: spike counts of the tile's spike vectors in issue order (step-major,
+    ``chunks`` per step). The tile is begun in an empty datapath (:func:`~.spike_datapath.run_tile`);
+    ``W`` is the cycle its final accumulator vector is valid less the parameter load,
+    the neuron stage's fill and the PE array's latency, which ``TILE_OVERHEAD`` counts.
+    """
+    run = run_tile(vector_counts(nonzeros, chunks), config.events_per_cycle)
+    return run.final_valid - (TILE_PARAMS_LOAD + NEURON_STAGE_FILL + PE_ARRAY_LATENCY), run
 
 
 def core_cycles(config: AcceleratorConfig, q: torch.Tensor, timesteps, out_tiles: int) -> CoreCycles:
@@ -132,16 +152,17 @@ def core_cycles(config: AcceleratorConfig, q: torch.Tensor, timesteps, out_tiles
             raise ValueError(f"T={T} is outside [1, t_max={config.t_max}]")
     K = q.shape[1] // config.lanes
     E = config.events_per_cycle
-    sigmas = []
+    works = []
     events = active = empty = 0
     for n, T in enumerate(steps):
         nnz = (_encode(q[n], T, config).view(T, K, config.lanes) != 0).sum(dim=-1).flatten().tolist()
-        sigmas.append(sum(compactor_vector_cycles(count, config) for count in nnz))
-        events += sum(nnz)
-        active += sum(-(-count // E) for count in nnz)
-        empty += sum(count == 0 for count in nnz)
+        work, run = spike_tile_work(config, nnz, K)
+        works.append(work)
+        events += run.events
+        active += run.active
+        empty += work - run.active
     J = out_tiles
-    span, overhead = _timeline(config, sigmas, J, TILE_OVERHEAD)
+    span, overhead = _timeline(config, works, J, TILE_OVERHEAD)
     load = K + FIRST_TOKEN_LOOKUP
     return CoreCycles(
         cycles=load + span,

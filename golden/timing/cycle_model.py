@@ -18,18 +18,29 @@ block                       latency   throughput (ideal streams)
 ==========================  ========  ===================================================
 TC-LIF neuron array         1         one spike vector per cycle; a token of ``T`` steps
                                       occupies ``T`` cycles, tokens back to back
-spike-event compactor       1         ``max(1, ceil(nnz / E))`` cycles per spike vector
+spike-event compactor       3         one beat of up to ``E`` events per cycle, packed
+                                      across spike vectors and step boundaries
+                                      (:mod:`.spike_datapath`)
 sparse-accumulate PE array  2         one event beat per cycle
-requantizer                 2         one accumulator vector per cycle
+requantizer                 G + 2     one final accumulator vector per ``G`` cycles
 ==========================  ========  ===================================================
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Sequence
 
 from spikemllm.config import AcceleratorConfig
-from spikemllm.latency import COMPACTOR_LATENCY, NEURON_ARRAY_LATENCY, PE_ARRAY_LATENCY, requantizer_latency
+from spikemllm.latency import (
+    COMPACTOR_DEPTH,
+    COMPACTOR_LATENCY,
+    NEURON_ARRAY_LATENCY,
+    PE_ARRAY_LATENCY,
+    requantizer_latency,
+)
+
+from .spike_datapath import SpikeVectorCount, pack, plan_beat
 
 __all__ = [
     "NEURON_ARRAY_LATENCY",
@@ -39,15 +50,14 @@ __all__ = [
     "effective_timesteps",
     "neuron_array_cycles",
     "neuron_array_beats",
-    "compactor_vector_cycles",
-    "compactor_vector_beats",
+    "SpikeVectorCount",
     "compactor_cycles",
     "compactor_beats",
     "pe_array_cycles",
     "requantizer_cycles",
     "requantizer_beats",
-    "spike_linear_event_beats",
 ]
+
 
 def _check_config(config) -> AcceleratorConfig:
     if not isinstance(config, AcceleratorConfig):
@@ -93,63 +103,67 @@ def neuron_array_cycles(timesteps: Sequence[int], config: AcceleratorConfig) -> 
     return NEURON_ARRAY_LATENCY + neuron_array_beats(ts, config)
 
 
-def compactor_vector_cycles(nonzero: int, config: AcceleratorConfig) -> int:
-    """Cycles the compactor spends on one spike vector with ``nonzero`` spikes: ``max(1, ceil(nnz/E))``."""
-    _check_config(config)
-    if not 0 <= nonzero <= config.lanes:
-        raise ValueError(f"nonzero must be in [0, {config.lanes}], not {nonzero!r}")
-    E = config.events_per_cycle
-    return max(1, -(-nonzero // E))
-
-
-def compactor_vector_beats(nonzero: int, step_end: bool, config: AcceleratorConfig) -> int:
-    """Event beats one spike vector produces: ``ceil(nnz/E)``, or one empty end-of-step
-    beat for an all-zero vector that ends a step, or none for an all-zero vector that does not."""
-    cycles = compactor_vector_cycles(nonzero, config)
-    if nonzero == 0:
-        return 1 if step_end else 0
-    return cycles
-
-
-def _timeline(nonzeros: Sequence[int], step_ends: Sequence[bool], config) -> tuple[int, int]:
-    if len(nonzeros) != len(step_ends):
-        raise ValueError(f"{len(nonzeros)} non-zero counts but {len(step_ends)} step_end flags")
-    if not nonzeros:
+def _vectors(vectors) -> list[SpikeVectorCount]:
+    out = []
+    for v in vectors:
+        if not isinstance(v, SpikeVectorCount):
+            raise TypeError(f"vectors must be SpikeVectorCount, not {v!r}")
+        out.append(v)
+    if not out:
         raise ValueError("at least one spike vector is needed")
-    taken, last_out, beats = 0, None, 0
-    for nnz, end in zip(nonzeros, step_ends):
-        cycles = compactor_vector_cycles(nnz, config)
-        n_out = compactor_vector_beats(nnz, bool(end), config)
-        if n_out:
-            last_out = taken + COMPACTOR_LATENCY + n_out - 1
-        beats += n_out
-        taken += cycles
+    return out
+
+
+def compactor_beats(vectors: Sequence[SpikeVectorCount], config: AcceleratorConfig) -> int:
+    """Event beats the compactor emits for these spike vectors (the same under every stall
+    pattern): the length of :func:`~.spike_datapath.pack`. Raises ``ValueError`` if the
+    vectors end where the compactor would wait for another."""
+    _check_config(config)
+    return len(pack(_vectors(vectors), config.events_per_cycle))
+
+
+def compactor_cycles(vectors: Sequence[SpikeVectorCount], config: AcceleratorConfig) -> int:
+    """Cycles of the compactor for these spike vectors under ideal streams.
+
+    The producer offers a vector every cycle the FIFO has room (fewer than
+    :data:`~spikemllm.latency.COMPACTOR_DEPTH` stored at the start of the cycle); a vector
+    without a spike that ends no step is taken and dropped. Each cycle the compactor plans
+    a beat from the stored vectors (:func:`~.spike_datapath.plan_beat`, unless it waits
+    for a second vector) and the planned beat's events are selected in the next, so a
+    beat leaves ``COMPACTOR_LATENCY`` cycles after its last vector was taken, and one
+    beat per cycle after that. The count grows with the events (``events / E`` beats, a
+    few more at step ends and in sparse steps where two vectors do not fill a beat) and
+    with the vectors only while the FIFO runs empty.
+    Raises ``ValueError`` if the vectors end where the compactor would wait for another.
+    """
+    c = _check_config(config)
+    pending = _vectors(vectors)
+    E, depth = c.events_per_cycle, COMPACTOR_DEPTH
+    fifo: deque[SpikeVectorCount] = deque()
+    offset, taken, cycle, last_out = 0, 0, 0, None
+    plan = beat = None
+    while taken < len(pending) or fifo or plan is not None or beat is not None:
+        if beat is not None:
+            last_out = cycle
+        new_plan = None
+        if fifo:
+            new_plan = plan_beat(list(fifo)[:2], offset, E)
+            if new_plan is None and taken == len(pending) and plan is None and beat is None:
+                raise ValueError("the spike vectors end where the compactor waits for another")
+        room = len(fifo) < depth
+        beat, plan = plan, new_plan
+        if new_plan is not None:
+            for _ in range(new_plan.pops):
+                fifo.popleft()
+            offset = new_plan.next_offset
+        if taken < len(pending) and room:
+            if pending[taken].kept:
+                fifo.append(pending[taken])
+            taken += 1
+        cycle += 1
     if last_out is None:
         raise ValueError("no spike vector produces an event beat (all zero and none ends a step)")
-    return last_out + 1, beats
-
-
-def compactor_cycles(nonzeros: Sequence[int], step_ends: Sequence[bool], config: AcceleratorConfig) -> int:
-    """Cycles of the compactor for spike vectors with these non-zero counts and step_end flags.
-
-    The next vector is taken in the cycle the current one's final beat leaves (or, for an
-    all-zero vector that ends no step, the cycle after it was taken), so the count is
-    ``latency + sum(max(1, ceil(nnz/E)))`` when the last vector emits a beat. It grows
-    with the number of spikes, not with ``lanes``.
-    """
-    return _timeline(_ints(nonzeros, "nonzeros"), list(step_ends), _check_config(config))[0]
-
-
-def compactor_beats(nonzeros: Sequence[int], step_ends: Sequence[bool], config: AcceleratorConfig) -> int:
-    """Event beats the compactor emits for these vectors (holds under any stall pattern)."""
-    _check_config(config)
-    return sum(compactor_vector_beats(n, bool(e), config) for n, e in zip(_ints(nonzeros, "nonzeros"), step_ends))
-
-
-def spike_linear_event_beats(nonzeros_per_step: Sequence[int], config: AcceleratorConfig) -> int:
-    """Event beats of one token whose timesteps each fit one spike vector: per step
-    ``ceil(nnz/E)``, at least one (the end-of-step marker)."""
-    return compactor_beats(nonzeros_per_step, [True] * len(nonzeros_per_step), config)
+    return last_out + 1
 
 
 def pe_array_cycles(event_beats: int, config: AcceleratorConfig) -> int:

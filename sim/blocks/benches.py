@@ -24,7 +24,7 @@ from spikemllm.config import AcceleratorConfig
 
 from . import expect
 
-__all__ = ["Bench", "bench", "requantizer_bench", "codecs", "simulate"]
+__all__ = ["Bench", "bench", "requantizer_bench", "codecs", "simulate", "vector_counts"]
 
 
 def codecs(config: AcceleratorConfig) -> dict[str, PayloadCodec]:
@@ -93,8 +93,7 @@ def bench(block: str, case: expect.LinearCase, *, source: Pattern = always, sink
         expected = expect.compact(vectors, c)
         phases = [([StreamDriver("i", k["spike_vector"], vectors, source)],
                    [StreamMonitor("o", k["event_beat"], len(expected), sink)])]
-        nonzeros = [sum(1 for s in v["spikes"] if s) for v in vectors]
-        cycles = cycle_model.compactor_cycles(nonzeros, [v["step_end"] for v in vectors], c)
+        cycles = cycle_model.compactor_cycles(vector_counts(vectors), c)
 
         def decodes_to_golden_spikes(result: BenchResult) -> None:
             steps = expect.scatter_events(result.beats("o"), case.fan_in)
@@ -140,6 +139,12 @@ def requantizer_bench(config: AcceleratorConfig, *, seed: int, source: Pattern =
     expected = [{"values": row} for row in r.tolist()]
     params = {"bias": bias.tolist(), "multiplier": mult.tolist(), "shift": shift.tolist()}
     return _requantizer(config, beats, expected, params, source, sink, label or f"range{seed}")
+
+
+def vector_counts(vectors: list[dict]) -> list[cycle_model.SpikeVectorCount]:
+    """What the compactor's timing sees of spike-vector beats: spike counts and flags."""
+    return [cycle_model.SpikeVectorCount(sum(1 for s in v["spikes"] if s), bool(v["step_end"]), bool(v["last"]),
+                                         bool(v.get("more", 0))) for v in vectors]
 
 
 def simulate(b: Bench) -> BenchResult:

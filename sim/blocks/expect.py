@@ -10,10 +10,12 @@ block's streams carry and the beats each block must produce, using only
 * per-step partial sums from :func:`~spikemllm.golden.spike_linear`,
 * outputs from :func:`~spikemllm.golden.requantize`.
 
-The one reference that is not a golden numeric function is the compactor's event order
-(:func:`compact`): events leave in ascending lane order, ``E`` per beat, which is the
-compactor's documented contract; its numbers are checked by decoding the events back into
-the golden spikes (:func:`scatter_events`).
+The one reference that is not a golden numeric function is the compactor's packing
+(:func:`compact`): events leave in ascending input order, ``E`` per beat, packed across
+spike vectors and step boundaries by the rule of
+:func:`spikemllm.golden.timing.spike_datapath.plan_beat`, which is the compactor's
+documented contract; its numbers are checked by decoding the events back into the golden
+spikes (:func:`scatter_events`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 import torch
 from spikemllm.golden import encode_count_signed, encode_tc_lif, requantize, spike_linear
 from spikemllm.golden.timing.cycle_model import effective_timesteps
+from spikemllm.golden.timing.spike_datapath import SpikeVectorCount, pack
 
 from spikemllm.config import AcceleratorConfig, Coding
 
@@ -141,13 +144,16 @@ def neuron_array_expected(case: LinearCase) -> list[dict]:
                     "step": t,
                     "step_end": 1,
                     "last": int(t == steps - 1),
+                    "more": 0,
                 })
     return out
 
 
 def spike_vector_beats(case: LinearCase) -> list[dict]:
     """Spike vectors of the whole tile in step-outer order (all chunks of step 0, then
-    step 1, ...), with ``step_end`` on the last chunk of each step: the compactor's input."""
+    step 1, ...), with ``step_end`` on the last chunk of each step and ``last`` on the
+    token's final step: the compactor's input. Tokens follow each other at once, so every
+    token's final vector but the last one has ``more``."""
     lanes = case.config.lanes
     out = []
     for k in range(case.tokens):
@@ -162,45 +168,61 @@ def spike_vector_beats(case: LinearCase) -> list[dict]:
                     "step": t,
                     "step_end": int(end),
                     "last": int(end and t == steps - 1),
+                    "more": int(end and t == steps - 1 and k < case.tokens - 1),
                 })
     return out
 
 
 def compact(vectors: list[dict], config: AcceleratorConfig) -> list[dict]:
-    """Event beats of spike vectors: non-zero lanes in ascending order, ``E`` per beat,
-    ``step_end``/``last`` on each vector's final beat, one empty beat for an all-zero
-    vector that ends a step and none for an all-zero vector that does not."""
+    """Event beats of spike vectors, as the compactor must emit them.
+
+    A vector's events are its non-zero lanes in ascending order (``index = base + lane``,
+    ``negative`` for -1). The beats are :func:`~spikemllm.golden.timing.spike_datapath.pack`'s
+    plans filled with these events: ``take0`` events of the head vector after its first
+    ``offset``, then ``take1`` of the next one, packed from slot 0 (empty slots all zero),
+    with ``step_end``, ``split`` and ``last`` of the plan.
+    """
     E = config.events_per_cycle
     empty = {"valid": 0, "negative": 0, "index": 0}
-    beats = []
+    counts, lists = [], []
     for v in vectors:
         events = [
             {"valid": 1, "negative": int(s < 0), "index": v["base"] + lane}
             for lane, s in enumerate(v["spikes"]) if s != 0
         ]
-        groups = [events[n:n + E] for n in range(0, len(events), E)]
-        if not groups and v["step_end"]:
-            groups = [[]]
-        for n, group in enumerate(groups):
-            final = n == len(groups) - 1
-            beats.append({
-                "events": group + [dict(empty) for _ in range(E - len(group))],
-                "step_end": int(final and bool(v["step_end"])),
-                "last": int(final and bool(v["last"])),
-            })
+        count = SpikeVectorCount(len(events), bool(v["step_end"]), bool(v["last"]), bool(v.get("more", 0)))
+        if count.kept:
+            counts.append(count)
+            lists.append(events)
+    beats, head = [], 0
+    for plan in pack(counts, E):
+        events = lists[head][plan.offset:plan.offset + plan.take0]
+        if plan.take1:
+            events = events + lists[head + 1][:plan.take1]
+        beats.append({
+            "events": events + [dict(empty) for _ in range(E - len(events))],
+            "step_end": int(plan.boundary),
+            "split": plan.split,
+            "last": int(plan.last),
+        })
+        head += plan.pops
     return beats
 
 
 def scatter_events(beats: list[dict], fan_in: int) -> list[list[int]]:
-    """Decode event beats back into one dense ternary vector per timestep (per step_end)."""
+    """Decode event beats back into one dense ternary vector per timestep: the events
+    before a beat's ``split`` complete the step when the beat has ``step_end``."""
     steps, current = [], [0] * fan_in
     for beat in beats:
-        for ev in beat["events"]:
+        for slot, ev in enumerate(beat["events"]):
+            if beat["step_end"] and slot == beat["split"]:
+                steps.append(current)
+                current = [0] * fan_in
             if ev["valid"]:
                 if current[ev["index"]]:
                     raise ValueError(f"input {ev['index']} fired twice in one step")
                 current[ev["index"]] = -1 if ev["negative"] else 1
-        if beat["step_end"]:
+        if beat["step_end"] and beat["split"] == len(beat["events"]):
             steps.append(current)
             current = [0] * fan_in
     return steps

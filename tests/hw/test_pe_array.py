@@ -15,7 +15,8 @@ VERILATOR_CONFIGS = ("small", "default", "count")
 def test_cycle_model_of_a_whole_token():
     case = cases.random_case(SMALL_CONFIG, seed=4, tokens=1, chunks=1, timesteps=[4])
     nnz = [int((case.spikes(0)[t] != 0).sum()) for t in range(4)]
-    beats = cycle_model.spike_linear_event_beats(nnz, SMALL_CONFIG)
+    vectors = [cycle_model.SpikeVectorCount(n, step_end=True, last=t == 3) for t, n in enumerate(nnz)]
+    beats = cycle_model.compactor_beats(vectors, SMALL_CONFIG)
     assert simulate(bench("pe_array", case)).cycles == cycle_model.pe_array_cycles(beats, SMALL_CONFIG)
 
 

@@ -44,7 +44,7 @@ def test_shared_requantizer(pes, requantizers):
     assert result.outputs == case.expected
     assert result.counters["CYCLES"] == case.model.cycles
     stalled = run_case(config, case, in_pattern=pattern("random30", seed=1), out_pattern=pattern("random70", seed=2))
-    assert stalled.outputs == case.expected and stalled.counters["CYCLES"] > case.model.cycles
+    assert stalled.outputs == case.expected and stalled.counters["CYCLES"] >= case.model.cycles
 
 
 def test_all_zero_tokens_and_extremes():

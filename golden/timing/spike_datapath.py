@@ -1,0 +1,297 @@
+"""Cycle model of the spike core's datapath: neuron stage -> compactor -> PE array.
+
+The datapath is a chain of registers with valid/ready hand-offs, and its timing depends on
+how full each stage is, so the model steps it one clock cycle at a time, register for
+register, as the RTL (:class:`spikemllm.hw.core.SpikeCore`'s neuron stage,
+:class:`spikemllm.hw.compactor.SpikeEventCompactor`,
+:class:`spikemllm.hw.pe_array.SparseAccumulatePEArray`) does. It moves counts, not data:
+a spike vector is its number of spikes and its flags, an event beat its number of events
+and its boundary. No simulator or hardware import; pure Python.
+
+The packing rule (:func:`plan_beat`) is the compactor's contract and is shared with the
+golden event beats of :func:`spikemllm.sim.blocks.expect.compact`, which turn the same
+plans into events.
+
+Packing, with ``E`` event slots per beat:
+
+* A spike vector without a spike that ends no step is dropped when it enters the
+  compactor's FIFO (:data:`~spikemllm.latency.COMPACTOR_DEPTH` entries): it costs the
+  neuron stage its cycle and nothing downstream.
+* A beat takes the lowest pending events of the oldest vector (the *head*); when the head
+  has fewer than ``E`` left, it continues into the next vector: a window of two vectors.
+* A step boundary may fall inside a beat (the head ends a step and the next vector starts
+  the next step): the beat's ``split`` is the number of events before it. At most one
+  boundary per beat: when the second vector also ends its step, its step end is left for
+  the next beat (a beat of no event, or the start of the next beat, ``split = 0``).
+* A beat continues past the end of a tile (``last``) only when the vector says that the
+  next tile's vectors follow (``more``); otherwise the tile's final beat is emitted as it is.
+* The compactor never emits a beat that the rule would extend with a vector not yet
+  there: it waits for it. So the beats depend only on the vectors, never on when they
+  arrive or leave (the same beats under every stall pattern).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from spikemllm.latency import COMPACTOR_DEPTH
+
+__all__ = [
+    "SpikeVectorCount",
+    "BeatPlan",
+    "plan_beat",
+    "pack",
+    "SpikeDatapathModel",
+    "TileRun",
+    "run_tile",
+    "vector_counts",
+]
+
+
+@dataclass(frozen=True)
+class SpikeVectorCount:
+    """A spike vector as the timing sees it: how many spikes and where it sits in the stream.
+
+    ``step_end``: it completes its timestep; ``last``: that step is the tile's final one;
+    ``more``: (with ``last``) the next tile's vectors follow, so a beat may continue past it.
+    """
+
+    nonzero: int
+    step_end: bool = False
+    last: bool = False
+    more: bool = False
+
+    @property
+    def kept(self) -> bool:
+        """Whether the compactor stores it (it has a spike or ends a step)."""
+        return self.nonzero > 0 or self.step_end
+
+
+@dataclass(frozen=True)
+class BeatPlan:
+    """One event beat as the compactor plans it.
+
+    ``take0`` events from the head vector after its first ``offset`` ones, then ``take1``
+    from the next vector. ``boundary``: a step ends at slot ``split`` (the events before it
+    complete the step); ``last``: that step is the tile's final one. ``pops``: vectors
+    retired by the beat (0, 1 or 2); ``next_offset``: events already taken of the head
+    after the beat.
+    """
+
+    offset: int
+    take0: int
+    take1: int
+    boundary: bool
+    split: int
+    last: bool
+    pops: int
+    next_offset: int
+
+    @property
+    def events(self) -> int:
+        return self.take0 + self.take1
+
+
+def plan_beat(window: Sequence[SpikeVectorCount], offset: int, E: int) -> BeatPlan | None:
+    """The next beat from the stored vectors ``window`` (oldest first, at least one), of
+    which the head has ``offset`` events taken; ``None`` if the beat must wait for the
+    second vector. This is the compactor's per-cycle decision (see the module text)."""
+    head = window[0]
+    p0 = head.nonzero - offset
+    if p0 >= E:
+        done = p0 == E
+        boundary = done and head.step_end
+        return BeatPlan(offset, E, 0, boundary, E, boundary and head.last, int(done), 0 if done else offset + E)
+    extend = not (head.last and not head.more)
+    if not extend:
+        return BeatPlan(offset, p0, 0, head.step_end, p0, head.step_end and head.last, 1, 0)
+    if len(window) < 2:
+        return None
+    nxt = window[1]
+    room = E - p0
+    take1 = min(nxt.nonzero, room)
+    exhausted = nxt.nonzero <= room
+    if head.step_end:  # the boundary is the head's; a step end of the next vector waits
+        pops, next_offset = (2, 0) if exhausted and not nxt.step_end else (1, take1)
+        return BeatPlan(offset, p0, take1, True, p0, head.last, pops, next_offset)
+    if exhausted and nxt.step_end:
+        return BeatPlan(offset, p0, take1, True, p0 + take1, nxt.last, 2, 0)
+    pops, next_offset = (2, 0) if exhausted else (1, take1)
+    return BeatPlan(offset, p0, take1, False, p0 + take1, False, pops, next_offset)
+
+
+def pack(vectors: Iterable[SpikeVectorCount], E: int) -> list[BeatPlan]:
+    """Every beat the compactor emits for these vectors, in order (independent of timing).
+
+    Raises ``ValueError`` if the stream ends where the compactor would wait for more (a
+    vector that is not a tile's final one, or one whose ``more`` promises a next tile).
+    """
+    kept = [v for v in vectors if v.kept]
+    beats, start, offset = [], 0, 0
+    while start < len(kept):
+        plan = plan_beat(kept[start:start + 2], offset, E)
+        if plan is None:
+            raise ValueError("the spike vectors end where the compactor waits for another (no final 'last' vector)")
+        beats.append(plan)
+        start += plan.pops
+        offset = plan.next_offset
+    return beats
+
+
+@dataclass
+class _Beat:
+    events: int
+    boundary: bool
+    last: bool
+
+
+class SpikeDatapathModel:
+    """The datapath's registers, stepped one clock cycle per :meth:`tick`.
+
+    ``E`` event slots, a compactor FIFO of ``depth`` vectors. Feed it tiles with
+    :meth:`tick` (``begin`` = the shell's begin pulse with the tile's spike vectors,
+    ``o_ready`` = whether the consumer of the PE array's accumulator vectors takes one
+    this cycle). After each tick the attributes report what happened in that cycle:
+    ``finished`` (the neuron stage issued the tile's final vector), ``take``/``work``
+    (the PE array accepted a beat of ``work`` events), ``o_valid``/``o_last`` (an
+    accumulator vector was on ``o`` at the start of the cycle, and whether it is a tile's final one).
+    """
+
+    def __init__(self, E: int, depth: int = COMPACTOR_DEPTH):
+        self.E, self.depth = E, depth
+        # neuron stage: vectors of the tile being issued, the next index, R and S registers
+        self.issuing = False
+        self.vectors: list[SpikeVectorCount] = []
+        self.index = 0
+        self.r: SpikeVectorCount | None = None
+        self.s: SpikeVectorCount | None = None
+        # compactor: FIFO, head offset, plan register, beat register
+        self.fifo: deque[SpikeVectorCount] = deque()
+        self.offset = 0
+        self.plan: _Beat | None = None
+        self.beat: _Beat | None = None
+        # PE array: stage 1 and the output register
+        self.s1: _Beat | None = None
+        self.out: bool | None = None  # None: empty; else the vector's last flag
+        self.cycle = 0
+
+    @property
+    def o_valid(self) -> bool:
+        return self.out is not None
+
+    @property
+    def o_last(self) -> bool:
+        return bool(self.out)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing in flight anywhere."""
+        return (not self.issuing and self.r is None and self.s is None and not self.fifo and self.plan is None
+                and self.beat is None and self.s1 is None and self.out is None)
+
+    def tick(self, begin: Sequence[SpikeVectorCount] | None = None, o_ready: bool = True) -> None:
+        """Advance one clock cycle. ``begin``: the shell begins a tile of these vectors
+        (step-major, ``step_end`` on each step's final vector, ``last`` on the tile's
+        final one) in this cycle."""
+        # PE array
+        out_free = self.out is None or o_ready
+        s1_go = self.s1 is not None and (not self.s1.boundary or out_free)
+        pe_advance = self.s1 is None or s1_go
+        accept = self.beat is not None and pe_advance
+        # compactor
+        b_advance = self.beat is None or accept
+        a_advance = self.plan is None or b_advance
+        plan = None
+        if a_advance and self.fifo:
+            plan = plan_beat([self.fifo[0]] + ([self.fifo[1]] if len(self.fifo) > 1 else []), self.offset, self.E)
+        ready = len(self.fifo) < self.depth
+        # neuron stage
+        advance = self.s is None or ready
+        issue = advance and self.issuing
+        finished = issue and self.index == len(self.vectors) - 1
+
+        self.take = accept
+        self.work = self.beat.events if accept else 0
+        self.finished = finished
+        # registers
+        if self.out is not None and o_ready:
+            self.out = None
+        if s1_go and self.s1.boundary:
+            self.out = self.s1.last
+        if pe_advance:
+            self.s1 = self.beat if accept else None
+        if b_advance:
+            self.beat = self.plan
+        if a_advance:
+            self.plan = None if plan is None else _Beat(plan.events, plan.boundary, plan.last)
+            if plan is not None:
+                for _ in range(plan.pops):
+                    self.fifo.popleft()
+                self.offset = plan.next_offset
+        if self.s is not None and ready and self.s.kept:
+            self.fifo.append(self.s)
+        if advance:
+            self.s = self.r
+            self.r = None
+            if issue:
+                v = self.vectors[self.index]
+                if finished:
+                    v = SpikeVectorCount(v.nonzero, v.step_end, v.last, begin is not None)
+                self.r = v
+                self.index += 1
+        if finished:
+            self.issuing = False
+        if begin is not None:
+            if self.issuing:
+                raise ValueError(f"cycle {self.cycle}: begin while the neuron stage is still issuing a tile")
+            self.vectors, self.index, self.issuing = list(begin), 0, True
+            if not self.vectors or not self.vectors[-1].last:
+                raise ValueError("a tile's vectors must end with its final ('last') vector")
+        self.cycle += 1
+
+
+@dataclass(frozen=True)
+class TileRun:
+    """One tile through an empty datapath, begun in cycle 0 with the output always ready."""
+
+    final_valid: int
+    """cycle in which the tile's final accumulator vector is valid on the PE array's ``o``"""
+    beats: int
+    """event beats the PE array took"""
+    active: int
+    """beats with at least one event"""
+    events: int
+
+
+def run_tile(vectors: Sequence[SpikeVectorCount], E: int, depth: int = COMPACTOR_DEPTH) -> TileRun:
+    """Step one tile through an empty datapath (:class:`SpikeDatapathModel`): the shell
+    begins it in cycle 0 and takes every accumulator vector at once."""
+    model = SpikeDatapathModel(E, depth)
+    beats = active = events = 0
+    model.tick(begin=vectors)
+    limit = 16 * (len(vectors) + 8) + sum(v.nonzero for v in vectors)
+    while not (model.o_valid and model.o_last):
+        model.tick()
+        beats += model.take
+        active += model.work > 0
+        events += model.work
+        if model.cycle > limit:
+            raise RuntimeError("the datapath model did not finish the tile")
+    return TileRun(model.cycle, beats, active, events)
+
+
+def vector_counts(nonzeros: Sequence[int], chunks: int, *, more: bool = False) -> list[SpikeVectorCount]:
+    """A tile's spike vectors from their spike counts in step-major order (``chunks``
+    vectors per step): ``step_end`` on each step's final chunk, ``last`` (and ``more``) on
+    the final one."""
+    n = len(nonzeros)
+    if chunks < 1 or n % chunks or n == 0:
+        raise ValueError(f"{n} spike vectors do not make whole steps of {chunks} chunks")
+    out = []
+    for i, nnz in enumerate(nonzeros):
+        end = (i + 1) % chunks == 0
+        final = i == n - 1
+        out.append(SpikeVectorCount(int(nnz), end, final, more and final))
+    return out
