@@ -46,6 +46,7 @@ __all__ = [
     "SpikeDatapathModel",
     "TileRun",
     "run_tile",
+    "run_back_to_back",
     "vector_counts",
 ]
 
@@ -191,10 +192,12 @@ class SpikeDatapathModel:
         return (not self.issuing and self.r is None and self.s is None and not self.fifo and self.plan is None
                 and self.beat is None and self.s1 is None and self.out is None)
 
-    def tick(self, begin: Sequence[SpikeVectorCount] | None = None, o_ready: bool = True) -> None:
+    def tick(self, begin: Sequence[SpikeVectorCount] | None = None, o_ready: bool = True, *,
+             next_tile: Sequence[SpikeVectorCount] | None = None) -> None:
         """Advance one clock cycle. ``begin``: the shell begins a tile of these vectors
         (step-major, ``step_end`` on each step's final vector, ``last`` on the tile's
-        final one) in this cycle."""
+        final one) in this cycle; ``next_tile``: begin this tile if the neuron stage issues
+        its current tile's final vector in this cycle (tiles back to back)."""
         # PE array
         out_free = self.out is None or o_ready
         s1_go = self.s1 is not None and (not self.s1.boundary or out_free)
@@ -211,6 +214,8 @@ class SpikeDatapathModel:
         advance = self.s is None or ready
         issue = advance and self.issuing
         finished = issue and self.index == len(self.vectors) - 1
+        if finished and begin is None:
+            begin = next_tile
 
         self.take = accept
         self.work = self.beat.events if accept else 0
@@ -280,6 +285,33 @@ def run_tile(vectors: Sequence[SpikeVectorCount], E: int, depth: int = COMPACTOR
         if model.cycle > limit:
             raise RuntimeError("the datapath model did not finish the tile")
     return TileRun(model.cycle, beats, active, events)
+
+
+def run_back_to_back(tiles: Sequence[Sequence[SpikeVectorCount]], E: int, depth: int = COMPACTOR_DEPTH,
+                     o_ready=lambda cycle: True) -> int:
+    """Cycles of a run of tiles begun back to back: the first in cycle 0, each next one in
+    the cycle the neuron stage issues the previous tile's final vector (the shell's contract
+    for tiles of one token), counted up to and including the cycle the final tile's last
+    accumulator vector is taken (``o_ready(cycle)`` says whether the consumer takes one)."""
+    model = SpikeDatapathModel(E, depth)
+    pending = [list(t) for t in tiles]
+    if not pending:
+        raise ValueError("at least one tile is needed")
+    finals = 0
+    model.tick(begin=pending.pop(0), o_ready=o_ready(0))
+    limit = 64 * sum(len(t) + sum(v.nonzero for v in t) for t in tiles) + 64
+    while True:
+        cycle = model.cycle
+        ready = o_ready(cycle)
+        taken_final = model.o_valid and model.o_last and ready
+        model.tick(o_ready=ready, next_tile=pending[0] if pending else None)
+        if model.finished and pending and model.issuing:
+            pending.pop(0)
+        finals += taken_final
+        if finals == len(tiles):
+            return cycle + 1
+        if model.cycle > limit:
+            raise RuntimeError("the datapath model did not finish the tiles")
 
 
 def vector_counts(nonzeros: Sequence[int], chunks: int, *, more: bool = False) -> list[SpikeVectorCount]:
