@@ -44,9 +44,15 @@ import torch
 from spikemllm.golden.encoding import encode_count_signed, encode_tc_lif
 
 from spikemllm.config import AcceleratorConfig, Coding
-from spikemllm.latency import FIRST_TOKEN_LOOKUP, TILE_OVERHEAD, TOKEN_LOOKUP, dense_tile_overhead
-
-from spikemllm.latency import NEURON_STAGE_FILL, PE_ARRAY_LATENCY, TILE_PARAMS_LOAD
+from spikemllm.latency import (
+    FIRST_TOKEN_LOOKUP,
+    NEURON_STAGE_FILL,
+    PE_ARRAY_LATENCY,
+    TILE_OVERHEAD,
+    TILE_PARAMS_LOAD,
+    TOKEN_LOOKUP,
+    dense_tile_overhead,
+)
 
 from .spike_datapath import TileRun, run_tile, vector_counts
 

@@ -5,7 +5,7 @@ For full-size models, the linear layers' shapes come from the ``transformers``
 architectures built on the meta device (no weights); the spike statistics (firing rate
 per step) come from real activations of a pretrained model quantized per token; the
 expected compactor cycles of a spike vector follow from the binomial distribution of its
-non-zero count. Compute time is cycles / clock; weight traffic is the bytes of the
+non-zero count and the compactor's packing (:func:`expected_vector_cycles`). Compute time is cycles / clock; weight traffic is the bytes of the
 weights each phase must stream; a phase is bound by whichever takes longer.
 
 Cycles per layer follow the structure of the exact model (:mod:`.core_model`): ``T * K``
@@ -14,7 +14,6 @@ spike vectors per token and tile plus the per-tile overhead.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
@@ -144,12 +143,15 @@ def step_firing_rates(T: int, *, layers: tuple[str, ...] | None = None) -> tuple
 
 
 def expected_vector_cycles(lanes: int, rate: float, events_per_cycle: int) -> float:
-    """``E[max(1, ceil(X / E))]`` for ``X ~ Binomial(lanes, rate)``: compactor cycles per vector."""
-    total = 0.0
-    for x in range(lanes + 1):
-        p = math.comb(lanes, x) * rate**x * (1 - rate) ** (lanes - x)
-        total += p * max(1, -(-x // events_per_cycle))
-    return total
+    """Compactor cycles per spike vector of a step firing ``rate`` of its inputs, for
+    ``X ~ Binomial(lanes, rate)`` spikes per vector: ``E[X] / E`` (events are packed ``E``
+    per beat across vectors), but at least ``P(X > 0) / 2`` (a beat retires at most two
+    vectors with a spike; vectors without one are dropped). An estimate of the steady
+    state of :mod:`.spike_datapath`, whose exact timing also depends on its fill levels."""
+    if not 0 <= rate <= 1:
+        raise ValueError(f"rate must be in [0, 1], not {rate!r}")
+    nonempty = 1 - (1 - rate) ** lanes
+    return max(lanes * rate / events_per_cycle, nonempty / 2)
 
 
 @dataclass(frozen=True)
@@ -193,8 +195,9 @@ def project(model: str, setup: ProjectionSetup = ProjectionSetup(), *, tv: int =
         raise ValueError(f"unknown model {model!r}; known: {sorted(MODELS)}")
     shapes = model_linear_shapes(model)
     rates = {T: step_firing_rates(T) for T in {tv, tt}}
+    # the neuron stage issues one spike vector per cycle: a tile takes at least T * K cycles
     per_vector = {
-        T: sum(expected_vector_cycles(setup.lanes, r, setup.events_per_cycle) for r in rates[T]) / T
+        T: max(1.0, sum(expected_vector_cycles(setup.lanes, r, setup.events_per_cycle) for r in rates[T]) / T)
         for T in rates
     }
 
