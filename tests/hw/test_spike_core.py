@@ -7,11 +7,16 @@ import dataclasses
 import pytest
 import torch
 from core_suite import CORE_COUNT, CORE_E1, CORE_SMALL, run_case, run_real_layer_under_verilator
+from spikemllm.config import DEFAULT_CONFIG
 from spikemllm.firmware.driver import SpikeCoreError
 from spikemllm.hw.registers import ERRORS
 from spikemllm.sim.backends.amaranth_sim import run_with_driver
 from spikemllm.sim.core.cases import random_case
 from spikemllm.sim.patterns import pattern
+
+
+CORE_E3 = dataclasses.replace(CORE_SMALL, name="core_e3", events_per_cycle=3)
+CORE_E8 = dataclasses.replace(CORE_SMALL, name="core_e8", events_per_cycle=8)
 
 
 @pytest.mark.parametrize("config, shape, steps", [
@@ -20,6 +25,9 @@ from spikemllm.sim.patterns import pattern
     (CORE_SMALL, (16, 16), (2, 2)),  # 2 chunks x 4 tiles = the whole weight memory
     (CORE_COUNT, (12, 6), (5, 7)),   # count coding: T up to Q
     (CORE_E1, (10, 5), (4, 3)),      # one event per cycle
+    (CORE_E3, (20, 7), (3, 4)),      # three events per cycle: beats split at any slot
+    (CORE_E8, (24, 8), (4, 2)),      # E = lanes: a beat holds a whole spike vector
+    (DEFAULT_CONFIG, (40, 12), (3, 4)),
 ])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_bit_exact_and_cycle_exact(config, shape, steps, seed):
