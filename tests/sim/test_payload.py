@@ -11,7 +11,7 @@ from spikemllm.config import DEFAULT_CONFIG, SMALL_CONFIG
 def test_round_trip_and_layout_positions():
     c = SMALL_CONFIG
     codec = PayloadCodec(sig.spike_vector_layout(c))
-    value = {"spikes": [-1, 0, 1, 1, 0, -1, 0, 1], "base": 8, "step": 3, "step_end": 1, "last": 0}
+    value = {"spikes": [-1, 0, 1, 1, 0, -1, 0, 1], "base": 8, "step": 3, "step_end": 1, "last": 0, "more": 0}
     bits = codec.pack(value)
     assert codec.unpack(bits) == value
     assert codec.width == Shape.cast(sig.spike_vector_layout(c)).width
