@@ -11,9 +11,11 @@ requantizer -- is the same for all cores, so one testbench and one workload run 
 Per token (``K = IN_CHUNKS`` chunks of ``lanes`` inputs, ``J = OUT_TILES`` tiles of
 ``pes`` outputs): the ``K`` chunks load into one bank of the activation memory while the
 other bank computes; ``T`` is read from the timestep table at ``2 * layer + modality``;
-for each tile the tile's bias and requantizer parameters are loaded from the tile
-memories, the datapath is started (``begin``) and feeds the array, and the tile's final
-accumulators go through the requantizer to ``o`` with the tile number and ``last``.
+the token's tiles are begun back to back (``begin``: the first after the lookup, each
+next one in the cycle the datapath issues the previous one's final work item), and each
+tile's final accumulators go through the requantizer, which reads the tile's bias and
+parameters from the tile memories as it takes them, to ``o`` with the tile number and
+``last``.
 """
 
 from __future__ import annotations
@@ -91,8 +93,10 @@ class Feed:
     bank)``, or ``bank`` alone when the memory holds one chunk per bank); ``bank``: the
     bank of the token being computed; ``timesteps``: its ``T``; ``tile_base``: weight
     row of input 0 of the current tile (``tile * IN``); ``in_chunks``/``in_features``:
-    the layer's ``K`` and ``IN``; ``begin``: high for one cycle when the tile's
-    parameters are loaded and feeding may start; ``flush``: high for one cycle when a run
+    the layer's ``K`` and ``IN``; ``begin``: high for one cycle when feeding a tile may
+    start (``timesteps``, ``tile_base`` and ``bank`` hold the tile's values from the next
+    cycle; within a token ``begin`` comes in the cycle ``finished`` reports the previous
+    tile's final item, so the datapath must accept it while it drains); ``flush``: high for one cycle when a run
     starts or aborts (drop what is in flight in the feeder).
     """
 
@@ -163,7 +167,7 @@ class LayerCore(Block, abc.ABC):
     def elaborate(self, platform):
         m = Module()
         s = _Shell()
-        m.submodules.requantizer = s.rq = Requantizer(config=self.config)
+        m.submodules.requantizer = s.rq = Requantizer(config=self.config, pending_params=False)
         self._register_file(m, s)
         self._run_control(m, s)
         self._tile_memories(m, s)
@@ -358,7 +362,7 @@ class LayerCore(Block, abc.ABC):
         s.tile_base = Signal(c.index_width + 1)
         s.in_features = Signal(c.index_width + 1)
         m.d.comb += s.in_features.eq(s.in_chunks << lane_shift)
-        s.begin = Signal()   # the tile's parameters are loaded: start feeding it
+        s.begin = Signal()   # start feeding a tile
         s.flush = Signal()   # a run starts or aborts: drop what is being fed
         act_r = s.act_mem.read_port()
         s.dp = self.elaborate_datapath(m, Feed(
@@ -374,22 +378,27 @@ class LayerCore(Block, abc.ABC):
         ]
 
     def _tile_sequencer(self, m: Module, s: "_Shell") -> None:
-        """Per token: look up ``T``, then for each output tile load its parameters, start the
-        datapath and wait until the requantizer has taken the tile's final accumulators."""
+        """Per token: look up ``T``, begin the first tile, then begin every next tile in the
+        cycle the datapath issues the previous one's final work item (tiles back to back);
+        the requantizer reads each tile's parameters from the tile memories as it takes the
+        tile's final accumulators."""
         c = self.config
         rq, dp = s.rq, s.dp
+        # The requantizer's parameters: those of the next tile whose final vector it takes.
+        rq_tile = Signal(c.tile_width)
         bias_r = s.bias_mem.read_port(domain="comb")
         params_r = s.params_mem.read_port(domain="comb")
-        m.d.comb += [bias_r.addr.eq(s.tile), params_r.addr.eq(s.tile)]
+        m.d.comb += [bias_r.addr.eq(rq_tile), params_r.addr.eq(rq_tile)]
         m.d.comb += [
+            rq.params.valid.eq(1),
             rq.params.p.bias.eq(bias_r.data),
             rq.params.p.multiplier.eq(params_r.data.multiplier),
             rq.params.p.shift.eq(params_r.data.shift),
         ]
-        params_done = Signal()
-        tile_final_taken = Signal()  # the requantizer has taken this tile's final accumulators
         with m.If(rq.i.valid & rq.i.ready & rq.i.p.last):
-            m.d.sync += tile_final_taken.eq(1)
+            m.d.sync += rq_tile.eq(Mux(rq_tile == s.out_tiles - 1, 0, rq_tile + 1))
+        with m.If(s.flush):
+            m.d.sync += rq_tile.eq(0)
 
         entry = Signal(c.timesteps_width)
         tag_index = Signal(1 + c.layer_width)
@@ -409,28 +418,20 @@ class LayerCore(Block, abc.ABC):
                     with m.Elif(entry == 0):
                         m.d.comb += s.fault.eq(_error("BAD_T"))
                     with m.Else():
-                        m.d.sync += [s.T.eq(entry), s.tile.eq(0), s.tile_base.eq(0), params_done.eq(0)]
-                        m.next = "PARAMS"
-            with m.State("PARAMS"):
-                m.d.comb += rq.params.valid.eq(~params_done)
-                params_ok = params_done | rq.params.ready
-                m.d.sync += params_done.eq(params_ok)
-                with m.If(params_ok):
-                    m.d.sync += tile_final_taken.eq(0)
-                    m.d.comb += s.begin.eq(1)
-                    m.next = "FEED"
+                        m.d.sync += [s.T.eq(entry), s.tile.eq(0), s.tile_base.eq(0)]
+                        m.next = "BEGIN"
+            with m.State("BEGIN"):
+                m.d.comb += s.begin.eq(1)
+                m.next = "FEED"
             with m.State("FEED"):
                 with m.If(dp.finished):
-                    m.next = "TILE_END"
-            with m.State("TILE_END"):
-                with m.If(tile_final_taken):
-                    m.d.sync += params_done.eq(0)
                     with m.If(s.tile == s.out_tiles - 1):
+                        # the token's activations are all read: its bank may load the token after next
                         m.d.sync += [cur_bank.eq(~cur_bank), s.bank_full.bit_select(cur_bank, 1).eq(0)]
                         m.next = "WAIT_TOKEN"
                     with m.Else():
+                        m.d.comb += s.begin.eq(1)
                         m.d.sync += [s.tile.eq(s.tile + 1), s.tile_base.eq(s.tile_base + s.in_features)]
-                        m.next = "PARAMS"
 
     def _output(self, m: Module, s: "_Shell") -> None:
         """The requantizer's vectors leave on ``o`` with their tile number and ``last``."""

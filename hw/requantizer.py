@@ -30,9 +30,11 @@ class Requantizer(Block):
     not final (``last = 0``, the PE array's per-step partial sums) are taken and dropped in
     the cycle they arrive, so the PE array's output connects here directly.
 
-    A final vector is captured into an accumulator buffer together with the parameters
-    loaded last (``params`` may be written at any time; the set loaded when a final vector
-    is taken applies to it). The ``G = pes / R`` groups of ``R`` channels then go through
+    A final vector is captured into an accumulator buffer together with its parameters:
+    with ``pending_params`` (the default) the set loaded last (``params`` may be written at
+    any time; the set loaded when a final vector is taken applies to it); without, the set
+    on ``params`` in the cycle the vector is taken (the core's shell holds the next tile's
+    parameters there, read from its tile memories, and no pending set is kept). The ``G = pes / R`` groups of ``R`` channels then go through
     two stages, one group per cycle: add the bias and multiply (the group's shifts travel
     with its products), then round, shift and saturate into the output register. When the
     last group is written the output vector is valid. The next final vector is taken in
@@ -50,7 +52,8 @@ class Requantizer(Block):
     Raises ``TypeError`` if ``config`` is not an :class:`AcceleratorConfig`.
     """
 
-    def __init__(self, *, config: AcceleratorConfig):
+    def __init__(self, *, config: AcceleratorConfig, pending_params: bool = True):
+        self._pending_params = bool(pending_params)
         super().__init__({
             "i": In(AccumulatorStream(config)),
             "params": In(RequantParamsStream(config)),
@@ -68,10 +71,13 @@ class Requantizer(Block):
         width = c.product_width
 
         # Parameters: the set being loaded (pending) and the set of the captured vector.
-        pending = Signal(requant_params_layout(c))
         active = Signal(requant_params_layout(c))
-        with m.If(self.params.valid):
-            m.d.sync += pending.eq(self.params.p)
+        if self._pending_params:
+            pending = Signal(requant_params_layout(c))
+            with m.If(self.params.valid):
+                m.d.sync += pending.eq(self.params.p)
+        else:
+            pending = self.params.p
         m.d.comb += self.params.ready.eq(1)
 
         # Capture: a final vector and the pending parameters.

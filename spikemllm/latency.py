@@ -23,9 +23,10 @@ requantizer                 G + 2    final accumulator vector -> output vector
                                      multiply; round, shift and saturate)
 ==========================  =======  ============================================
 
-A core spends :data:`TILE_OVERHEAD` cycles per token and output tile outside its
-datapath's work, built below from the pieces of the tile's timeline, plus
-:data:`TOKEN_LOOKUP` per token and the requantizer's last tile at the end of a run.
+The cores' shell begins a token's tiles back to back (each next tile in the cycle the
+datapath issues the previous one's final work item), so fill and drain cost nothing
+within a token; a token costs :data:`TOKEN_SWITCH` cycles of the sequencer before its
+first tile begins. :mod:`spikemllm.golden.timing.core_model` steps the whole timeline.
 """
 
 from __future__ import annotations
@@ -37,15 +38,9 @@ __all__ = [
     "PE_ARRAY_LATENCY",
     "mac_array_latency",
     "requantizer_latency",
-    "TILE_PARAMS_LOAD",
-    "NEURON_STAGE_FILL",
-    "FEEDER_FILL",
-    "TILE_END_DETECT",
-    "FIRST_TOKEN_LOOKUP",
     "TOKEN_LOOKUP",
-    "REQUANTIZER_CAPTURE",
-    "TILE_OVERHEAD",
-    "dense_tile_overhead",
+    "TOKEN_BEGIN",
+    "TOKEN_SWITCH",
 ]
 
 NEURON_ARRAY_LATENCY = 1
@@ -87,40 +82,12 @@ def requantizer_latency(config) -> int:
 
 # -- the cores' timeline ------------------------------------------------------------------
 
-TILE_PARAMS_LOAD = 1
-"""The tile sequencer's cycle loading a tile's bias and requantizer parameters into the
-requantizer's pending set (the previous tile's groups may still be in the requantizer)."""
-
-NEURON_STAGE_FILL = 2
-"""The spike core's neuron stage before its first spike vector: membrane-memory read, spike register."""
-
-FEEDER_FILL = 2
-"""The dense cores' feeder before its first input: activation-memory read, input register."""
-
-REQUANTIZER_CAPTURE = 1
-"""The cycle in which the requantizer takes a tile's final accumulator vector (the PE
-array's output register) into its buffer."""
-
-TILE_END_DETECT = 1
-"""The tile sequencer's cycle noticing that the requantizer took the tile's final accumulators."""
-
-FIRST_TOKEN_LOOKUP = 1
-"""Cycles between the first token's last chunk and its parameter load (the timestep-table lookup)."""
-
 TOKEN_LOOKUP = 1
-"""The scheduler's cycle looking up a token's ``T`` before its first tile."""
+"""The sequencer's cycle looking up a token's ``T`` once its activations are loaded."""
 
-TILE_OVERHEAD = TILE_PARAMS_LOAD + NEURON_STAGE_FILL + PE_ARRAY_LATENCY + REQUANTIZER_CAPTURE + TILE_END_DETECT
-"""Cycles per token and output tile of the spike core outside the compactor's work: parameter
-load, neuron-stage fill, the PE array's drain of the tile's final step, the requantizer's
-capture of it and its detection (7). The requantizer's work on the tile overlaps the next
-tile; the last tile's is the run's tail."""
+TOKEN_BEGIN = 1
+"""The sequencer's cycle beginning a token's first tile (the datapath issues from the next)."""
 
-
-def dense_tile_overhead(arithmetic: str, inputs: int) -> int:
-    """Cycles per token and output tile of a dense core outside its one cycle per beat of
-    ``inputs`` inputs. The MAC array's weight read of the final beat happens in the cycle
-    the beat is taken, which that beat's cycle already counts, so only the rest of the
-    array's latency drains (7 for INT8)."""
-    return (TILE_PARAMS_LOAD + FEEDER_FILL + (mac_array_latency(arithmetic, inputs) - 1) + REQUANTIZER_CAPTURE
-            + TILE_END_DETECT)
+TOKEN_SWITCH = TOKEN_LOOKUP + TOKEN_BEGIN
+"""Cycles from the datapath issuing a token's last work item to issuing the next token's
+first one, beyond the one cycle per item (the next token loaded already): 2."""

@@ -20,7 +20,7 @@ from functools import lru_cache
 import torch
 from spikemllm.golden.encoding import encode_tc_lif
 
-from spikemllm.latency import TILE_OVERHEAD
+from spikemllm.latency import TOKEN_SWITCH
 
 __all__ = [
     "LinearShape",
@@ -180,7 +180,8 @@ class ProjectionSetup:
 def _layer_cycles_per_token(shape: LinearShape, setup: ProjectionSetup, vector_cycles: float, T: int) -> float:
     K = -(-shape.in_features // setup.lanes)
     J = -(-shape.out_features // setup.pes)
-    return shape.count * J * (T * K * vector_cycles + TILE_OVERHEAD)
+    # tiles of a token run back to back; each token costs the sequencer's switch once
+    return shape.count * (J * T * K * vector_cycles + TOKEN_SWITCH)
 
 
 def project(model: str, setup: ProjectionSetup = ProjectionSetup(), *, tv: int = 3, tt: int = 4) -> dict:

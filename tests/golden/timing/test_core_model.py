@@ -5,11 +5,12 @@ import random
 
 import pytest
 import torch
-from spikemllm.golden.timing.core_model import core_cycles
+from spikemllm.golden.timing.core_model import core_cycles, dense_core_cycles
 from spikemllm.golden.timing.projection import ProjectionSetup, expected_vector_cycles, model_linear_shapes, project
 from spikemllm.golden.timing.spike_datapath import pack, vector_counts
 
 from spikemllm.config import DEFAULT_CONFIG
+from spikemllm.latency import TOKEN_SWITCH, mac_array_latency
 
 
 def test_breakdown_adds_up():
@@ -18,6 +19,24 @@ def test_breakdown_adds_up():
     r = core_cycles(DEFAULT_CONFIG, q, [3, 4, 3, 4, 3], out_tiles=3)
     assert sum(r.breakdown().values()) == r.cycles
     assert 0 < r.pe_utilization <= 1 and 0 < r.event_slot_utilization <= 1
+
+
+@pytest.mark.parametrize("arithmetic", ["int8", "fp16"])
+@pytest.mark.parametrize("tokens, in_features, tiles, D", [(1, 16, 1, 1), (5, 48, 3, 1), (3, 64, 2, 4), (2, 128, 4, 8)])
+def test_dense_cycles_follow_the_timeline_by_hand(arithmetic, tokens, in_features, tiles, D):
+    # Without back-pressure (G <= IN / D) the dense timeline has a closed form: the first
+    # token loads in K cycles, is looked up and begun (2), its tiles' IN / D beats issue
+    # back to back, every later token costs TOKEN_SWITCH, the final beat passes the
+    # feeder's two registers and the MAC array's latency, and the requantizer's G + 2
+    # cycles end the run.
+    c = dataclasses.replace(DEFAULT_CONFIG, dense_inputs=D)
+    K, beats, G = in_features // c.lanes, in_features // D, c.requant_cycles
+    assert G <= beats
+    by_hand = (K + 2) + tokens * tiles * beats + (tokens - 1) * TOKEN_SWITCH + 2 + mac_array_latency(arithmetic, D) + G + 2
+    r = dense_core_cycles(c, tokens, in_features, tiles, arithmetic)
+    assert r.cycles == by_hand
+    assert r.active_cycles == tokens * tiles * beats and r.events == tokens * tiles * in_features
+    assert sum(r.breakdown().values()) == r.cycles
 
 
 def test_core_cycles_rejects_bad_input():
