@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import sys
 import time
@@ -113,12 +114,15 @@ def build_block(config: AcceleratorConfig, block: str, *, waves: bool | None = N
 
 
 def run_block(build: BlockBuild, *, testcase: str | None = None, waves: bool | None = None,
-              sweep: bool = False, results: Path | None = None, schedule: Path | None = None) -> Path:
+              sweep: bool = False, results: Path | None = None, schedule: Path | None = None,
+              case: dict | None = None) -> Path:
     """Run the cocotb testbench of a built block; return the results file.
 
     ``sweep`` also registers the long random sweep (``random_sweep``). ``results`` is where
     the top level's testbench writes its measurements (JSON); ``schedule`` a timestep
-    schedule file it programs the core from (default: the case's own, written to the test folder).
+    schedule file it programs the core from (default: the case's own, written to the test
+    folder); ``case`` the core testbench's workload and its options, e.g.
+    ``{"workload": "qwen2vl"}`` (default: the testbench's default workload).
 
     Raises ``AssertionError`` with the tail of the simulation log if any cocotb test fails.
     """
@@ -138,6 +142,7 @@ def run_block(build: BlockBuild, *, testcase: str | None = None, waves: bool | N
         env["SPIKEMLLM_RESULTS"] = str(Path(results).resolve())
     if schedule is not None:
         env["SPIKEMLLM_SCHEDULE"] = str(Path(schedule).resolve())
+    env["SPIKEMLLM_CASE"] = json.dumps(case or {})
     failure = None
     try:
         results = runner.test(

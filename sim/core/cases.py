@@ -1,9 +1,23 @@
 """Workloads for the SpikeCore testbenches: random and real converted layers, token
-sequences mixing vision and text, and their golden outputs and cycle counts."""
+sequences mixing vision and text, and their golden outputs and cycle counts.
+
+Two real workloads, chosen by name with :func:`workload_case`:
+
+* ``"qwen2vl"`` (:func:`qwen2vl_case`): the query projection of layer 0 of the language
+  model of the shapes-VQA Qwen2-VL trained here, over the tokens of real held-out images
+  and questions, each tagged vision or text by the model's own token ids; read from the
+  committed fixture ``sim/fixtures/qwen2vl_lm0_q_proj.json``, so no checkpoint is needed;
+* ``"minilm"`` (:func:`minilm_case`): MiniLM's pretrained FFN layer 0 over real
+  sentence tokens, with modality tags assigned in runs of three (a text-only model has
+  no vision tokens of its own).
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
 
 import torch
 from spikemllm.firmware.compiler import (
@@ -24,11 +38,24 @@ from spikemllm.hw.blocks import CoreKind, core_kind
 from spikemllm.config import AcceleratorConfig, Coding
 from spikemllm.modality import Modality
 
-__all__ = ["LAYER", "CoreCase", "case_schedule", "random_case", "minilm_case", "fitting_shape", "activation_bits",
-           "core_expectation"]
+__all__ = ["LAYER", "QWEN2VL_LAYER", "QWEN2VL_FIXTURE_NAME", "WORKLOADS", "CoreCase", "case_schedule", "random_case",
+           "minilm_case", "qwen2vl_case", "qwen2vl_fixture", "qwen2vl_schedule", "fixture_parameters", "workload_case",
+           "fitting_shape", "activation_bits", "core_expectation"]
 
 LAYER = "encoder.layer.0.intermediate.dense"
 """The real layer of :func:`minilm_case`: MiniLM's first FFN input projection."""
+MINILM_DESCRIPTION = "all-MiniLM-L6-v2 encoder.layer.0.intermediate.dense (pretrained), sliced"
+
+QWEN2VL_LAYER = "model.language_model.layers.0.self_attn.q_proj"
+"""The real layer of :func:`qwen2vl_case`: the shapes-VQA Qwen2-VL's layer-0 query projection."""
+QWEN2VL_FIXTURE_NAME = "qwen2vl_lm0_q_proj.json"
+QWEN2VL_DESCRIPTION = f"shapes-VQA Qwen2-VL (trained by make train) {QWEN2VL_LAYER}, sliced"
+QWEN2VL_GENERATOR = "python -m spikemllm.sim.fixtures.make_qwen2vl_fixture"
+
+FIXTURE_FIELDS = ("lanes", "pes", "act_bits", "weight_bits", "t_max", "coding", "max_fan_in", "max_out_tiles",
+                  "bias_bits", "out_bits", "multiplier_bits", "shift_bits")
+"""Configuration parameters a real-layer fixture's integers depend on: the slice's shape and
+the quantization's widths (``events_per_cycle``, ``layers`` and the like do not matter)."""
 
 
 @dataclass
@@ -45,6 +72,12 @@ class CoreCase:
     beats: list
     expected: list
     model: CoreCycles
+    workload: str = "random"
+    """``"random"``, or the real workload's name (:data:`WORKLOADS`)"""
+    layer_name: str = ""
+    """module path of the real layer in its model"""
+    description: str = ""
+    """what the layer is, in a few words (model, layer, how it was cut)"""
 
     @property
     def tokens(self) -> int:
@@ -63,7 +96,8 @@ def case_schedule(layer_index: int, tv: int, tt: int, *, name: str = "layer") ->
                     meta={"purpose": "core testbench"})
 
 
-def _finish(program: LayerProgram, schedule: Schedule, layer_index, q, modality) -> CoreCase:
+def _finish(program: LayerProgram, schedule: Schedule, layer_index, q, modality, *, workload: str = "random",
+            layer_name: str = "", description: str = "") -> CoreCase:
     T = token_timesteps(timestep_table(program.config, schedule), modality, layer_index)
     padded = torch.zeros(q.shape[0], program.padded_in, dtype=torch.int64)
     padded[:, : program.in_features] = q
@@ -72,6 +106,7 @@ def _finish(program: LayerProgram, schedule: Schedule, layer_index, q, modality)
         token_beats(program, q, modality, layer_index),
         expected_outputs(program, q, T),
         core_cycles(program.config, padded, T, program.out_tiles),
+        workload, layer_name, description,
     )
 
 
@@ -99,9 +134,10 @@ def random_case(config: AcceleratorConfig, *, seed: int, tokens: int, in_feature
 
 
 def fitting_shape(config: AcceleratorConfig, *, chunks: int = 24, tiles: int = 4) -> tuple[int, int]:
-    """``(in, out)`` of a slice of MiniLM's 384 -> 1536 layer that fits ``config``: up to
-    ``chunks`` spike vectors (24 x 16 lanes = the real 384 inputs), at most half the
-    activation memory, and up to ``tiles`` output tiles within the weight memory."""
+    """``(in, out)`` of a slice of a real layer that fits ``config``: up to ``chunks`` spike
+    vectors, at most half the activation memory, and up to ``tiles`` output tiles within
+    the weight memory. The defaults are MiniLM's 384 -> 1536 layer (24 x 16 lanes = its
+    384 inputs); the Qwen2-VL fixture asks for its 96 inputs (``chunks = 96 // lanes``)."""
     k = max(1, min(chunks, config.in_chunks_max // 2))
     j = max(1, min(tiles, config.max_out_tiles, config.max_fan_in // (k * config.lanes)))
     return k * config.lanes, j * config.pes
@@ -155,7 +191,110 @@ def minilm_case(config: AcceleratorConfig, *, tokens: int = 12, in_features: int
     out_scale = float(y.abs().max()) / ((1 << (config.out_bits - 1)) - 1)
     layer = IntegerLayer.from_linear(sliced, in_scale=in_scale, out_scale=out_scale, out_bits=config.out_bits,
                                      weight_bits=config.weight_bits, multiplier_bits=config.multiplier_bits)
-    return _finish(compile_layer(config, layer), schedule, layer_index, q, modality)
+    return _finish(compile_layer(config, layer), schedule, layer_index, q, modality, workload="minilm",
+                   layer_name=LAYER, description=MINILM_DESCRIPTION)
+
+
+def fixture_parameters(config: AcceleratorConfig) -> dict:
+    """The parameters of ``config`` a real-layer fixture's integers depend on (:data:`FIXTURE_FIELDS`)."""
+    return {name: getattr(config, name) for name in FIXTURE_FIELDS}
+
+
+@lru_cache(maxsize=1)
+def _read_qwen2vl_fixture() -> str:
+    return (resources.files("spikemllm.sim") / "fixtures" / QWEN2VL_FIXTURE_NAME).read_text()
+
+
+def qwen2vl_fixture() -> dict:
+    """The committed Qwen2-VL fixture (a fresh copy; ``sim/fixtures/make_qwen2vl_fixture.py`` writes it)."""
+    return json.loads(_read_qwen2vl_fixture())
+
+
+def qwen2vl_schedule(fixture: dict | None = None) -> Schedule:
+    """The schedule the fixture was made at, over every layer unit of the model: the
+    fixture's ``T`` per modality everywhere (vision only in the vision encoder and projector)."""
+    fixture = qwen2vl_fixture() if fixture is None else fixture
+    steps = fixture["schedule"]["timesteps"]
+    timesteps = {u["name"]: {m: steps[m] for m in u["modalities"]} for u in fixture["units"]}
+    stages = {u["name"]: u["stage"] for u in fixture["units"]}
+    return Schedule(timesteps, stages, meta={"allocator": "uniform", "source": fixture["schedule"]["source"],
+                                             "purpose": "core testbench, qwen2vl workload"})
+
+
+def _qwen2vl_entry(fixture: dict, config: AcceleratorConfig) -> dict:
+    wanted = fixture_parameters(config)
+    for entry in fixture["configs"].values():
+        if entry["config"] == wanted:
+            return entry
+    raise ValueError(
+        f"the Qwen2-VL fixture has no slice for configuration {config.name!r} ({wanted}); it holds "
+        f"{sorted(fixture['configs'])}. With the checkpoint ('make train'), add one: "
+        f"{QWEN2VL_GENERATOR} --config default --config small --config count --config <yours>"
+    )
+
+
+def qwen2vl_case(config: AcceleratorConfig, *, tokens: int | None = None, schedule: Schedule | None = None) -> CoreCase:
+    """A real multimodal workload: the shapes-VQA Qwen2-VL's layer-0 query projection
+    (``model.language_model.layers.0.self_attn.q_proj``, with bias), sliced to fit
+    ``config``, over the tokens of two held-out questions in sequence order (image tokens
+    vision, all others text, as the model's own token ids say).
+
+    The integers (per-token activations at each token's ``T``, weights, bias, multiplier,
+    shift) come from the committed fixture; see ``sim/fixtures/make_qwen2vl_fixture.py``
+    for how they were made. ``tokens`` keeps the first ones (default: all 39).
+    ``schedule`` programs the timestep table: by default :func:`qwen2vl_schedule` (every
+    unit of the model, so the layer's index is its unit's place in the model); a schedule
+    file's entry for the layer's unit must give the ``T`` the fixture was made at.
+
+    Raises ``ValueError`` naming the problem: a configuration the fixture has no slice for,
+    a schedule without the layer's unit or with other ``T``, a bad ``tokens``.
+    """
+    fixture = qwen2vl_fixture()
+    entry = _qwen2vl_entry(fixture, config)
+    unit, made_at = fixture["unit"], fixture["schedule"]["timesteps"]
+    if schedule is None:
+        schedule = qwen2vl_schedule(fixture)
+    if unit not in schedule.layers:
+        raise ValueError(f"the schedule has no entry for {unit!r}, the layer unit of {QWEN2VL_LAYER}; "
+                         f"it has {schedule.layers[:4]}{' ...' if len(schedule.layers) > 4 else ''}")
+    steps = {m: schedule.T(unit, m) for m in made_at}
+    if steps != made_at:
+        raise ValueError(
+            f"the schedule gives {unit!r} vision T={steps['vision']}, text T={steps['text']}; the Qwen2-VL fixture "
+            f"was quantized at vision T={made_at['vision']}, text T={made_at['text']}. Regenerate it for this "
+            f"schedule: {QWEN2VL_GENERATOR} --schedule FILE"
+        )
+    total = len(entry["q"])
+    if tokens is None:
+        tokens = total
+    if isinstance(tokens, bool) or not isinstance(tokens, int) or not 1 <= tokens <= total:
+        raise ValueError(f"tokens must be an int in [1, {total}], not {tokens!r}")
+    layer = IntegerLayer(torch.tensor(entry["weight"]), torch.tensor(entry["bias"]), torch.tensor(entry["multiplier"]),
+                         torch.tensor(entry["shift"]), out_bits=config.out_bits, weight_bits=config.weight_bits)
+    q = torch.tensor(entry["q"][:tokens], dtype=torch.int64)
+    modality = torch.tensor(fixture["tokens"]["modality"][:tokens], dtype=torch.int64)
+    case = _finish(compile_layer(config, layer), schedule, schedule.layers.index(unit), q, modality,
+                   workload="qwen2vl", layer_name=QWEN2VL_LAYER, description=QWEN2VL_DESCRIPTION)
+    if case.timesteps.tolist() != entry["timesteps"][:tokens]:
+        raise ValueError("the fixture's per-token T disagree with its modality tags and schedule; regenerate it")
+    return case
+
+
+WORKLOADS = ("qwen2vl", "minilm")
+"""Names of the real workloads :func:`workload_case` builds."""
+_WORKLOAD_CASES = {"qwen2vl": qwen2vl_case, "minilm": minilm_case}
+
+
+def workload_case(config: AcceleratorConfig, name: str, **options) -> CoreCase:
+    """The real workload ``name`` (:data:`WORKLOADS`) for ``config``; ``options`` go to its
+    case function (:func:`qwen2vl_case`, :func:`minilm_case`).
+
+    Raises ``ValueError`` for an unknown name, ``TypeError`` for an option the workload
+    does not take.
+    """
+    if name not in _WORKLOAD_CASES:
+        raise ValueError(f"workload must be one of {WORKLOADS}, not {name!r}")
+    return _WORKLOAD_CASES[name](config, **options)
 
 
 def core_expectation(case: CoreCase, block: str) -> tuple[list, CoreCycles]:

@@ -2,22 +2,28 @@
 in ``SPIKEMLLM_BLOCK``: ``core``, ``int8_core``, ``fp16_core``) -- run by Verilator.
 
 Through the firmware driver (:class:`~spikemllm.firmware.driver.SpikeCoreDriver` over
-:class:`~spikemllm.sim.backends.cocotb_sim.CocotbBackend`), it loads a real converted transformer layer,
-programs the timestep table from a schedule file through the layer compiler (vision and
-text tokens get different ``T``), streams a
-token sequence mixing both modalities, and checks:
+:class:`~spikemllm.sim.backends.cocotb_sim.CocotbBackend`), it loads a real converted
+transformer layer (a workload of :mod:`spikemllm.sim.core.cases`), programs the timestep
+table from a schedule file through the layer compiler (vision and text tokens get
+different ``T``), streams a token sequence mixing both modalities, and checks:
 
 * every output bit-exactly against the golden model (the integer layer; for the FP16
-  core its FP16/FP32 model, :func:`~.core_cases.core_expectation`);
+  core its FP16/FP32 model, :func:`~.cases.core_expectation`);
 * the ``CYCLES``, ``EVENTS`` and ``ACTIVE_CYCLES`` counters exactly against the
-  core's cycle model (ideal streams), and ``CYCLES`` against the testbench's own count of
-  clock cycles from the cycle after ``START`` to the last output beat (ideal and stalled);
-* the same outputs again with random stalls on the input and back-pressure on the output.
+  core's cycle model (ideal streams);
+* ``CYCLES`` against the testbench's own count (:class:`RunCycleCounter`): clock edges
+  from the one that commits the ``START`` write on the bus to the one that takes the
+  run's last output beat, watched on the ports, in the ideal and the stalled run;
+* the same outputs again with random stalls on the input and back-pressure on the
+  output, taking more cycles than the ideal run.
 
-The configuration description and the case come from the environment
-(``SPIKEMLLM_DESCRIPTION``, ``SPIKEMLLM_CASE``); measurements are written as JSON to
-``SPIKEMLLM_RESULTS``, including the simulation-time window of the ideal run
-(``run_window_ps``), which the power flow uses to count toggles of that run only.
+The configuration description comes from ``SPIKEMLLM_DESCRIPTION``; the case from
+``SPIKEMLLM_CASE``, a JSON object whose ``workload`` (``"minilm"`` by default, or
+``"qwen2vl"``) picks the workload and whose other entries are its options (e.g.
+``{"workload": "qwen2vl", "tokens": 12}``). Measurements are written as JSON to
+``SPIKEMLLM_RESULTS``, including the workload, the layer's module path and the
+simulation-time window of the ideal run (``run_window_ps``), which the power flow uses to
+count toggles of that run only.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import os
 from pathlib import Path
 
 import cocotb
+from cocotb.triggers import ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 from spikemllm.firmware.compiler import load_timestep_table
 from spikemllm.firmware.driver import SpikeCoreDriver
@@ -39,7 +46,55 @@ from spikemllm.sim.streams import stream_layouts
 from spikemllm.config import AcceleratorConfig
 from spikemllm.modality import Modality, timestep_index
 
-from .cases import core_expectation, minilm_case
+from .cases import core_expectation, workload_case
+
+
+DEFAULT_WORKLOAD = "minilm"
+
+
+class RunCycleCounter:
+    """The testbench's own count of a run's clock cycles, from the DUT's ports alone.
+
+    :meth:`watch` samples the bus and the output stream every cycle (at ``ReadOnly``): a
+    cycle whose bus write puts ``START`` into ``CTRL`` begins a run (the edge ending it
+    commits the write, so the core is busy from the next cycle), and every cycle with
+    ``o.valid & o.ready`` takes an output beat. :meth:`cycles` is the number of clock
+    edges from the start to the edge that takes the run's last output beat, which is
+    what ``CYCLES`` counts (cycles with ``busy`` set) if the counter is right.
+    """
+
+    def __init__(self, dut, driver: SpikeCoreDriver):
+        self.dut = dut
+        ctrl = driver.regs["CTRL"]
+        self.ctrl_word = ctrl.word
+        self.start_field = ctrl
+        self.starts: list[int] = []
+        self.outputs: list[int] = []
+
+    def _is_start(self) -> bool:
+        d = self.dut
+        if not (int(d.bus__w_stb.value) and int(d.bus__addr.value) == self.ctrl_word):
+            return False
+        return bool(self.start_field.unpack(int(d.bus__w_data.value))["START"])
+
+    async def watch(self) -> None:
+        d, cycle = self.dut, 0
+        while True:
+            await ReadOnly()
+            if self._is_start():
+                self.starts.append(cycle)
+            if int(d.o__valid.value) and int(d.o__ready.value):
+                self.outputs.append(cycle)
+            await RisingEdge(d.clk)
+            cycle += 1
+
+    def cycles(self, beats: int) -> int:
+        """Cycles of the latest run, which must have delivered ``beats`` output beats."""
+        assert self.starts, "no START write was seen on the bus"
+        start = self.starts[-1]
+        taken = [c for c in self.outputs if c > start]
+        assert len(taken) == beats, f"the testbench saw {len(taken)} output beats after START, expected {beats}"
+        return taken[-1] - start
 
 
 def _setup():
@@ -51,12 +106,15 @@ def _setup():
     """
     description = json.loads(Path(os.environ["SPIKEMLLM_DESCRIPTION"]).read_text())
     config = AcceleratorConfig.from_dict(description)
-    options = json.loads(os.environ.get("SPIKEMLLM_CASE", "{}"))
+    options = json.loads(os.environ.get("SPIKEMLLM_CASE") or "{}")
+    if not isinstance(options, dict):
+        raise ValueError(f"SPIKEMLLM_CASE must be a JSON object, not {options!r}")
+    workload = options.pop("workload", DEFAULT_WORKLOAD)
     schedule_file = os.environ.get("SPIKEMLLM_SCHEDULE")
     if schedule_file:
-        case = minilm_case(config, schedule=Schedule.load(schedule_file), **options)
+        case = workload_case(config, workload, schedule=Schedule.load(schedule_file), **options)
     else:
-        case = minilm_case(config, **options)
+        case = workload_case(config, workload, **options)
         schedule_file = Path("schedule.json").resolve()
         case.schedule.save(schedule_file)
     return config, Path(schedule_file), case, os.environ.get("SPIKEMLLM_BLOCK", "core")
@@ -72,6 +130,8 @@ async def real_layer_end_to_end(dut):
     dut.bus__r_stb.value = 0
     await reset(dut, ["i", "weights", "bias", "params"], ["o"])
     driver = SpikeCoreDriver(CocotbBackend(dut, stream_layouts(block_component(block, config))), config)
+    counter = RunCycleCounter(dut, driver)
+    cocotb.start_soon(counter.watch())
     await driver.identify()
     await driver.load_layer(case.program)
     await driver.set_timestep_table(load_timestep_table(config, schedule_file))
@@ -84,15 +144,19 @@ async def real_layer_end_to_end(dut):
         f"{len(mismatches)} output tiles differ, first at beat {mismatches[:1]}"
     )
     c = ideal.counters
+    counted = counter.cycles(len(expected))
+    assert c["CYCLES"] == counted, f"CYCLES reads {c['CYCLES']}, the testbench counted {counted} cycles"
+    assert counted == ideal.transfer_cycles, f"the testbench counted {counted} cycles, its stream phase {ideal.transfer_cycles}"
     assert c["CYCLES"] == model.cycles, f"RTL took {c['CYCLES']} cycles, the model predicts {model.cycles}"
-    assert c["CYCLES"] == ideal.transfer_cycles, f"CYCLES reads {c['CYCLES']}, the testbench counted {ideal.transfer_cycles}"
     assert c["EVENTS"] == model.events and c["ACTIVE_CYCLES"] == model.active_cycles
 
     stalled = await driver.run(case.beats, tokens=case.tokens, out_tiles=case.program.out_tiles,
                                in_pattern=pattern("random30", seed=5), out_pattern=pattern("random70", seed=6))
     assert stalled.outputs == expected, "outputs differ under stalls"
-    assert stalled.counters["CYCLES"] == stalled.transfer_cycles >= ideal.transfer_cycles, (
-        f"stalled run: CYCLES reads {stalled.counters['CYCLES']}, the testbench counted {stalled.transfer_cycles}")
+    stalled_counted = counter.cycles(len(expected))
+    assert stalled.counters["CYCLES"] == stalled_counted == stalled.transfer_cycles, (
+        f"stalled run: CYCLES reads {stalled.counters['CYCLES']}, the testbench counted {stalled_counted} cycles")
+    assert stalled_counted > counted, f"the stalled run took {stalled_counted} cycles, the ideal one {counted}"
     assert stalled.counters["EVENTS"] == model.events
 
     results = os.environ.get("SPIKEMLLM_RESULTS")
@@ -103,7 +167,9 @@ async def real_layer_end_to_end(dut):
             "block": block,
             "schedule_file": str(schedule_file),
             "run_window_ps": window,
-            "layer": "all-MiniLM-L6-v2 encoder.layer.0.intermediate.dense (pretrained), sliced",
+            "workload": case.workload,
+            "layer": case.description,
+            "layer_name": case.layer_name,
             "in_features": case.program.in_features,
             "out_features": case.program.out_features,
             "tokens": case.tokens,
@@ -111,12 +177,14 @@ async def real_layer_end_to_end(dut):
             "timesteps": {m.label: case.table[timestep_index(case.layer_index, m)] for m in Modality},
             "rtl_cycles": c["CYCLES"],
             "model_cycles": model.cycles,
+            "testbench_cycles": counted,
             "bit_exact": not mismatches,
             "events": c["EVENTS"],
             "active_cycles": c["ACTIVE_CYCLES"],
             "pe_utilization": c["ACTIVE_CYCLES"] / c["CYCLES"],
             "event_slot_utilization": c["EVENTS"] / (config.events_per_cycle * c["CYCLES"]),
             "cycle_breakdown": breakdown,
-            "stalled_run": {"cycles": stalled.counters["CYCLES"], "stall_cycles": stalled.counters["STALL_CYCLES"],
+            "stalled_run": {"cycles": stalled.counters["CYCLES"], "testbench_cycles": stalled_counted,
+                            "stall_cycles": stalled.counters["STALL_CYCLES"],
                             "idle_input_cycles": stalled.counters["IDLE_IN_CYCLES"], "bit_exact": stalled.outputs == expected},
         }, indent=2) + "\n")
