@@ -40,7 +40,7 @@ from spikemllm.modality import Modality
 
 __all__ = ["LAYER", "QWEN2VL_LAYER", "QWEN2VL_FIXTURE_NAME", "WORKLOADS", "CoreCase", "case_schedule", "random_case",
            "minilm_case", "qwen2vl_case", "qwen2vl_fixture", "qwen2vl_schedule", "fixture_parameters", "workload_case",
-           "fitting_shape", "activation_bits", "core_expectation"]
+           "fitting_shape", "activation_bits", "spikes_by_modality", "core_expectation"]
 
 LAYER = "encoder.layer.0.intermediate.dense"
 """The real layer of :func:`minilm_case`: MiniLM's first FFN input projection."""
@@ -295,6 +295,31 @@ def workload_case(config: AcceleratorConfig, name: str, **options) -> CoreCase:
     if name not in _WORKLOAD_CASES:
         raise ValueError(f"workload must be one of {WORKLOADS}, not {name!r}")
     return _WORKLOAD_CASES[name](config, **options)
+
+
+def spikes_by_modality(case: CoreCase) -> dict:
+    """Per modality present in ``case``: tokens, ``T``, spikes per token (non-zero spikes of
+    the token's spike train over the padded inputs, from the golden encoder as the exact
+    cycle model counts them) and the firing rate, spikes per (timestep x input). The
+    ``EVENTS`` counter is the sum of the spikes times the output tiles."""
+    program = case.program
+    padded = torch.zeros(case.tokens, program.padded_in, dtype=torch.int64)
+    padded[:, : program.in_features] = case.q
+    profile = {}
+    for m in Modality:
+        rows = case.modality == m
+        if not bool(rows.any()):
+            continue
+        steps = case.timesteps[rows]
+        spikes = core_cycles(program.config, padded[rows], steps, 1).events
+        n = int(rows.sum())
+        profile[m.label] = {
+            "tokens": n,
+            "timesteps": sorted(set(steps.tolist())) if len(set(steps.tolist())) > 1 else int(steps[0]),
+            "spikes_per_token": spikes / n,
+            "firing_rate": spikes / (int(steps.sum()) * program.in_features),
+        }
+    return profile
 
 
 def core_expectation(case: CoreCase, block: str) -> tuple[list, CoreCycles]:

@@ -46,7 +46,7 @@ from spikemllm.sim.streams import stream_layouts
 from spikemllm.config import AcceleratorConfig
 from spikemllm.modality import Modality, timestep_index
 
-from .cases import core_expectation, workload_case
+from .cases import core_expectation, spikes_by_modality, workload_case
 
 
 DEFAULT_WORKLOAD = "minilm"
@@ -184,6 +184,7 @@ async def real_layer_end_to_end(dut):
             "pe_utilization": c["ACTIVE_CYCLES"] / c["CYCLES"],
             "event_slot_utilization": c["EVENTS"] / (config.events_per_cycle * c["CYCLES"]),
             "cycle_breakdown": breakdown,
+            "by_modality": spikes_by_modality(case),
             "stalled_run": {"cycles": stalled.counters["CYCLES"], "testbench_cycles": stalled_counted,
                             "stall_cycles": stalled.counters["STALL_CYCLES"],
                             "idle_input_cycles": stalled.counters["IDLE_IN_CYCLES"], "bit_exact": stalled.outputs == expected},

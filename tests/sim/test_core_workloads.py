@@ -17,11 +17,12 @@ from spikemllm.sim.core.cases import (
     qwen2vl_case,
     qwen2vl_fixture,
     qwen2vl_schedule,
+    spikes_by_modality,
     workload_case,
 )
 from spikemllm.sim.patterns import pattern
 
-from spikemllm.config import PRESETS
+from spikemllm.config import PRESETS, Coding
 from spikemllm.modality import Modality
 
 FIXTURE = qwen2vl_fixture()
@@ -44,6 +45,26 @@ def test_qwen2vl_case_is_the_fixture(name):
     assert case.schedule.layers[case.layer_index] == FIXTURE["unit"]
     assert {int(m) for m in case.modality} == {int(Modality.TEXT), int(Modality.VISION)}
     assert [b["layer"] for b in case.beats] == [case.layer_index] * len(case.beats)
+
+
+@pytest.mark.parametrize("name", ["default", "count"])
+def test_spikes_by_modality(name):
+    """TC-LIF fires one spike per binary digit of |q|, count coding |q| spikes: counted
+    here from the integers, without the encoders."""
+    config = PRESETS[name]
+    case = qwen2vl_case(config)
+    profile = spikes_by_modality(case)
+    assert set(profile) == {"text", "vision"}
+    total = 0
+    for m in Modality:
+        q = case.q[case.modality == m].abs()
+        spikes = sum(bin(v).count("1") for v in q.flatten().tolist()) if config.coding is Coding.TC_LIF else int(q.sum())
+        entry = profile[m.label]
+        assert entry["tokens"] == q.shape[0] and entry["timesteps"] == FIXTURE["schedule"]["timesteps"][m.label]
+        assert entry["spikes_per_token"] == pytest.approx(spikes / q.shape[0])
+        assert entry["firing_rate"] == pytest.approx(spikes / (q.shape[0] * entry["timesteps"] * q.shape[1]))
+        total += spikes
+    assert total * case.program.out_tiles == case.model.events
 
 
 def test_qwen2vl_case_options_and_errors(tmp_path):
