@@ -23,7 +23,7 @@ help:
 	@echo "make verilog       Verilog of every block and the SpikeCore top level + config.json -> build/verilog/,"
 	@echo "                   Verilator lint, register map as C header/Python/JSON -> build/firmware/"
 	@echo "make sim           cocotb + Verilator testbenches of every block (WAVES=1 records waveforms)"
-	@echo "make perf          real layer on the RTL + full-size projections -> build/reports/perf.json, perf.md"
+	@echo "make perf          real layers (Qwen2-VL, MiniLM) on the RTL + full-size projections -> build/reports/perf.json, perf.md"
 	@echo "make synth         area (generic, sky130), FPGA Fmax, activity energy of spike/INT8/FP16 -> build/reports/ppa.*"
 	@echo "make train         train the small Qwen2-VL on shapes-VQA (cached: build/vqa/qwen2vl_shapes.pt)"
 	@echo "make eval          float vs spiking accuracy, MED, MSTS, MiniLM -> build/reports/accuracy.{json,md}"
