@@ -133,11 +133,13 @@ def random_case(config: AcceleratorConfig, *, seed: int, tokens: int, in_feature
     return _finish(program, schedule, layer_index, q, modality)
 
 
-def fitting_shape(config: AcceleratorConfig, *, chunks: int = 24, tiles: int = 4) -> tuple[int, int]:
+def fitting_shape(config: AcceleratorConfig, *, chunks: int | None = None, tiles: int = 4) -> tuple[int, int]:
     """``(in, out)`` of a slice of a real layer that fits ``config``: up to ``chunks`` spike
     vectors, at most half the activation memory, and up to ``tiles`` output tiles within
-    the weight memory. The defaults are MiniLM's 384 -> 1536 layer (24 x 16 lanes = its
-    384 inputs); the Qwen2-VL fixture asks for its 96 inputs (``chunks = 96 // lanes``)."""
+    the weight memory. The defaults are MiniLM's 384 -> 1536 layer (``chunks = 384 //
+    lanes``: its 384 inputs); the Qwen2-VL fixture asks for its 96 inputs (``chunks = 96 // lanes``)."""
+    if chunks is None:
+        chunks = max(1, 384 // config.lanes)
     k = max(1, min(chunks, config.in_chunks_max // 2))
     j = max(1, min(tiles, config.max_out_tiles, config.max_fan_in // (k * config.lanes)))
     return k * config.lanes, j * config.pes
@@ -167,6 +169,9 @@ def minilm_case(config: AcceleratorConfig, *, tokens: int = 12, in_features: int
     if in_features is None or out_features is None:
         in_features, out_features = fitting_shape(config)
     x, linear = capture_linear_inputs(LAYER)
+    if in_features > x.shape[1] or out_features > linear.out_features:
+        raise ValueError(f"MiniLM's layer is {x.shape[1]} -> {linear.out_features}; "
+                         f"a slice of {in_features} -> {out_features} does not fit in it")
     x = x[:tokens, :in_features].double()
     sliced = torch.nn.Linear(in_features, out_features)
     with torch.no_grad():
