@@ -34,18 +34,20 @@ class Requantizer(Block):
     with ``pending_params`` (the default) the set loaded last (``params`` may be written at
     any time; the set loaded when a final vector is taken applies to it); without, the set
     on ``params`` in the cycle the vector is taken (the core's shell holds the next tile's
-    parameters there, read from its tile memories, and no pending set is kept). The ``G = pes / R`` groups of ``R`` channels then go through
-    two stages, one group per cycle: add the bias and multiply (the group's shifts travel
-    with its products), then round, shift and saturate into the output register. When the
-    last group is written the output vector is valid. The next final vector is taken in
-    the cycle the current one's last group is multiplied, so the requantizer takes a
-    final vector every ``G`` cycles while the previous one's output drains. Every register
-    updates only when its stage advances (clock enables).
+    parameters there, read from its tile memories, and no pending set is kept). The
+    ``G = pes / R`` groups of ``R`` channels then go through four stages, one group per
+    cycle: add the bias (the group's multipliers and shifts travel with the sums);
+    multiply; take the magnitude and add the rounding bias; shift and saturate into the
+    output register. When the last group is written the output vector is valid. The next
+    final vector is taken in the cycle the current one's last group enters the first
+    stage, so the requantizer takes a final vector every ``G`` cycles while the previous
+    one's groups drain. All stages move together while the output register is free or
+    being taken, and every register loads only with a valid group (clock enables).
 
     Ports: ``i`` (in, accumulator vectors), ``params`` (in, biases, multipliers and
     shifts), ``o`` (out, output vectors).
 
-    Latency: ``G + 2`` cycles from a final vector's handshake to its output vector.
+    Latency: ``G + 4`` cycles from a final vector's handshake to its output vector.
     Throughput: one final vector per ``G`` cycles. Cycle model:
     :func:`spikemllm.golden.timing.cycle_model.requantizer_cycles`.
 
@@ -80,75 +82,89 @@ class Requantizer(Block):
             pending = self.params.p
         m.d.comb += self.params.ready.eq(1)
 
-        # Capture: a final vector and the pending parameters.
+        # Capture: a final vector and its parameters.
         buffer = Signal(data.ArrayLayout(signed(c.acc_width), P))
         busy = Signal()
         group = Signal(range(max(2, G)))
-        a_ok = Signal()
+        go = Signal()  # every stage moves: the output register is free or being taken
         finishing = Signal()
-        m.d.comb += finishing.eq(busy & (group == G - 1) & a_ok)
-        m.d.comb += self.i.ready.eq(~self.i.p.last | ~busy | finishing)
+        m.d.comb += [
+            go.eq(~self.o.valid | self.o.ready),
+            finishing.eq(busy & (group == G - 1) & go),
+            self.i.ready.eq(~self.i.p.last | ~busy | finishing),
+        ]
         capture = self.i.valid & self.i.ready & self.i.p.last
         with m.If(capture):
             m.d.sync += [buffer.eq(self.i.p.acc), active.eq(pending)]
 
-        # Stage A: one group's bias add and multiply; its shifts travel with the products.
-        a_valid = Signal()
-        a_final = Signal()  # the group is the vector's last
-        a_group = Signal(range(max(2, G)))
-        product = [Signal(signed(width), name=f"product_{r}") for r in range(R)]
-        a_shift = [Signal(c.shift_bits, name=f"a_shift_{r}") for r in range(R)]
+        def stage(name, width_of):
+            """Per-multiplier registers of one stage, with the group number, the final-group
+            flag and the shifts travelling along."""
+            return ([Signal(width_of, name=f"{name}_{r}") for r in range(R)],
+                    [Signal(c.shift_bits, name=f"{name}_shift_{r}") for r in range(R)],
+                    Signal(name=f"{name}_valid"), Signal(name=f"{name}_final"),
+                    Signal(range(max(2, G)), name=f"{name}_group"))
 
-        # Stage B: round, shift and saturate into the output register.
-        out_valid = Signal()
-        result = [Signal(signed(c.out_bits), name=f"result_{p}") for p in range(P)]
-        b_ok = Signal()
-        m.d.comb += [
-            b_ok.eq(~out_valid | self.o.ready),
-            a_ok.eq(~a_valid | b_ok),
-            self.o.valid.eq(out_valid),
-        ]
-        for p in range(P):
-            m.d.comb += self.o.p.values[p].eq(result[p])
-
-        with m.If(a_ok):
-            m.d.sync += a_valid.eq(busy)
+        # Stage Y: one group's bias add; its multipliers and shifts travel with the sums.
+        y, y_shift, y_valid, y_final, y_group = stage("y", signed(c.acc_width))
+        y_mult = [Signal(c.multiplier_bits, name=f"y_mult_{r}") for r in range(R)]
+        with m.If(go):
+            m.d.sync += y_valid.eq(busy)
             with m.If(busy):
-                m.d.sync += [a_group.eq(group), a_final.eq(group == G - 1)]
+                m.d.sync += [y_group.eq(group), y_final.eq(group == G - 1)]
                 for r in range(R):
                     channels = [g * R + r for g in range(G)]
                     pick = lambda field: Array(field[ch] for ch in channels)[group]  # noqa: E731
                     # acc_width holds every accumulator plus its bias (AcceleratorConfig.acc_bound).
-                    y = Signal(signed(c.acc_width), name=f"y_{r}")
-                    m.d.comb += y.eq(pick(buffer) + pick(active.bias))
-                    m.d.sync += [product[r].eq(y * pick(active.multiplier)), a_shift[r].eq(pick(active.shift))]
+                    m.d.sync += [y[r].eq(pick(buffer) + pick(active.bias)), y_mult[r].eq(pick(active.multiplier)),
+                                 y_shift[r].eq(pick(active.shift))]
                 m.d.sync += group.eq(Mux(group == G - 1, 0, group + 1))
                 with m.If(group == G - 1):
                     m.d.sync += busy.eq(0)
         with m.If(capture):
             m.d.sync += busy.eq(1)
 
+        # Stage P: the multiply.
+        product, p_shift, p_valid, p_final, p_group = stage("product", signed(width))
+        # Stage H: magnitude plus the rounding bias, and the sign.
+        rounding, h_shift, h_valid, h_final, h_group = stage("rounding", unsigned(width + 1))
+        negative = [Signal(name=f"negative_{r}") for r in range(R)]
+        # Stage S: shift and saturate into the output register.
+        out_valid = Signal()
+        result = [Signal(signed(c.out_bits), name=f"result_{p}") for p in range(P)]
+        m.d.comb += self.o.valid.eq(out_valid)
+        for p in range(P):
+            m.d.comb += self.o.p.values[p].eq(result[p])
+
         Q = c.out_max
+        with m.If(go):
+            m.d.sync += [p_valid.eq(y_valid), h_valid.eq(p_valid)]
+        with m.If(go & y_valid):
+            m.d.sync += [p_group.eq(y_group), p_final.eq(y_final)]
+            for r in range(R):
+                m.d.sync += [product[r].eq(y[r] * y_mult[r]), p_shift[r].eq(y_shift[r])]
+        with m.If(go & p_valid):
+            m.d.sync += [h_group.eq(p_group), h_final.eq(p_final)]
+            for r in range(R):
+                # 2^(S-1) for S > 0 and 0 for S = 0: the rounding bias of a right shift by S.
+                half = (Const(1, width + 1) << p_shift[r]) >> 1
+                m.d.sync += [rounding[r].eq(abs(product[r]) + half), negative[r].eq(product[r] < 0),
+                             h_shift[r].eq(p_shift[r])]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += out_valid.eq(0)
-        with m.If(b_ok & a_valid):
-            with m.If(a_final):
+        with m.If(go & h_valid):
+            with m.If(h_final):
                 m.d.sync += out_valid.eq(1)
             for r in range(R):
-                magnitude = Signal(unsigned(width), name=f"magnitude_{r}")
-                half = Signal(unsigned(width + 1), name=f"half_{r}")
-                rounded = Signal(unsigned(width + 1), name=f"rounded_{r}")
+                shifted = Signal(unsigned(width + 1), name=f"shifted_{r}")
                 saturated = Signal(unsigned(c.out_bits - 1), name=f"saturated_{r}")
                 value = Signal(signed(c.out_bits), name=f"value_{r}")
                 m.d.comb += [
-                    magnitude.eq(abs(product[r])),
-                    # 2^(S-1) for S > 0 and 0 for S = 0: the rounding bias of a right shift by S.
-                    half.eq((Const(1, width + 1) << a_shift[r]) >> 1),
-                    rounded.eq((magnitude + half) >> a_shift[r]),
-                    saturated.eq(Mux(rounded > Q, Q, rounded)),
-                    value.eq(Mux(product[r] < 0, -saturated, saturated)),
+                    shifted.eq(rounding[r] >> h_shift[r]),
+                    saturated.eq(Mux(shifted > Q, Q, shifted)),
+                    value.eq(Mux(negative[r], -saturated, saturated)),
                 ]
-                with m.Switch(a_group):
+                with m.Switch(h_group):
                     for g in range(G):
                         with m.Case(g):
                             m.d.sync += result[g * R + r].eq(value)

@@ -18,9 +18,10 @@ dense MAC array, FP16       7+lg D   weight read, multiply, one FP32 add per
                                      level of the D-input tree, accumulate (2:
                                      align; add and round), combine the two
                                      accumulators (2), conversion to integer
-requantizer                 G + 2    final accumulator vector -> output vector
+requantizer                 G + 4    final accumulator vector -> output vector
                                      (G = pes / requantizers groups through
-                                     multiply; round, shift and saturate)
+                                     bias add, multiply, rounding, shift and
+                                     saturate)
 ==========================  =======  ============================================
 
 The cores' shell begins a token's tiles back to back (each next tile in the cycle the
@@ -74,10 +75,11 @@ def mac_array_latency(arithmetic: str, inputs: int) -> int:
 
 def requantizer_latency(config) -> int:
     """Cycles from a final accumulator vector's handshake to its output vector being valid:
-    its ``G = pes / requantizers`` groups enter the multiply stage one per cycle from the
-    cycle after the handshake, and the last one is rounded, shifted and saturated a cycle
-    later (``G + 2``)."""
-    return config.requant_cycles + 2
+    its ``G = pes / requantizers`` groups enter the first of four stages (bias add,
+    multiply, magnitude plus rounding bias, shift and saturate) one per cycle from the
+    cycle after the handshake, and the last one leaves the fourth stage ``G + 4`` cycles
+    after the handshake."""
+    return config.requant_cycles + 4
 
 
 # -- the cores' timeline ------------------------------------------------------------------

@@ -20,7 +20,7 @@ cycle at a time, register for register, around a model of the datapath: the spik
 * Requantizer: takes a tile's final accumulator vector at most every ``G = pes /
   requantizers`` cycles (its groups overlap the next tile's accumulation); a final vector
   that comes sooner waits in the datapath's output register and stalls the datapath. The
-  run ends ``G + 2`` cycles after the last tile's final vector is taken, when its output
+  run ends ``G + 4`` cycles after the last tile's final vector is taken, when its output
   leaves (:func:`spikemllm.latency.requantizer_latency`).
 
 The datapath's work per tile is about ``events / E`` beats for the spike core (events
@@ -41,6 +41,7 @@ import torch
 from spikemllm.golden.encoding import encode_count_signed, encode_tc_lif
 
 from spikemllm.config import AcceleratorConfig, Coding
+from spikemllm.latency import requantizer_latency
 
 from .dense_datapath import DenseDatapathModel
 from .spike_datapath import SpikeDatapathModel, vector_counts
@@ -131,7 +132,7 @@ def _run(config: AcceleratorConfig, datapath, tiles: list, out_tiles: int, chunk
         if capture:
             last_capture, captures = cycle, captures + 1
             if captures == N * J:
-                tail = G + 2
+                tail = requantizer_latency(config)
                 return CoreCycles(cycle + tail, events, active, idle, switch, load, tail, slots)
         # the clock edge
         token_ready = bank_full[cur]
