@@ -62,7 +62,7 @@ perf: $(STAMP)
 	$(RUN) -m spikemllm.flow.perf --out $(BUILD)/reports
 
 synth: $(STAMP)
-	$(RUN) -m spikemllm.flow.ppa --out $(BUILD)/reports
+	$(RUN) -m spikemllm.flow.ppa --out $(BUILD)/reports $(if $(WORKLOAD),--workload $(WORKLOAD))
 
 CHECKPOINT := $(BUILD)/vqa/qwen2vl_shapes.pt
 

@@ -71,12 +71,16 @@ def matched_dense_inputs(config: AcceleratorConfig, kind: CoreKind, spike_cycles
     return D
 
 
-def core_configs(config: AcceleratorConfig) -> dict[CoreKind, AcceleratorConfig]:
-    """The configuration of every core: the spike core's as given, each dense baseline's
-    with its throughput-matched ``dense_inputs`` on the real workload."""
-    from spikemllm.sim.core.cases import minilm_case
+DEFAULT_WORKLOAD = "qwen2vl"
+"""The workload of the report: the trained Qwen2-VL's layer on real image and question tokens."""
 
-    case = minilm_case(config)
+
+def core_configs(config: AcceleratorConfig, workload: str = DEFAULT_WORKLOAD) -> dict[CoreKind, AcceleratorConfig]:
+    """The configuration of every core: the spike core's as given, each dense baseline's
+    with its throughput-matched ``dense_inputs`` on the real ``workload``."""
+    from spikemllm.sim.core.cases import workload_case
+
+    case = workload_case(config, workload)
     program = case.program
     configs = {}
     for kind in CORES:
@@ -89,7 +93,7 @@ def core_configs(config: AcceleratorConfig) -> dict[CoreKind, AcceleratorConfig]
     return configs
 
 
-def decomposition(config: AcceleratorConfig) -> dict:
+def decomposition(config: AcceleratorConfig, workload: str = DEFAULT_WORKLOAD) -> dict:
     """Where the spike core's cycle advantage comes from, on the workload: the exact cycle
     model (which the RTL matches on every tested layer) of the spike core and of variants
     that each take one idea away.
@@ -100,17 +104,18 @@ def decomposition(config: AcceleratorConfig) -> dict:
     * ``count_coding``: the count-coded spike core (an RTL configuration the tests verify)
       carrying the same integers, ``2^T - 1`` steps instead of ``T``;
     * ``uniform_steps``: the same core with the larger of the two ``T`` for both modalities
-      (the activations quantized to the matching width);
+      (the activations quantized to the matching width; MiniLM only: the Qwen2-VL
+      fixture holds the integers of its MSTS schedule alone);
     * ``dense_int8_same_width``: the INT8 core taking ``E`` inputs per cycle.
     Each entry: cycles and events (inputs multiplied for the dense core).
     """
     import torch
     from spikemllm.golden.timing.core_model import core_cycles, dense_core_cycles
-    from spikemllm.sim.core.cases import minilm_case
+    from spikemllm.sim.core.cases import minilm_case, workload_case
 
     from spikemllm.config import Coding
 
-    case = minilm_case(config)
+    case = workload_case(config, workload)
     program = case.program
     padded = torch.zeros(case.tokens, program.padded_in, dtype=torch.int64)
     padded[:, : program.in_features] = case.q
@@ -123,8 +128,8 @@ def decomposition(config: AcceleratorConfig) -> dict:
         count = dataclasses.replace(config, coding="count", t_max=max(steps))
         entries["count_coding"] = core_cycles(count, padded, steps, J)
     tv, tt = (int(t) for t in (case.timesteps.min(), case.timesteps.max()))
-    uniform = minilm_case(config, tv=tt, tt=tt)
-    entries["uniform_steps"] = uniform.model
+    if workload == "minilm":
+        entries["uniform_steps"] = minilm_case(config, tv=tt, tt=tt).model
     matched = dataclasses.replace(config, dense_inputs=config.events_per_cycle)
     entries["dense_int8_same_width"] = dense_core_cycles(matched, case.tokens, program.padded_in, J, "int8")
     base = entries["spike"].cycles
@@ -149,23 +154,24 @@ def _submit_synth(config: AcceleratorConfig, block: str, out: Path, families, po
     return jobs
 
 
-def _activity(config: AcceleratorConfig, block: str, root: Path) -> dict:
+def _activity(config: AcceleratorConfig, block: str, root: Path, workload: str) -> dict:
     build = build_block(config, block, waves=True, root=root)
     results = build.build_dir / "run_results.json"
-    run_block(build, results=results, waves=True)
+    run_block(build, results=results, waves=True, case={"workload": workload})
     run = json.loads(results.read_text())
     toggles = vcd_toggles(build.build_dir / "run" / "dump.vcd", BLOCKS[block].module, tuple(run["run_window_ps"]))
     return {"run": run, "toggles": toggles}
 
 
-def measure(config: AcceleratorConfig, out: Path, *, families=("ice40", "ecp5"), jobs: int = 2, log=print) -> dict:
+def measure(config: AcceleratorConfig, out: Path, *, workload: str = DEFAULT_WORKLOAD, families=("ice40", "ecp5"),
+            jobs: int = 2, log=print) -> dict:
     """Synthesize, place and simulate the three cores; return their raw measurements.
 
     The synthesis and place-and-route runs go to a pool of ``jobs`` workers while the
     traced simulations run alongside.
     """
     raw = {}
-    configs = core_configs(config)
+    configs = core_configs(config, workload)
     for kind, c in configs.items():
         if kind is not CoreKind.SPIKE:
             log(f"{kind.value}: dense_inputs D = {c.dense_inputs} matches the spike core's cycles on the workload")
@@ -176,7 +182,7 @@ def measure(config: AcceleratorConfig, out: Path, *, families=("ice40", "ecp5"),
             name = kind.value
             start = time.monotonic()
             raw[name] = {"block": block, "dense_inputs": configs[kind].dense_inputs,
-                         **_activity(configs[kind], block, out / "power" / name)}
+                         **_activity(configs[kind], block, out / "power" / name, workload)}
             log(f"{name}: traced simulation of the real layer done in {time.monotonic() - start:.0f} s")
         for name, jobs_of_core in pending.items():
             for flow, job in jobs_of_core.items():
@@ -468,12 +474,16 @@ def _plots(report: dict, out: Path) -> list[Path]:
 
 
 def main(argv=None) -> int:
+    from spikemllm.sim.core.cases import WORKLOADS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_config_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path("build/reports"))
     parser.add_argument("--build", type=Path, default=Path("build/ppa"), help="folder for synthesis and traced simulation")
     parser.add_argument("--clock-mhz", type=float, default=500.0, help="common clock for tokens/s and power")
     parser.add_argument("--jobs", type=int, default=2, help="tool runs in parallel")
+    parser.add_argument("--workload", choices=WORKLOADS, default=DEFAULT_WORKLOAD,
+                        help=f"real layer the cores run (default: {DEFAULT_WORKLOAD})")
     parser.add_argument("--from-raw", action="store_true",
                         help="rebuild the report from the measurements of the last run (BUILD/raw_<config>.json)")
     args = parser.parse_args(argv)
@@ -484,21 +494,21 @@ def main(argv=None) -> int:
     start = time.monotonic()
     print("synthesis (generic, sky130, iCE40, ECP5 + nextpnr) and traced simulation of spike, int8, fp16 ...",
           flush=True)
-    raw_file = args.build / f"raw_{config.name}.json"
+    raw_file = args.build / f"raw_{config.name}_{args.workload}.json"
     if args.from_raw:
         raw = json.loads(raw_file.read_text())
         for name, r in raw.items():  # the statistics files stay: re-read them with the current code
             folder = args.build / "synth" / config.name / name / "asic"
             r["asic"] = asic_results(folder, BLOCKS[CORES[CoreKind(name)]].module, r["asic"]["memories"], r["asic"]["seconds"])
     else:
-        raw = measure(config, args.build, jobs=args.jobs, log=lambda m: print(m, flush=True))
+        raw = measure(config, args.build, workload=args.workload, jobs=args.jobs, log=lambda m: print(m, flush=True))
         args.build.mkdir(parents=True, exist_ok=True)
         raw_file.write_text(json.dumps(raw, indent=1) + "\n")
     report = summarize(config, raw, clock_hz=args.clock_mhz * 1e6)
     run = raw["spike"]["run"]
-    report["workload"] = {"layer": run["layer"], "tokens": run["tokens"], "tv": run["timesteps"]["vision"],
+    report["workload"] = {"name": args.workload, "layer": run["layer"], "tokens": run["tokens"], "tv": run["timesteps"]["vision"],
                           "tt": run["timesteps"]["text"], "shape": f"{run['in_features']} -> {run['out_features']}"}
-    report["decomposition"] = decomposition(config)
+    report["decomposition"] = decomposition(config, args.workload)
     report["seconds"] = round(time.monotonic() - start, 1)
     (args.out / "ppa.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.out / "ppa.md").write_text(markdown(report))

@@ -56,7 +56,7 @@ def test_decomposition_takes_one_idea_away_at_a_time():
     from spikemllm.flow.ppa import decomposition
     from spikemllm.sim.core.cases import minilm_case
 
-    d = decomposition(SMALL_CONFIG)["entries"]
+    d = decomposition(SMALL_CONFIG, "minilm")["entries"]
     case = minilm_case(SMALL_CONFIG)
     tiles, padded = case.program.out_tiles, case.program.padded_in
     assert d["spike"]["cycles"] == case.model.cycles and d["spike"]["events"] == case.model.events
@@ -65,3 +65,16 @@ def test_decomposition_takes_one_idea_away_at_a_time():
     # count coding needs 2^T - 1 steps for the same integers: at least as many events
     assert d["count_coding"]["events"] >= d["spike"]["events"]
     assert d["dense_int8_same_width"]["events"] == case.tokens * tiles * padded
+    # the uniform-step variant needs activations requantized to the wider T: MiniLM's alone
+    assert d["uniform_steps"]["events"] >= d["spike"]["events"]
+
+
+def test_decomposition_of_the_qwen2vl_workload():
+    from spikemllm.flow.ppa import decomposition
+    from spikemllm.sim.core.cases import qwen2vl_case
+
+    d = decomposition(SMALL_CONFIG, "qwen2vl")["entries"]
+    case = qwen2vl_case(SMALL_CONFIG)
+    assert d["spike"]["cycles"] == case.model.cycles
+    assert "uniform_steps" not in d  # the fixture holds the integers of its own schedule only
+    assert d["dense_int8_same_width"]["events"] == case.tokens * case.program.out_tiles * case.program.padded_in
