@@ -142,7 +142,13 @@ def decomposition(config: AcceleratorConfig, workload: str = DEFAULT_WORKLOAD) -
     }
 
 
-def _submit_synth(config: AcceleratorConfig, block: str, out: Path, families, pool) -> dict:
+PLACE_TIMEOUT_S = 420.0
+"""Time budget of one nextpnr run, so that ``make synth`` stays within minutes: the FP16
+core's ECP5 routing can take far longer on two cores and then reports no Fmax."""
+
+
+def _submit_synth(config: AcceleratorConfig, block: str, out: Path, families, pool,
+                  place_timeout: float | None = PLACE_TIMEOUT_S) -> dict:
     module = BLOCKS[block].module
     rtl = out / "rtl"
     generate(config, rtl, blocks=[block])
@@ -150,7 +156,8 @@ def _submit_synth(config: AcceleratorConfig, block: str, out: Path, families, po
     ports = json.loads((rtl / "config.json").read_text())["blocks"][block]["ports"]
     jobs = {"asic": pool.submit(synth_asic, source, module, out / "asic")}
     for family in families:
-        jobs[family] = pool.submit(synth_fpga, source, module, family, out / family, ports=ports)
+        jobs[family] = pool.submit(synth_fpga, source, module, family, out / family, ports=ports,
+                                   place_timeout=place_timeout)
     return jobs
 
 

@@ -248,13 +248,14 @@ def fpga_harness(top: str, ports: dict) -> str:
 
 
 def synth_fpga(verilog: Path, top: str, family: str, out: Path, *, ports: dict, place: bool = True,
-               seed: int = 1) -> dict:
+               seed: int = 1, place_timeout: float | None = None) -> dict:
     """FPGA synthesis (and, with ``place``, nextpnr) of ``top`` for ``family`` (``ice40``, ``ecp5``).
 
     Returns the resource counts of the (flattened) netlist, the device, whether it fits
     and the achieved Fmax in MHz from nextpnr's report. ``ports`` are the core's ports
-    (name -> direction and width) for the harness. Raises ``ValueError`` for an unknown
-    family.
+    (name -> direction and width) for the harness. ``place_timeout`` (seconds) bounds
+    nextpnr: a run that does not finish in it reports no Fmax and says so in ``flow``.
+    Raises ``ValueError`` for an unknown family.
     """
     if family not in FPGA_TARGETS:
         raise ValueError(f"family must be one of {sorted(FPGA_TARGETS)}, not {family!r}")
@@ -283,7 +284,13 @@ tee -q -o {family}_stat.json stat -json
     if place and fits:
         args = [tool(f"yowasp-nextpnr-{family}"), *target.device_args, "--json", f"{family}.json",
                 "--report", f"{family}_report.json", "--freq", "100", "--seed", str(seed), "--timing-allow-fail"]
-        result["pnr_seconds"] = round(run_tool(args, out / f"{family}_nextpnr.log", cwd=out), 1)
+        try:
+            result["pnr_seconds"] = round(run_tool(args, out / f"{family}_nextpnr.log", cwd=out, timeout=place_timeout), 1)
+        except subprocess.TimeoutExpired:
+            result["fmax_mhz"] = None
+            result["flow"] = (f"yosys synth_{family}{dsp}; nextpnr-{family} stopped after the place-and-route "
+                              f"time budget of {place_timeout:.0f} s, no Fmax")
+            return result
         report = json.loads((out / f"{family}_report.json").read_text())
         fmax = report.get("fmax", {})
         achieved = [v["achieved"] for v in fmax.values() if "achieved" in v]

@@ -27,7 +27,8 @@ class SparseAccumulatePEArray(Block):
 
     Timesteps arrive most significant first, and a beat may hold the end of one step and
     the start of the next (``step_end``, with ``split`` events before the boundary). Each
-    PE sums its terms before and after the split separately::
+    PE sums its terms before and after the split separately (one stage), then updates its
+    accumulator with one adder (the next stage)::
 
         P   = acc + sum(before)                         the partial sum of the step
         acc <- (step_end ? (last ? 0 : 2 * P) : P) + sum(after)
@@ -49,7 +50,8 @@ class SparseAccumulatePEArray(Block):
     event of an unfinished token taken) and then take priority over new events, so a
     token always sees one set of weights.
 
-    Latency: 2 cycles from a step-ending beat to its accumulator vector. Throughput: one
+    Latency: 3 cycles from a step-ending beat to its accumulator vector (weight read;
+    the beat's sums before and after the split; one add into the accumulators). Throughput: one
     event beat (``E`` events) per cycle; a beat with a step end waits while ``o`` holds a
     vector that is not being taken (the next tile accumulates meanwhile, until its own
     first step ends). Cycle model:
@@ -77,7 +79,7 @@ class SparseAccumulatePEArray(Block):
         write = memory.write_port()
         reads = [memory.read_port() for _ in range(E)]
 
-        # Stage 1: the beat whose weight rows are on the read ports' outputs.
+        # Stage 1: the beat whose weight rows are on the read ports' outputs; its sums.
         s1_valid = Signal()
         s1_event_valid = Signal(E)
         s1_negative = Signal(E)
@@ -85,6 +87,12 @@ class SparseAccumulatePEArray(Block):
         s1_step_end = Signal()
         s1_last = Signal()
         s1_work = Signal()  # the beat moves the accumulators: an event or a step end
+        # Stage 2: the beat's sums; the accumulators move.
+        s2_valid = Signal()
+        s2_step_end = Signal()
+        s2_last = Signal()
+        s2_work = Signal()
+        s2_has_after = Signal()  # an event after the split: the next tile has begun
 
         acc = [Signal(signed(c.acc_width), name=f"acc_{p}") for p in range(P)]
         step = Signal(c.step_width)
@@ -103,17 +111,19 @@ class SparseAccumulatePEArray(Block):
             m.d.comb += self.o.p.acc[p].eq(out_acc[p])
 
         out_free = ~out_valid | self.o.ready
+        s2_go = Signal()
         s1_go = Signal()
         advance = Signal()
         m.d.comb += [
-            s1_go.eq(s1_valid & (~s1_step_end | out_free)),
+            s2_go.eq(s2_valid & (~s2_step_end | out_free)),
+            s1_go.eq(s1_valid & (~s2_valid | s2_go)),
             advance.eq(~s1_valid | s1_go),
         ]
 
         idle = Signal()
         loading = Signal()
         m.d.comb += [
-            idle.eq(~busy & ~s1_valid),
+            idle.eq(~busy & ~s1_valid & ~s2_valid),
             loading.eq(idle & self.weights.valid),
             self.weights.ready.eq(idle),
             self.i.ready.eq(advance & ~loading),
@@ -141,12 +151,20 @@ class SparseAccumulatePEArray(Block):
                 s1_last.eq(self.i.p.last),
                 s1_work.eq(events[0].valid | self.i.p.step_end),
             ]
+        with m.If(~s2_valid | s2_go):
+            m.d.sync += s2_valid.eq(s1_go)
+        with m.If(s1_go):
+            m.d.sync += [s2_step_end.eq(s1_step_end), s2_last.eq(s1_last), s2_work.eq(s1_work),
+                         s2_has_after.eq((s1_event_valid & ~s1_before).any())]
 
         # Stage 1 arithmetic: one add/subtract per valid event per PE, summed separately
-        # before and after the step boundary; then
-        #   P = acc + before;  acc <- (step end ? (last ? 0 : 2P) : P) + after.
+        # before and after the step boundary, and the two combinations stage 2 adds:
+        #   plain = before + after,  doubled = 2 * before + after.
+        # Stage 2, with P = acc + before the step's partial sum:
+        #   acc <- step end ? (last ? after : 2 * acc + doubled) : acc + plain
+        # (count coding: acc + plain at a step end too), one adder after a multiplexer.
         tc_lif = c.coding.doubles
-        sum_shape = signed(c.weight_bits + E.bit_length() + 1)
+        sum_shape = signed(c.weight_bits + E.bit_length() + 2)
         for p in range(P):
             before, after = [], []
             for k, read in enumerate(reads):
@@ -157,22 +175,33 @@ class SparseAccumulatePEArray(Block):
                 after.append(Mux(s1_before[k], 0, term))
             sum_before = _tree_sum(m, before, sum_shape, name=f"sum_before_{p}")
             sum_after = _tree_sum(m, after, sum_shape, name=f"sum_after_{p}")
-            partial = Signal(signed(c.acc_width), name=f"partial_{p}")
-            m.d.comb += partial.eq(acc[p] + sum_before)
-            carried = Mux(s1_last, 0, (partial << 1) if tc_lif else partial)
+            s2_before = Signal(sum_shape, name=f"s2_before_{p}")
+            s2_after = Signal(sum_shape, name=f"s2_after_{p}")
+            s2_plain = Signal(sum_shape, name=f"s2_plain_{p}")
+            s2_doubled = Signal(sum_shape, name=f"s2_doubled_{p}")
+            with m.If(s1_go):
+                m.d.sync += [s2_before.eq(sum_before), s2_after.eq(sum_after), s2_plain.eq(sum_before + sum_after)]
+                if tc_lif:
+                    m.d.sync += s2_doubled.eq((sum_before << 1) + sum_after)
+            if tc_lif:
+                base = Mux(s2_step_end, Mux(s2_last, 0, acc[p] << 1), acc[p])
+                term = Mux(s2_step_end, Mux(s2_last, s2_after, s2_doubled), s2_plain)
+            else:
+                base = Mux(s2_step_end & s2_last, 0, acc[p])
+                term = Mux(s2_step_end & s2_last, s2_after, s2_plain)
             acc_next = Signal(signed(c.acc_width), name=f"acc_next_{p}")
-            m.d.comb += acc_next.eq(Mux(s1_step_end, carried, partial) + sum_after)
-            with m.If(s1_go & s1_work):  # accumulators idle on a beat without work (clock enable)
+            m.d.comb += acc_next.eq(base + term)
+            with m.If(s2_go & s2_work):  # accumulators idle on a beat without work (clock enable)
                 m.d.sync += acc[p].eq(acc_next)
-            with m.If(s1_go & s1_step_end):
-                m.d.sync += out_acc[p].eq(partial)
+            with m.If(s2_go & s2_step_end):
+                m.d.sync += out_acc[p].eq(acc[p] + s2_before)
 
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += out_valid.eq(0)
-        with m.If(s1_go & s1_step_end):
-            m.d.sync += [out_valid.eq(1), out_step.eq(step), out_last.eq(s1_last)]
-            with m.If(s1_last):
-                m.d.sync += [step.eq(0), busy.eq((s1_event_valid & ~s1_before).any())]
+        with m.If(s2_go & s2_step_end):
+            m.d.sync += [out_valid.eq(1), out_step.eq(step), out_last.eq(s2_last)]
+            with m.If(s2_last):
+                m.d.sync += [step.eq(0), busy.eq(s2_has_after)]
             with m.Else():
                 m.d.sync += step.eq(step + 1)
         with m.If(accept):

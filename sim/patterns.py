@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-__all__ = ["Pattern", "PATTERNS", "pattern", "always"]
+__all__ = ["Pattern", "PATTERNS", "pattern", "always", "LATE_START", "late_start"]
 
 Pattern = Callable[[int], bool]
 
@@ -55,3 +55,14 @@ def pattern(name: str, *, seed: int = 0) -> Pattern:
     if name == "random70":
         return _random(0.3, seed)
     raise ValueError(f"unknown stall pattern {name!r}; known: {PATTERNS}")
+
+
+LATE_START = 4
+"""Cycles a stalled run holds its first input beat back, so that it must take longer than
+the ideal run: random stalls alone can fall where the core does not wait for them (a
+short run whose tokens arrive faster than it computes, an output buffer)."""
+
+
+def late_start(gate: Pattern, cycles: int = LATE_START) -> Pattern:
+    """``gate`` after the first ``cycles`` cycles of the transfer, idle before."""
+    return lambda cycle: cycle >= cycles and gate(cycle)

@@ -10,8 +10,8 @@ block                       latency  from its handshake to its output being vali
 TC-LIF neuron array         1        activation vector -> first spike vector
 spike-event compactor       3        spike vector -> first event beat (FIFO
                                      write, beat plan, event selection)
-sparse-accumulate PE array  2        step-ending event beat -> accumulator vector
-                                     (weight-memory read, accumulate)
+sparse-accumulate PE array  3        step-ending event beat -> accumulator vector
+                                     (weight-memory read, sums, accumulate)
 dense MAC array, INT8       3        final input -> accumulator vector (weight
                                      read, multiply, adder tree and accumulate)
 dense MAC array, FP16       7+lg D   weight read, multiply, one FP32 add per
@@ -58,9 +58,9 @@ stage to run ahead through sparse timesteps while the compactor works through de
 (measured on MiniLM activations: 4 loses about 3% of the event slots against 8, 16 gains
 under 1%)."""
 
-PE_ARRAY_LATENCY = 2
+PE_ARRAY_LATENCY = 3
 """Cycles from a step-ending event beat's handshake to its accumulator vector being valid
-(one cycle of weight-memory read, one of accumulation)."""
+(one cycle of weight-memory read, one of the beat's sums, one of accumulation)."""
 
 def mac_array_latency(arithmetic: str, inputs: int) -> int:
     """Cycles from a tile's final beat's handshake to the dense MAC array's accumulator

@@ -21,7 +21,7 @@ TC-LIF neuron array         1         one spike vector per cycle; a token of ``T
 spike-event compactor       3         one beat of up to ``E`` events per cycle, packed
                                       across spike vectors and step boundaries
                                       (:mod:`.spike_datapath`)
-sparse-accumulate PE array  2         one event beat per cycle
+sparse-accumulate PE array  3         one event beat per cycle
 requantizer                 G + 4     one final accumulator vector per ``G`` cycles
 ==========================  ========  ===================================================
 """

@@ -173,8 +173,9 @@ class SpikeDatapathModel:
         self.offset = 0
         self.plan: _Beat | None = None
         self.beat: _Beat | None = None
-        # PE array: stage 1 and the output register
+        # PE array: stage 1 (weights read), stage 2 (sums) and the output register
         self.s1: _Beat | None = None
+        self.s2: _Beat | None = None
         self.out: bool | None = None  # None: empty; else the vector's last flag
         self.cycle = 0
 
@@ -190,7 +191,7 @@ class SpikeDatapathModel:
     def idle(self) -> bool:
         """Nothing in flight anywhere."""
         return (not self.issuing and self.r is None and self.s is None and not self.fifo and self.plan is None
-                and self.beat is None and self.s1 is None and self.out is None)
+                and self.beat is None and self.s1 is None and self.s2 is None and self.out is None)
 
     def tick(self, begin: Sequence[SpikeVectorCount] | None = None, o_ready: bool = True, *,
              next_tile: Sequence[SpikeVectorCount] | None = None) -> None:
@@ -200,7 +201,8 @@ class SpikeDatapathModel:
         its current tile's final vector in this cycle (tiles back to back)."""
         # PE array
         out_free = self.out is None or o_ready
-        s1_go = self.s1 is not None and (not self.s1.boundary or out_free)
+        s2_go = self.s2 is not None and (not self.s2.boundary or out_free)
+        s1_go = self.s1 is not None and (self.s2 is None or s2_go)
         pe_advance = self.s1 is None or s1_go
         accept = self.beat is not None and pe_advance
         # compactor
@@ -223,8 +225,10 @@ class SpikeDatapathModel:
         # registers
         if self.out is not None and o_ready:
             self.out = None
-        if s1_go and self.s1.boundary:
-            self.out = self.s1.last
+        if s2_go and self.s2.boundary:
+            self.out = self.s2.last
+        if self.s2 is None or s2_go:
+            self.s2 = self.s1 if s1_go else None
         if pe_advance:
             self.s1 = self.beat if accept else None
         if b_advance:

@@ -15,7 +15,7 @@ different ``T``), streams a token sequence mixing both modalities, and checks:
   from the one that commits the ``START`` write on the bus to the one that takes the
   run's last output beat, watched on the ports, in the ideal and the stalled run;
 * the same outputs again with random stalls on the input (its first beat held back
-  :data:`LATE_START` cycles) and back-pressure on the output, taking more cycles than
+  :data:`~spikemllm.sim.patterns.LATE_START` cycles) and back-pressure on the output, taking more cycles than
   the ideal run.
 
 The configuration description comes from ``SPIKEMLLM_DESCRIPTION``; the case from
@@ -41,7 +41,7 @@ from spikemllm.firmware.driver import SpikeCoreDriver
 from spikemllm.golden.convert.schedule import Schedule
 from spikemllm.hw.blocks import block_component
 from spikemllm.sim.backends.cocotb_sim import CocotbBackend, reset, start_clock
-from spikemllm.sim.patterns import pattern
+from spikemllm.sim.patterns import late_start, pattern
 from spikemllm.sim.streams import stream_layouts
 
 from spikemllm.config import AcceleratorConfig
@@ -51,15 +51,6 @@ from .cases import core_expectation, spikes_by_modality, workload_case
 
 
 DEFAULT_WORKLOAD = "minilm"
-LATE_START = 4
-"""Cycles the stalled run holds its first input beat back, so that it must take longer
-than the ideal run: random stalls alone can fall where the core does not wait for them
-(a short run whose tokens arrive faster than it computes, an output buffer)."""
-
-
-def late_start(gate, cycles: int = LATE_START):
-    """``gate`` after the first ``cycles`` cycles of the transfer, idle before."""
-    return lambda cycle: cycle >= cycles and gate(cycle)
 
 
 class RunCycleCounter:

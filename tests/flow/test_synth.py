@@ -55,6 +55,14 @@ def test_fpga_flow_places_and_reports_fmax(spike_small):
         synth_fpga(spike_small / "rtl" / "spike_core.v", "spike_core", "virtex", spike_small / "x", ports=ports)
 
 
+def test_place_and_route_past_its_time_budget_reports_no_fmax(spike_small):
+    ports = json.loads((spike_small / "rtl" / "config.json").read_text())["blocks"]["core"]["ports"]
+    r = synth_fpga(spike_small / "rtl" / "spike_core.v", "spike_core", "ice40", spike_small / "ice40_budget",
+                   ports=ports, place_timeout=0.01)
+    assert r["fits"] and r["fmax_mhz"] is None
+    assert "time budget of 0 s" in r["flow"] and r["resources"]["lut"] > 0
+
+
 def test_harness_wires_every_port():
     text = fpga_harness("core_x", {"a": {"direction": "in", "width": 3}, "b": {"direction": "in", "width": 2},
                                    "y": {"direction": "out", "width": 4}})

@@ -20,7 +20,7 @@ from spikemllm.sim.core.cases import (
     spikes_by_modality,
     workload_case,
 )
-from spikemllm.sim.patterns import pattern
+from spikemllm.sim.patterns import late_start, pattern
 
 from spikemllm.config import PRESETS, Coding
 from spikemllm.modality import Modality
@@ -109,7 +109,8 @@ def test_qwen2vl_layer_on_the_core_in_amaranth_sim():
         await driver.set_timestep_table(case.table)
         ideal = await driver.run(case.beats, tokens=case.tokens, out_tiles=case.program.out_tiles)
         stalled = await driver.run(case.beats, tokens=case.tokens, out_tiles=case.program.out_tiles,
-                                   in_pattern=pattern("random30", seed=3), out_pattern=pattern("random70", seed=4))
+                                   in_pattern=late_start(pattern("random30", seed=3)),
+                                   out_pattern=pattern("random70", seed=4))
         return ideal, stalled
 
     ideal, stalled = run_with_driver(config, body)

@@ -63,9 +63,9 @@ def test_empty_vectors_cost_no_beat():
 
 def test_one_tile_from_an_empty_datapath():
     # one vector of E events: issue, membrane read, spike register, FIFO, plan, select
-    # (COMPACTOR_LATENCY after the handshake), PE array read and accumulate
+    # (COMPACTOR_LATENCY after the handshake), PE array read, sums and accumulate
     run = run_tile([SpikeVectorCount(2, True, True)], 2)
-    assert run.final_valid == 3 + COMPACTOR_LATENCY + 2
+    assert run.final_valid == 3 + COMPACTOR_LATENCY + 3
     assert (run.beats, run.active, run.events) == (1, 1, 2)
 
 
