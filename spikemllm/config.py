@@ -33,6 +33,7 @@ __all__ = [
     "COUNT_CONFIG",
     "PRESETS",
     "load_config",
+    "describe_config",
     "add_config_arguments",
     "config_from_args",
 ]
@@ -460,6 +461,20 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, default: str = "def
                              f"(default: {default})")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                         help="override one configuration field (repeatable), e.g. --set lanes=32")
+
+
+def describe_config(config: AcceleratorConfig) -> str:
+    """The configuration's name and, if it is a preset's name, the fields that differ from
+    that preset (the overrides a run was given), e.g. ``default (lanes=64, pes=64)``."""
+    preset = PRESETS.get(config.name)
+    if preset is None:
+        return config.name
+    changed = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if value != getattr(preset, f.name):
+            changed.append(f"{f.name}={value.value if isinstance(value, Coding) else value}")
+    return f"{config.name} ({', '.join(changed)})" if changed else config.name
 
 
 def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> AcceleratorConfig:

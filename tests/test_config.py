@@ -121,3 +121,11 @@ def test_malformed_configuration_files_are_refused(tmp_path):
     bad.write_text('{"parameters": {"lanes": 8, "colour": 3}}')
     with pytest.raises(ValueError, match="colour"):
         load_config(bad)
+
+
+def test_describe_config_names_the_overrides():
+    from spikemllm.config import describe_config, load_config
+
+    assert describe_config(DEFAULT_CONFIG) == "default"
+    assert describe_config(load_config("default", ["events_per_cycle=4", "lanes=64"])) == "default (lanes=64, events_per_cycle=4)"
+    assert describe_config(load_config("small", ["name=mine", "pes=8"])) == "mine"

@@ -44,7 +44,7 @@ from spikemllm.sim.backends.cocotb_sim import CocotbBackend, reset, start_clock
 from spikemllm.sim.patterns import late_start, pattern
 from spikemllm.sim.streams import stream_layouts
 
-from spikemllm.config import AcceleratorConfig
+from spikemllm.config import AcceleratorConfig, describe_config
 from spikemllm.modality import Modality, timestep_index
 
 from .cases import core_expectation, spikes_by_modality, workload_case
@@ -164,7 +164,7 @@ async def real_layer_end_to_end(dut):
     if results:
         breakdown = model.breakdown()
         Path(results).write_text(json.dumps({
-            "config": config.name,
+            "config": describe_config(config),
             "block": block,
             "schedule_file": str(schedule_file),
             "run_window_ps": window,
