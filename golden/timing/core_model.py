@@ -99,7 +99,10 @@ class CoreCycles:
 def _run(config: AcceleratorConfig, datapath, tiles: list, out_tiles: int, chunks: int, slots: int) -> CoreCycles:
     """Step the shell around ``datapath`` (a datapath model) for a run whose token ``n``
     begins each of its ``out_tiles`` tiles with ``tiles[n]`` (the argument of the
-    datapath's ``tick(begin=...)``), ``chunks`` activation chunks per token, ``slots`` events or inputs per beat."""
+    datapath's ``tick(begin=...)``), with ``chunks`` activation chunks per token and
+    ``slots`` events or inputs per beat. Each cycle is counted once in the breakdown: a
+    beat with work, else the first load, else a token switch, else work without events;
+    the cycles after the last tile's final vector is taken are the requantizer's tail."""
     N, J, K, G = len(tiles), out_tiles, chunks, config.requant_cycles
     bank_full, load_bank, load_chunk, loaded = [False, False], 0, 0, 0
     cur, state, tile, token = 0, "WAIT_TOKEN", 0, 0
