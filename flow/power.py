@@ -17,9 +17,15 @@ sky130 netlist (:func:`spikemllm.flow.synth.synth_asic`):
   ``FANOUT = 2`` is assumed, wires are not modeled;
 * clock: every flip-flop's clock pin and internal clock nets (``C_clk`` from the
   ``dfxtp`` SPICE netlist) charge and discharge once per cycle: ``flip_flops * cycles *
-  C_clk * V^2`` (no clock gating in the RTL, no clock tree modeled);
+  C_clk * V^2``, no clock tree modeled. With ``gating`` (:func:`.activity.measure_run`'s
+  ``enable_banks``), flip-flops whose update the RTL guards by an enable are credited with
+  automatic clock gating: their clock pins are charged only in the cycles their enable (or
+  synchronous reset) is high, measured from the RTL, and every distinct enable pays a clock
+  gate (``dlclkp``, its clock input and internal clock nets from its SPICE netlist) charged
+  every cycle. The share of clock-pin charges the RTL netlist keeps is applied to the
+  block's sky130 flip-flop count;
 * ``V = 1.8 V``, sky130's core supply. Memories are SRAM macros outside the standard-cell
-  netlist; their accesses are counted and costed only in the operation-count model.
+  netlist (:mod:`.sram`).
 
 Operation-count cross-check (:func:`opcount_energy`), with the published 45 nm energies
 (Horowitz, ISSCC 2014, as used by SpikingBrain): FP16 MAC 1.5 pJ, INT8 MAC 0.23 pJ,
@@ -29,18 +35,19 @@ of an 8 KB SRAM (weights; 0.156 pJ per bit).
 
 from __future__ import annotations
 
-import re
-from collections import defaultdict
 from pathlib import Path
 
 from . import sky130
+from .activity import read_vcd
 
-__all__ = ["SUPPLY_V", "FANOUT", "ENERGY_45NM_PJ", "vcd_toggles", "activity_energy", "opcount_energy", "cell_energies"]
+__all__ = ["SUPPLY_V", "FANOUT", "CLOCK_GATE", "ENERGY_45NM_PJ", "vcd_toggles", "activity_energy", "opcount_energy", "cell_energies"]
 
 SUPPLY_V = 1.8
 """sky130 core supply in volts."""
 FANOUT = 2
 """Assumed mean fanout of a cell output (gate inputs it drives)."""
+CLOCK_GATE = "dlclkp"
+"""The sky130 integrated clock gate (latch and AND) each gated enable is charged for."""
 
 ENERGY_45NM_PJ = {
     "fp16_mac": 1.5,
@@ -66,6 +73,9 @@ def cell_energies() -> dict:
         "energy_per_cell_toggle_j": 0.5 * c_node * SUPPLY_V**2,
         "flip_flop_clock_capacitance_f": c_clk,
         "energy_per_flip_flop_cycle_j": c_clk * SUPPLY_V**2,
+        "clock_gate": CLOCK_GATE,
+        "clock_gate_capacitance_f": sky130.clock_capacitance(CLOCK_GATE),
+        "energy_per_clock_gate_cycle_j": sky130.clock_capacitance(CLOCK_GATE) * SUPPLY_V**2,
     }
 
 
@@ -75,82 +85,49 @@ def vcd_toggles(path: Path, top: str, window: tuple[int, int] | None = None) -> 
     Blocks are the instances directly below ``top`` (``pe_array``, ``compactor``,
     ``requantizer``, ``mac_array``); everything else in ``top`` is ``"top"``. Returns
     ``block -> {"toggles", "bits"}``; the clock is excluded. Raises ``ValueError`` if
-    ``top`` is not in the file.
+    ``top`` is not in the file. :func:`spikemllm.flow.activity.read_vcd` also limits the
+    count to the run's cycles.
     """
-    scale = 1
-    scopes: list[str] = []
-    owner: dict[str, tuple[str, int]] = {}
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line.startswith("$timescale"):
-                text = line if "$end" in line else line + next(f)
-                unit = re.search(r"(\d+)\s*(s|ms|us|ns|ps|fs)", text)
-                factor = {"s": 10**12, "ms": 10**9, "us": 10**6, "ns": 10**3, "ps": 1, "fs": 10**-3}[unit.group(2)]
-                scale = int(unit.group(1)) * factor
-            elif line.startswith("$scope"):
-                scopes.append(line.split()[2])
-            elif line.startswith("$upscope"):
-                scopes.pop()
-            elif line.startswith("$var"):
-                fields = line.split()
-                width, code, name = int(fields[2]), fields[3], fields[4]
-                if top not in scopes or name == "clk" or code in owner:
-                    continue
-                below = scopes[scopes.index(top) + 1:]
-                owner[code] = (below[0] if below else "top", width)
-            elif line.startswith("$enddefinitions"):
-                break
-        if not owner:
-            raise ValueError(f"no signals of {top!r} in {path}")
-        blocks = defaultdict(lambda: {"toggles": 0, "bits": 0})
-        for block, width in owner.values():
-            blocks[block]["bits"] += width
-        state: dict[str, int] = {}
-        now = 0
-        start, end = window if window else (0, None)
-        for line in f:
-            head = line[:1]
-            if head == "#":
-                now = int(line[1:]) * scale
-                continue
-            if head == "b":
-                value, code = line[1:].split()
-            elif head in "01xzXZ" and len(line) > 1:
-                value, code = line[0], line[1:].strip()
-            else:
-                continue
-            if code not in owner:
-                continue
-            bits = int(value.replace("x", "0").replace("z", "0").replace("X", "0").replace("Z", "0"), 2)
-            old = state.get(code)
-            state[code] = bits
-            if old is None or now < start or (end is not None and now >= end):
-                continue
-            blocks[owner[code][0]]["toggles"] += bin(old ^ bits).count("1")
-    return dict(blocks)
+    return read_vcd(path, top, window=window).toggles
 
 
-def activity_energy(toggles: dict, cells: dict, cycles: int) -> dict:
+def activity_energy(toggles: dict, cells: dict, cycles: int, *, gating: dict | None = None) -> dict:
     """Dynamic energy in J per block from measured ``toggles`` (:func:`vcd_toggles`) and the
     block's sky130 ``cells`` (``block -> {"cells", "flip_flops"}``) over ``cycles``.
 
-    Returns ``block -> {"alpha", "logic_j", "clock_j", "total_j"}`` plus ``"total"``.
-    Raises ``ValueError`` if the two disagree on the blocks or ``cycles`` is not positive.
+    ``gating``: per block, ``{"flip_flops", "clocked_bit_cycles", "enables"}`` of the RTL's
+    enable flip-flops (:func:`spikemllm.flow.activity.measure_run`); without it no clock
+    gating is credited. Returns ``block -> {"alpha", "logic_j", "clock_j",
+    "clock_ungated_j", "clock_share", "total_j"}`` plus ``"total"``; ``clock_share`` is the
+    fraction of clock-pin charges left after gating. Raises ``ValueError`` if the blocks
+    disagree or ``cycles`` is not positive.
     """
     if cycles <= 0:
         raise ValueError(f"cycles must be positive, not {cycles!r}")
     if set(toggles) != set(cells):
         raise ValueError(f"blocks differ: activity has {sorted(toggles)}, the netlist {sorted(cells)}")
+    if gating is not None and not set(gating) <= set(cells):
+        raise ValueError(f"gating names blocks {sorted(set(gating) - set(cells))} the netlist does not have")
     e = cell_energies()
     result = {}
     for block, act in toggles.items():
         alpha = act["toggles"] / (act["bits"] * cycles) if act["bits"] else 0.0
         logic = alpha * cells[block]["cells"] * cycles * e["energy_per_cell_toggle_j"]
-        clock = cells[block]["flip_flops"] * cycles * e["energy_per_flip_flop_cycle_j"]
-        result[block] = {"alpha": alpha, "toggles": act["toggles"], "bits": act["bits"],
-                         "logic_j": logic, "clock_j": clock, "total_j": logic + clock}
-    result["total"] = {k: sum(b[k] for b in result.values()) for k in ("logic_j", "clock_j", "total_j")}
+        ungated = cells[block]["flip_flops"] * cycles * e["energy_per_flip_flop_cycle_j"]
+        share, gates = 1.0, 0
+        g = (gating or {}).get(block)
+        if g and g["flip_flops"]:
+            share = g["clocked_bit_cycles"] / (g["flip_flops"] * cycles)
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(f"{block}: clocked bit-cycles {g['clocked_bit_cycles']} do not fit "
+                                 f"{g['flip_flops']} flip-flops over {cycles} cycles")
+            gates = g["enables"]
+        clock = ungated * share + gates * cycles * e["energy_per_clock_gate_cycle_j"]
+        result[block] = {"alpha": alpha, "toggles": act["toggles"], "bits": act["bits"], "logic_j": logic,
+                         "clock_j": clock, "clock_ungated_j": ungated, "clock_share": share, "clock_gates": gates,
+                         "total_j": logic + clock}
+    keys = ("logic_j", "clock_j", "clock_ungated_j", "total_j")
+    result["total"] = {k: sum(b[k] for b in result.values()) for k in keys}
     return result
 
 

@@ -75,3 +75,24 @@ def test_opcount_uses_the_published_energies():
     assert ENERGY_45NM_PJ["int8_mac"] == 0.23
     with pytest.raises(ValueError, match="kind must be"):
         opcount_energy("bf16", work=1, pes=1, tiles_run=1, weight_row_bits=8)
+
+
+def test_clock_gating_credit():
+    e = cell_energies()
+    toggles = {"top": {"toggles": 0, "bits": 4}, "pe_array": {"toggles": 0, "bits": 2}}
+    cells = {"top": {"cells": 10, "flip_flops": 40}, "pe_array": {"cells": 5, "flip_flops": 10}}
+    # the RTL netlist of top: 20 flip-flops, 8 of them enabled for 25 of 100 cycles, 2 enables
+    gating = {"top": {"flip_flops": 20, "clocked_bit_cycles": 12 * 100 + 8 * 25, "enables": 2}}
+    r = activity_energy(toggles, cells, cycles=100, gating=gating)
+    share = (12 * 100 + 8 * 25) / (20 * 100)
+    assert r["top"]["clock_share"] == pytest.approx(share)
+    assert r["top"]["clock_j"] == pytest.approx(40 * 100 * e["energy_per_flip_flop_cycle_j"] * share
+                                                + 2 * 100 * e["energy_per_clock_gate_cycle_j"])
+    assert r["top"]["clock_ungated_j"] == pytest.approx(40 * 100 * e["energy_per_flip_flop_cycle_j"])
+    assert r["pe_array"]["clock_j"] == r["pe_array"]["clock_ungated_j"]  # nothing known: no credit
+    assert e["clock_gate_capacitance_f"] > e["flip_flop_clock_capacitance_f"] > 0
+    with pytest.raises(ValueError, match="do not fit"):
+        activity_energy(toggles, cells, cycles=100, gating={"top": {"flip_flops": 1, "clocked_bit_cycles": 101,
+                                                                    "enables": 0}})
+    with pytest.raises(ValueError, match="gating names blocks"):
+        activity_energy(toggles, cells, cycles=100, gating={"mac_array": gating["top"]})
