@@ -326,7 +326,10 @@ class NetlistActivity:
     def needs(self, module: _Module, bits) -> set[str]:
         """VCD codes that determine ``bits`` of ``module``; raises :class:`NotEvaluable`."""
         found: set[str] = set()
-        self._leaves(module, bits, set(), found)
+        try:
+            self._leaves(module, bits, set(), found)
+        except RecursionError as exc:
+            raise NotEvaluable(f"{module.name}: a logic cone too deep to follow") from exc
         return found
 
     # -- evaluation ----------------------------------------------------------------------------

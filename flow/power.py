@@ -1,10 +1,10 @@
-"""Switching activity of the real workload and the energy it implies (estimates).
+"""The energy that the real workload's activity implies (estimates).
 
-Activity (measured): the core runs the real converted layer (:mod:`spikemllm.sim.core.testbench`: MiniLM's
-pretrained FFN layer, vision and text tokens at different ``T``) under Verilator with VCD
-tracing; :func:`vcd_toggles` counts, per block, the bit toggles of every RTL signal inside
-the window of the ideal run (``run_window_ps``), so loading and the stalled rerun are
-excluded.
+Activity (measured, :mod:`.activity`): the core runs the real converted layer
+(:mod:`spikemllm.sim.core.testbench`: MiniLM's pretrained FFN layer, vision and text tokens
+at different ``T``) under Verilator with VCD tracing; :func:`.activity.measure_run` counts,
+per block, the bit toggles of every RTL signal in the run's cycles, and the enable activity
+of the flip-flops. :func:`vcd_toggles` counts toggles in a time window alone.
 
 Energy (estimates, :func:`activity_energy`), per block, from the activity and the block's
 sky130 netlist (:func:`spikemllm.flow.synth.synth_asic`):

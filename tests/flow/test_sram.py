@@ -1,80 +1,60 @@
-"""The SRAM cost model and the throughput matching of the dense baselines."""
-
-import dataclasses
+"""The SRAM cost model against the published OpenRAM sky130 macro figures."""
 
 import pytest
 from spikemllm.flow import sram
-from spikemllm.flow.ppa import matched_dense_inputs
-from spikemllm.golden.timing.core_model import dense_core_cycles
-from spikemllm.hw.registers import CoreKind
-
-from spikemllm.config import DEFAULT_CONFIG, SMALL_CONFIG
 
 
-def test_a_macro_sized_memory_costs_the_macro():
-    # 512 words of 32 bits is the published 2 KB macro: 483.86 um x 326.1 um.
-    assert sram.area_um2(512 * 32) == pytest.approx(483.86 * 326.1)
-    assert 9.5 < sram.AREA_PER_BIT_UM2 < 9.7  # against 20 um^2 for a dfxtp_1 flip-flop
-    with pytest.raises(ValueError, match="bits must be non-negative"):
-        sram.area_um2(-1)
+def test_a_macro_shaped_memory_costs_the_macro():
+    # 512 words of 32 bits with one port is sky130_sram_2kbyte_1rw_32x512_8: LEF 483.86 x 326.1 um
+    c = sram.memory_cost(width=32, depth=512, ports=1)
+    assert c["macro"] == "sky130_sram_2kbyte_1rw_32x512_8"
+    assert c["area_um2"] == pytest.approx(483.86 * 326.1)
+    assert c["macros"] == 1 and c["area_whole_macros_um2"] == pytest.approx(483.86 * 326.1)
+    assert 9.6 < sram.SINGLE_PORT.area_per_bit_um2 < 9.7  # against 20 um^2 for a dfxtp_1 flip-flop
+    # two accesses in a cycle: the 1rw1r macro, LEF 659.98 x 398.18 um
+    dual = sram.memory_cost(width=32, depth=512, ports=2)
+    assert dual["macro"] == "sky130_sram_2kbyte_1rw1r_32x512_8"
+    assert dual["area_um2"] == pytest.approx(659.98 * 398.18)
 
 
-def test_accesses_follow_the_datapaths():
-    c = SMALL_CONFIG  # 8 lanes, 4 PEs
-    spike = sram.accesses("spike", c, tokens=2, in_features=12, out_features=6, timesteps=[3, 4], events=50)
-    # 12 inputs -> 2 chunks, 6 outputs -> 2 tiles
-    assert spike["weights"]["reads"] == 50
-    assert spike["activation"] == {"reads": 2 * 2 * 2, "writes": 2 * 2, "bits": 8 * c.act_bits}
-    assert spike["membrane"]["reads"] == 2 * 2 * (2 + 3) and spike["membrane"]["writes"] == 2 * 2 * 7
-    dense = sram.accesses("fp16", c, tokens=2, in_features=12, out_features=6, timesteps=[3, 4], events=0)
-    assert dense["weights"] == {"reads": 2 * 2 * 16, "writes": 0, "bits": 4 * 16}
-    assert "membrane" not in dense
-    energy = sram.access_energy({"weights": {"reads": 10, "writes": 0, "bits": 64}})
-    assert energy["total_j"] == pytest.approx(10 * 64 * 0.16e-12)
-    with pytest.raises(ValueError, match="kind"):
-        sram.accesses("bf16", c, tokens=1, in_features=8, out_features=4, timesteps=[3], events=0)
-    with pytest.raises(ValueError, match="timestep counts"):
-        sram.accesses("spike", c, tokens=2, in_features=8, out_features=4, timesteps=[3], events=0)
+def test_access_energy_is_the_characterized_energy_per_word():
+    # datasheet of the 1rw1r macro: 2.707 + 2.420 pJ per 32-bit read, 2.554 + 2.793 pJ per write
+    c = sram.memory_cost(width=32, depth=512, ports=1, reads=10, writes=3)
+    assert c["read_j"] == pytest.approx(10 * 5.127e-12)
+    assert c["write_j"] == pytest.approx(3 * 5.347e-12)
+    assert sram.READ_J_PER_BIT * 1e12 == pytest.approx(0.160, abs=1e-3)
+    # per bit of the port: a 128-bit row costs four 32-bit words
+    wide = sram.memory_cost(width=128, depth=24, ports=1, reads=1)
+    assert wide["read_j"] == pytest.approx(4 * 5.127e-12)
 
 
-@pytest.mark.parametrize("kind", [CoreKind.INT8, CoreKind.FP16])
-def test_dense_inputs_are_the_smallest_that_match_the_spike_core(kind):
-    shape = {"tokens": 12, "in_features": 384, "out_tiles": 2}
-
-    def cycles(D):
-        return dense_core_cycles(dataclasses.replace(DEFAULT_CONFIG, dense_inputs=D), shape["tokens"],
-                                 shape["in_features"], shape["out_tiles"], kind.value).cycles
-
-    for D in (1, 2, 4, 8):
-        assert matched_dense_inputs(DEFAULT_CONFIG, kind, cycles(D), **shape) == D
-        if D > 1:  # one cycle faster than D allows needs the next width
-            assert matched_dense_inputs(DEFAULT_CONFIG, kind, cycles(D) - 1, **shape) == 2 * D
-    assert matched_dense_inputs(DEFAULT_CONFIG, kind, 1, **shape) == DEFAULT_CONFIG.lanes
+def test_per_bit_and_whole_macro_areas_differ_for_small_memories():
+    small = sram.memory_cost(width=128, depth=24, ports=2)
+    assert small["area_um2"] == pytest.approx(128 * 24 * sram.DUAL_PORT.area_per_bit_um2)
+    assert small["macros"] == 4  # four 32-bit columns, one 512-word row of macros
+    assert small["area_whole_macros_um2"] > 10 * small["area_um2"]
 
 
-def test_decomposition_takes_one_idea_away_at_a_time():
-    from spikemllm.flow.ppa import decomposition
-    from spikemllm.sim.core.cases import minilm_case
-
-    d = decomposition(SMALL_CONFIG, "minilm")["entries"]
-    case = minilm_case(SMALL_CONFIG)
-    tiles, padded = case.program.out_tiles, case.program.padded_in
-    assert d["spike"]["cycles"] == case.model.cycles and d["spike"]["events"] == case.model.events
-    # every (step, input) pair is an event without zero skipping
-    assert d["no_zero_skipping"]["events"] == tiles * padded * int(case.timesteps.sum())
-    # count coding needs 2^T - 1 steps for the same integers: at least as many events
-    assert d["count_coding"]["events"] >= d["spike"]["events"]
-    assert d["dense_int8_same_width"]["events"] == case.tokens * tiles * padded
-    # the uniform-step variant needs activations requantized to the wider T: MiniLM's alone
-    assert d["uniform_steps"]["events"] >= d["spike"]["events"]
+def test_more_than_two_accesses_a_cycle_take_copies():
+    macro, copies = sram.macro_for(4)
+    assert macro is sram.DUAL_PORT and copies == 2
+    c = sram.memory_cost(width=64, depth=1024, ports=3, reads=5, writes=2)
+    assert c["copies"] == 2
+    assert c["area_um2"] == pytest.approx(2 * 64 * 1024 * sram.DUAL_PORT.area_per_bit_um2)
+    assert c["write_j"] == pytest.approx(2 * 2 * 64 * sram.WRITE_J_PER_BIT)  # a write goes to both copies
+    assert sram.macro_for(0) == (sram.SINGLE_PORT, 1)
 
 
-def test_decomposition_of_the_qwen2vl_workload():
-    from spikemllm.flow.ppa import decomposition
-    from spikemllm.sim.core.cases import qwen2vl_case
-
-    d = decomposition(SMALL_CONFIG, "qwen2vl")["entries"]
-    case = qwen2vl_case(SMALL_CONFIG)
-    assert d["spike"]["cycles"] == case.model.cycles
-    assert "uniform_steps" not in d  # the fixture holds the integers of its own schedule only
-    assert d["dense_int8_same_width"]["events"] == case.tokens * case.program.out_tiles * case.program.padded_in
+def test_totals_and_bad_values():
+    costs = sram.memory_costs([
+        {"name": "a", "width": 32, "depth": 512, "ports": 1, "reads": 2, "writes": 0},
+        {"name": "b", "width": 16, "depth": 64, "ports": 2, "reads": 0, "writes": 4},
+    ])
+    assert costs["total"]["bits"] == 32 * 512 + 16 * 64
+    assert costs["total"]["energy_j"] == pytest.approx(costs["memories"]["a"]["energy_j"] + costs["memories"]["b"]["energy_j"])
+    with pytest.raises(ValueError, match="width must be a positive int, not 0"):
+        sram.memory_cost(width=0, depth=4, ports=1)
+    with pytest.raises(ValueError, match="reads must be a non-negative int, not -1"):
+        sram.memory_cost(width=8, depth=4, ports=1, reads=-1)
+    with pytest.raises(ValueError, match="ports must be a non-negative int"):
+        sram.macro_for(-2)

@@ -1,0 +1,201 @@
+"""The report's arithmetic: throughput matching of the dense baselines (with a stubbed and with
+the exact cycle model), iso-area choice, ratios, the decomposition, and the whole report on
+small made-up measurements."""
+
+import dataclasses
+import json
+from types import SimpleNamespace
+
+import pytest
+from spikemllm.flow import ppa, sram
+from spikemllm.flow.ppa import closest_area, compare, matched_dense_inputs
+from spikemllm.golden.timing.core_model import dense_core_cycles
+from spikemllm.hw.registers import CoreKind
+
+from spikemllm.config import DEFAULT_CONFIG, SMALL_CONFIG
+
+
+def test_dense_inputs_are_the_smallest_power_of_two_that_keeps_up():
+    seen = []
+
+    def cycles(config, tokens, in_features, out_tiles, arithmetic):
+        seen.append((config.dense_inputs, arithmetic))
+        return SimpleNamespace(cycles=1000 // config.dense_inputs + 10)
+
+    shape = {"tokens": 3, "in_features": 32, "out_tiles": 1}
+    # D = 1: 1010, 2: 510, 4: 260, 8: 135
+    assert matched_dense_inputs(DEFAULT_CONFIG, CoreKind.INT8, 260, cycles=cycles, **shape) == 4
+    assert seen == [(1, "int8"), (2, "int8"), (4, "int8")]
+    assert matched_dense_inputs(DEFAULT_CONFIG, CoreKind.FP16, 259, cycles=cycles, **shape) == 8
+    assert matched_dense_inputs(DEFAULT_CONFIG, CoreKind.FP16, 5000, cycles=cycles, **shape) == 1
+    # nothing keeps up: the widest the configuration allows
+    assert matched_dense_inputs(DEFAULT_CONFIG, CoreKind.FP16, 1, cycles=cycles, **shape) == DEFAULT_CONFIG.lanes
+
+
+@pytest.mark.parametrize("kind", [CoreKind.INT8, CoreKind.FP16])
+def test_dense_inputs_match_with_the_exact_model(kind):
+    shape = {"tokens": 12, "in_features": 384, "out_tiles": 2}
+
+    def cycles(D):
+        return dense_core_cycles(dataclasses.replace(DEFAULT_CONFIG, dense_inputs=D), shape["tokens"],
+                                 shape["in_features"], shape["out_tiles"], kind.value).cycles
+
+    for D in (1, 2, 4, 8):
+        assert matched_dense_inputs(DEFAULT_CONFIG, kind, cycles(D), **shape) == D
+        if D > 1:  # one cycle faster than D allows needs the next width
+            assert matched_dense_inputs(DEFAULT_CONFIG, kind, cycles(D) - 1, **shape) == 2 * D
+
+
+def test_iso_area_takes_the_closest_area_and_brackets_first():
+    assert closest_area(100.0, {1: 60.0, 2: 95.0, 4: 180.0}) == 2
+    assert closest_area(100.0, {1: 50.0, 2: 200.0}) == 1  # a tie in ratio: the smaller D
+    with pytest.raises(ValueError, match="no candidate"):
+        closest_area(1.0, {})
+    # the search widens D until the target lies between two candidates (or a limit is reached)
+    assert ppa._next_candidate(100.0, {2: 60.0}, 16) == 4
+    assert ppa._next_candidate(100.0, {2: 160.0}, 16) == 1
+    assert ppa._next_candidate(100.0, {2: 60.0, 4: 120.0}, 16) is None
+    assert ppa._next_candidate(100.0, {1: 160.0}, 16) is None
+    assert ppa._next_candidate(100.0, {16: 60.0}, 16) is None
+
+
+def _metrics(tokens_per_s, logic_area, sram_area, logic_j, sram_j, ungated_j):
+    return {"tokens_per_s": tokens_per_s, "logic_area_um2": logic_area, "area_um2": logic_area + sram_area,
+            "logic_energy_per_token_j": logic_j, "energy_per_token_j": logic_j + sram_j,
+            "logic_energy_per_token_no_clock_gating_j": ungated_j,
+            "energy_per_token_no_clock_gating_j": ungated_j + sram_j,
+            "energy_per_token_opcount_45nm_j": 1.0, "energy_per_token_opcount_45nm_compute_only_j": 1.0}
+
+
+def test_ratios_put_the_baseline_over_the_spike_core():
+    spike = _metrics(200.0, 10.0, 30.0, 1.0, 1.0, 2.0)
+    base = _metrics(100.0, 20.0, 30.0, 4.0, 2.0, 5.0)
+    r = compare(spike, base)
+    assert r["throughput"] == 2.0
+    assert r["area_logic"] == 2.0 and r["area_with_sram"] == 50.0 / 40.0
+    assert r["throughput_per_area_logic"] == pytest.approx((200 / 10) / (100 / 20))
+    assert r["throughput_per_area_with_sram"] == pytest.approx((200 / 40) / (100 / 50))
+    assert r["logic_energy_per_token"] == 4.0 and r["energy_per_token_with_sram"] == 3.0
+    assert r["logic_energy_per_token_no_clock_gating"] == 2.5
+    assert r["energy_per_token_with_sram_no_clock_gating"] == 7.0 / 3.0
+
+
+def test_cycle_model_decomposition_takes_one_idea_away_at_a_time():
+    from spikemllm.sim.core.cases import minilm_case
+
+    d = ppa.cycle_model_decomposition(SMALL_CONFIG, "minilm")["entries"]
+    case = minilm_case(SMALL_CONFIG)
+    tiles, padded = case.program.out_tiles, case.program.padded_in
+    assert d["spike"]["cycles"] == case.model.cycles and d["spike"]["events"] == case.model.events
+    # every (step, input) pair is an event without zero skipping
+    assert d["no_zero_skipping"]["events"] == tiles * padded * int(case.timesteps.sum())
+    # count coding needs 2^T - 1 steps for the same integers: at least as many events
+    assert d["count_coding"]["events"] >= d["spike"]["events"]
+    assert d["dense_int8_same_width"]["events"] == case.tokens * tiles * padded
+    # the uniform-step variant needs activations requantized to the wider T: MiniLM's alone
+    assert d["uniform_steps"]["events"] >= d["spike"]["events"]
+
+
+def test_cycle_model_decomposition_of_the_qwen2vl_workload():
+    from spikemllm.sim.core.cases import qwen2vl_case
+
+    d = ppa.cycle_model_decomposition(SMALL_CONFIG, "qwen2vl")["entries"]
+    case = qwen2vl_case(SMALL_CONFIG)
+    assert d["spike"]["cycles"] == case.model.cycles
+    assert "uniform_steps" not in d  # the fixture holds the integers of its own schedule only
+    assert d["dense_int8_same_width"]["events"] == case.tokens * case.program.out_tiles * case.program.padded_in
+
+
+def test_plan_measures_schedule_variants_on_minilm_alone():
+    variants, info = ppa.plan(SMALL_CONFIG, decomposition=True, workload="minilm")
+    assert {"spike", "int8", "fp16", "count_coding", "uniform_steps"} <= set(variants)
+    variants, info = ppa.plan(SMALL_CONFIG, decomposition=True, workload="qwen2vl")
+    assert "count_coding" not in variants and "uniform_steps" not in variants
+    assert info["spike_model_cycles"] > 0 and set(info["matched_dense_inputs"]) == {"int8", "fp16"}
+
+
+# -- the report on small made-up measurements ------------------------------------------------------
+
+BLOCKS = {"spike": ("top", "compactor", "pe_array", "requantizer"), "int8": ("top", "mac_array", "requantizer"),
+          "fp16": ("top", "mac_array", "requantizer")}
+
+
+def _raw_core(kind, *, cycles, events, area, dense_inputs=None, schedule=None):
+    blocks = BLOCKS["spike" if kind == "spike" else kind]
+    memories = {"weight_memory": {"name": "weight_memory", "module": "x", "width": 16, "depth": 16, "reads": events,
+                                  "writes": 0, "read_ports": 1, "write_ports": 1, "ports": 1},
+                "activation_memory": {"name": "activation_memory", "module": "x", "width": 40, "depth": 4, "reads": 24,
+                                      "writes": 12, "read_ports": 1, "write_ports": 1, "ports": 2}}
+    return {
+        "kind": kind, "block": {"spike": "core", "int8": "int8_core", "fp16": "fp16_core"}[kind],
+        "config": {**SMALL_CONFIG.to_dict()["parameters"], "dense_inputs": dense_inputs or 1},
+        "dense_inputs": dense_inputs, "schedule": schedule, "reuse_build": None,
+        "run": {"tokens": 12, "rtl_cycles": cycles, "model_cycles": cycles, "out_features": 8, "in_features": 8,
+                "events": events, "active_cycles": cycles // 2, "bit_exact": True, "stalled_run": {"bit_exact": True},
+                "layer": "test layer", "timesteps": {"vision": 3, "text": 4}},
+        "activity": {
+            "cycles": cycles, "banks_not_evaluated": {},
+            "toggles": {b: {"toggles": 100 * (n + 1), "bits": 50} for n, b in enumerate(blocks)},
+            "memories": memories,
+            "enable_banks": {b: {"flip_flops": 20, "enabled_flip_flops": 10, "clocked_bit_cycles": 15 * cycles,
+                                 "enables": 2, "not_evaluated": 0} for b in blocks},
+        },
+        "asic": {
+            "sky130": {"blocks": {b: {"area_um2": area / len(blocks), "cells": 100, "flip_flops": 20} for b in blocks},
+                       "total": {"area_um2": area, "cells": 100 * len(blocks), "flip_flops": 20 * len(blocks)},
+                       "flip_flop_area_um2": 20.0},
+            "generic": {"blocks": {b: {"cells": 90, "transistors": 900} for b in blocks},
+                        "total": {"cells": 90 * len(blocks), "transistors": 900 * len(blocks)}},
+            "memories": [{"name": m["name"], "width": m["width"], "depth": m["depth"], "bits": m["width"] * m["depth"]}
+                         for m in memories.values()],
+            "seconds": 1.0,
+        },
+    }
+
+
+def test_report_on_small_inputs(tmp_path):
+    raw = {
+        "info": {"tokens": 12, "in_features": 8, "out_tiles": 2, "spike_model_cycles": 400,
+                 "matched_dense_inputs": {"int8": 1, "fp16": 1}, "msts": [3, 4]},
+        "variants": {
+            "spike": _raw_core("spike", cycles=400, events=300, area=1000.0),
+            "int8": _raw_core("int8", cycles=390, events=192, area=1200.0, dense_inputs=1),
+            "fp16": _raw_core("fp16", cycles=395, events=192, area=3000.0, dense_inputs=1),
+            "uniform_steps": _raw_core("spike", cycles=480, events=380, area=1000.0, schedule=[4, 4]),
+        },
+        "iso_area_candidates": {"int8": {}, "fp16": {}},
+    }
+    report = ppa.summarize(SMALL_CONFIG, raw, clock_hz=100e6)
+    spike, fp16 = report["cores"]["spike"], report["cores"]["fp16"]
+    assert spike["utilization"] == 300 / (SMALL_CONFIG.events_per_cycle * 400)
+    # SRAM: the 2-access activation memory is costed as the dual-port macro
+    assert spike["sram_area_um2"] == pytest.approx(16 * 16 * sram.SINGLE_PORT.area_per_bit_um2
+                                                    + 40 * 4 * sram.DUAL_PORT.area_per_bit_um2)
+    # clock gating: 15 of 20 flip-flop clock charges kept in every block, plus two clock gates each
+    blocks = spike["energy_by_block"]
+    assert blocks["top"]["clock_share"] == 0.75 and blocks["top"]["clock_gates"] == 2
+    assert spike["energy_per_token_j"] == pytest.approx(
+        (blocks["total"]["logic_j"] + blocks["total"]["clock_j"]) / 12 + spike["sram_energy_per_token_j"])
+    r = report["ratios"]["spike_vs_fp16"]
+    assert r["iso_throughput"]["area_logic"] == pytest.approx(3.0)
+    assert r["iso_area"]["logic"]["dense_inputs"] == 1  # the only candidate
+    assert r["throughput_per_area_with_sram"] <= r["throughput_per_area_with_sram_favourable"]
+    assert set(r["targets"]) == set(ppa.TARGETS["fp16"])
+    assert r["targets"]["logic_energy_per_token"]["value"] == r["iso_throughput"]["logic_energy_per_token"]
+    assert report["checks"]["rtl_cycles_equal_model"]["met"]
+    assert not report["checks"]["event_slot_utilization"]["met"]
+    d = report["decomposition"]["measured"]
+    assert d["msts"]["measured"] and d["msts"]["cycles_over_spike"] == 480 / 400
+    assert not d["zero_skipping"]["measured"] and "no RTL variant" in d["zero_skipping"]["note"]
+    assert fp16["dense_inputs"] == 1
+    report["workload"] = {"layer": "test layer", "tokens": 12, "tv": 3, "tt": 4, "shape": "8 -> 8"}
+    text = ppa.markdown(report)
+    assert "iso-throughput" in text and "not measured" in text and "energy/token: logic + clock + SRAM" in text
+    json.dumps(report)
+    written = ppa._plots(report, tmp_path)
+    assert {p.name for p in written} == {"ppa_area.png", "ppa_energy.png", "ppa_iso_throughput.png",
+                                         "ppa_decomposition.png"}
+    # measurements that disagree with synthesis on the memories are refused
+    raw["variants"]["spike"]["asic"]["memories"][0]["bits"] += 1
+    with pytest.raises(ValueError, match="memory bits"):
+        ppa.summarize(SMALL_CONFIG, raw, clock_hz=100e6)
