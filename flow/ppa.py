@@ -279,7 +279,13 @@ def _simulate(v: Variant, out: Path, workload: str) -> dict:
     return {"run": run, "activity": activity}
 
 
-def measure(config: AcceleratorConfig, out: Path, *, workload: str = DEFAULT_WORKLOAD, families=("ice40", "ecp5"),
+FPGA_FAMILIES = ("ice40", "ecp5")
+DEFAULT_FPGA = ("ecp5",)
+"""FPGA families ``make synth`` places by default: the default configuration does not fit
+the iCE40 UP5K (``--fpga ice40,ecp5`` places it there too)."""
+
+
+def measure(config: AcceleratorConfig, out: Path, *, workload: str = DEFAULT_WORKLOAD, families=DEFAULT_FPGA,
             jobs: int = 2, decomposition: bool = False, place_timeout: float | None = PLACE_TIMEOUT_S,
             log=print) -> dict:
     """Synthesize, place and simulate every variant; return the raw measurements.
@@ -711,11 +717,12 @@ def markdown(report: dict) -> str:
             lambda c: f"{c['generic_cells']:,} / {c['sky130_cells']:,} / {c['flip_flops']:,}"),
         row("ECP5 LUT / FF / DSP / BRAM", lambda c: "/".join(str(c['fpga'].get('ecp5', {}).get('resources', {}).get(k, '-'))
                                                             for k in ('lut', 'ff', 'dsp', 'bram'))),
-        row("ECP5 Fmax (MHz, nextpnr)", lambda c: opt(c["fmax_mhz"], ".1f")),
+        row("ECP5 Fmax (MHz, nextpnr)", lambda c: opt(c["fmax_mhz"], ".1f") if c["fmax_mhz"] or "budget" not in
+            (c["fmax_flow"] or "") else "over the place-and-route time budget"),
         row("iCE40 UP5K LUT / FF / DSP / BRAM", lambda c: "/".join(str(c['fpga'].get('ice40', {}).get('resources', {}).get(k, '-'))
                                                                  for k in ('lut', 'ff', 'dsp', 'bram'))),
-        row("iCE40 UP5K Fmax (MHz)", lambda c: opt(c['fpga'].get('ice40', {}).get('fmax_mhz'), ".1f")
-            if c['fpga'].get('ice40', {}).get('fits') else "does not fit"),
+        row("iCE40 UP5K Fmax (MHz)", lambda c: "not placed" if "ice40" not in c["fpga"] else
+            opt(c["fpga"]["ice40"].get("fmax_mhz"), ".1f") if c["fpga"]["ice40"].get("fits") else "does not fit"),
         row("cycles (RTL) / model", lambda c: f"{c['cycles']:,} / {c['model_cycles']:,}"),
         row("utilization: work / (slots x cycles)", lambda c: f"{c['utilization']:.3f}"),
         row("cycles with any work (favourable reading)", lambda c: f"{c['busy_cycle_fraction']:.3f}"),
@@ -955,6 +962,9 @@ def main(argv=None) -> int:
     parser.add_argument("--build", type=Path, default=Path("build/ppa"), help="folder for synthesis and traced simulation")
     parser.add_argument("--clock-mhz", type=float, default=500.0, help="common clock for tokens/s and power")
     parser.add_argument("--jobs", type=int, default=2, help="tool runs in parallel")
+    parser.add_argument("--fpga", default=",".join(DEFAULT_FPGA), metavar="FAMILIES",
+                        help=f"FPGA families to synthesize and place, comma-separated from {', '.join(FPGA_FAMILIES)}, "
+                             f"or 'none' (default: {','.join(DEFAULT_FPGA)})")
     parser.add_argument("--workload", choices=WORKLOADS, default=DEFAULT_WORKLOAD,
                         help=f"real layer the cores run (default: {DEFAULT_WORKLOAD})")
     parser.add_argument("--decomposition", action="store_true",
@@ -966,6 +976,10 @@ def main(argv=None) -> int:
         parser.error(f"--clock-mhz must be positive, not {args.clock_mhz!r}")
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, not {args.jobs!r}")
+    families = () if args.fpga == "none" else tuple(f for f in args.fpga.split(",") if f)
+    unknown = [f for f in families if f not in FPGA_FAMILIES]
+    if unknown or not (families or args.fpga == "none"):
+        parser.error(f"--fpga takes families from {', '.join(FPGA_FAMILIES)} or 'none', not {args.fpga!r}")
     config = config_from_args(parser, args)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
@@ -983,7 +997,7 @@ def main(argv=None) -> int:
     else:
         print("synthesis (generic, sky130, iCE40, ECP5 + nextpnr), traced simulation and activity of every core ...",
               flush=True)
-        raw = measure(config, args.build, workload=args.workload, jobs=args.jobs, decomposition=args.decomposition,
+        raw = measure(config, args.build, workload=args.workload, families=families, jobs=args.jobs, decomposition=args.decomposition,
                       log=lambda m: print(m, flush=True))
         args.build.mkdir(parents=True, exist_ok=True)
         raw_file.write_text(json.dumps(raw, indent=1) + "\n")

@@ -199,3 +199,10 @@ def test_report_on_small_inputs(tmp_path):
     raw["variants"]["spike"]["asic"]["memories"][0]["bits"] += 1
     with pytest.raises(ValueError, match="memory bits"):
         ppa.summarize(SMALL_CONFIG, raw, clock_hz=100e6)
+
+
+@pytest.mark.parametrize("families", ["bogus", "ice40,xc7", ""])
+def test_bad_fpga_families_are_refused_by_name(families, capsys):
+    with pytest.raises(SystemExit):
+        ppa.main(["--fpga", families])
+    assert f"not {families!r}" in capsys.readouterr().err
