@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_CONFIG",
     "SMALL_CONFIG",
     "COUNT_CONFIG",
+    "WIDE_CONFIG",
     "PRESETS",
     "load_config",
     "describe_config",
@@ -401,7 +402,11 @@ COUNT_CONFIG = AcceleratorConfig(
 )
 """Count-coding baseline: 4-bit activations need ``T = Q = 7`` steps instead of TC-LIF's 3."""
 
-PRESETS = {c.name: c for c in (DEFAULT_CONFIG, SMALL_CONFIG, COUNT_CONFIG)}
+WIDE_CONFIG = AcceleratorConfig(name="wide", lanes=64, pes=64, events_per_cycle=4, requantizers=8)
+"""An accelerator-sized instance: 64 lanes, 64 PEs, 4 events/cycle, 8 requantizer multipliers
+(one output tile of 64 channels requantized in 8 cycles), otherwise the default's widths."""
+
+PRESETS = {c.name: c for c in (DEFAULT_CONFIG, SMALL_CONFIG, COUNT_CONFIG, WIDE_CONFIG)}
 """Named instances used by generation and verification."""
 
 

@@ -45,13 +45,16 @@ def run_case(config, case, *, in_pattern=None, out_pattern=None, core_class=Spik
     return result
 
 
-def run_real_layer_under_verilator(config, block, tmp_path):
+def run_real_layer_under_verilator(config, block, tmp_path, workload=None):
     """The cocotb core testbench on a real converted layer (:mod:`spikemllm.sim.core.testbench`);
-    ``config`` is a preset name or a configuration."""
+    ``config`` is a preset name or a configuration, ``workload`` one of
+    :data:`~spikemllm.sim.core.cases.WORKLOADS` (default: the testbench's)."""
     build = build_block(PRESETS[config] if isinstance(config, str) else config, block)
     results = tmp_path / "core.json"
-    run_block(build, results=results)
+    run_block(build, results=results, case={"workload": workload} if workload else None)
     r = json.loads(results.read_text())
+    if workload:
+        assert r["workload"] == workload
     assert r["bit_exact"] and r["stalled_run"]["bit_exact"]
     assert r["rtl_cycles"] == r["model_cycles"]
     assert r["tokens_by_modality"]["text"] and r["tokens_by_modality"]["vision"]

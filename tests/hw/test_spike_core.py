@@ -160,8 +160,9 @@ def test_identify_detects_a_different_build():
     assert run_with_driver(CORE_SMALL, body)
 
 
-@pytest.mark.parametrize("config", ["default", "count"])
-def test_real_layer_under_verilator(config, tmp_path):
-    """A real converted layer (MiniLM's pretrained FFN layer 0, sliced to fit) over tokens
-    mixing vision and text: bit- and cycle-exact, also under stalls."""
-    run_real_layer_under_verilator(config, "core", tmp_path)
+@pytest.mark.parametrize("config, workload", [("default", "minilm"), ("count", "minilm"), ("wide", "qwen2vl")])
+def test_real_layer_under_verilator(config, workload, tmp_path):
+    """A real converted layer (MiniLM's pretrained FFN layer 0 or the trained Qwen2-VL's
+    query projection, sliced to fit) over tokens mixing vision and text: bit- and
+    cycle-exact, also under stalls."""
+    run_real_layer_under_verilator(config, "core", tmp_path, workload)

@@ -28,7 +28,7 @@ from spikemllm.modality import Modality
 FIXTURE = qwen2vl_fixture()
 
 
-@pytest.mark.parametrize("name", ["small", "default", "count"])
+@pytest.mark.parametrize("name", ["small", "default", "count", "wide"])
 def test_qwen2vl_case_is_the_fixture(name):
     config = PRESETS[name]
     entry = FIXTURE["configs"][name]
@@ -82,8 +82,8 @@ def test_qwen2vl_case_options_and_errors(tmp_path):
         qwen2vl_case(config, schedule=other)
     with pytest.raises(ValueError, match="no entry for 'model.language_model.layers.0'"):
         qwen2vl_case(config, schedule=case_schedule(0, 3, 4))
-    with pytest.raises(ValueError, match="no slice for configuration 'wide'.*--config"):
-        qwen2vl_case(dataclasses.replace(config, name="wide", lanes=16, max_fan_in=32))
+    with pytest.raises(ValueError, match="no slice for configuration 'other'.*--config"):
+        qwen2vl_case(dataclasses.replace(config, name="other", lanes=16, max_fan_in=32))
     # parameters the integers do not depend on do not matter
     assert qwen2vl_case(dataclasses.replace(PRESETS["default"], name="e4", events_per_cycle=4)).tokens == 39
 
