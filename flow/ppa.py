@@ -438,7 +438,7 @@ def markdown(report: dict) -> str:
         f"* SRAM: {m['sram']['name']} ({m['sram']['source']}): {m['sram']['width_um']} x {m['sram']['height_um']} um "
         f"per {m['sram']['bits']} bits = {m['sram_area_per_bit_um2']:.2f} um^2 per bit, {m['sram']['read_pj_per_bit']} pJ "
         "per bit read (writes costed the same). Accesses follow the RTL's memory-port enables (spike: one weight row "
-        "per event, an activation or membrane row per spike vector, membrane write-back per step; dense: one weight "
+        "per event, an activation row per spike vector; dense: one weight "
         "row per input, an activation row per chunk; all: one parameter row per tile). The flip-flop estimate of "
         f"memory area (bits x dfxtp_1, {report['library']['flip_flop_area_um2']} um^2) is kept in ppa.json.",
         "* Operation count at 45 nm (Horowitz, ISSCC 2014): " + ", ".join(f"{k} {v:.3g} pJ" for k, v in m["opcount_45nm_pj"].items())

@@ -11,9 +11,8 @@ For comparison, Horowitz (ISSCC 2014) gives 10 pJ per 64-bit read of an 8 KB SRA
 not rounded up to one, which favours no core: all have the same memories but the weights).
 
 Access counts (:func:`accesses`) follow the RTL's memory-port enables, which fire only
-when the row is used: the spike core reads one weight row per spike event, the activation
-row of a chunk at step 0 and the membrane row at later steps, and writes every step's
-membranes back; a dense core reads its ``D`` weight memories once per beat (one row of
+when the row is used: the spike core reads one weight row per spike event and the
+activation row of a chunk at every step (its neurons keep no state to write back); a dense core reads its ``D`` weight memories once per beat (one row of
 ``P`` weights per input) and an activation row once per chunk; every core writes a
 token's chunks once and reads one row of bias and requantizer parameters per tile. They
 are computed from the workload's shape, ``T`` per token and the ``EVENTS`` counter.
@@ -67,14 +66,13 @@ def accesses(kind: str, config, *, tokens: int, in_features: int, out_features: 
     padded = K * c.lanes
     row = c.lanes * c.act_bits
     params_bits = c.pes * (c.bias_bits + c.multiplier_bits + c.shift_bits)
+    vectors = J * K * sum(timesteps) if kind == "spike" else tokens * J * K  # activation rows read
     result = {
-        "activation": {"reads": tokens * J * K, "writes": tokens * K, "bits": row},
+        "activation": {"reads": vectors, "writes": tokens * K, "bits": row},
         "tile_params": {"reads": tokens * J, "writes": 0, "bits": params_bits},
     }
     if kind == "spike":
         result["weights"] = {"reads": events, "writes": 0, "bits": c.pes * c.weight_bits}
-        result["membrane"] = {"reads": J * K * sum(t - 1 for t in timesteps), "writes": J * K * sum(timesteps),
-                              "bits": row}
     else:
         weight_bits = 16 if kind == "fp16" else c.weight_bits
         result["weights"] = {"reads": tokens * J * padded, "writes": 0, "bits": c.pes * weight_bits}

@@ -89,8 +89,10 @@ def _error(name: str) -> int:
 class Feed:
     """What the shell gives a datapath.
 
-    ``act_read``: a synchronous read port of the activation memory (address ``Cat(chunk,
-    bank)``, or ``bank`` alone when the memory holds one chunk per bank); ``bank``: the
+    ``act_read``: a synchronous read port of the activation memory (rows of
+    :meth:`LayerCore.activation_layout`, address ``Cat(chunk, bank)``, or ``bank`` alone
+    when the memory holds one chunk per bank); the bank stays unwritten until the token's
+    final tile reports ``finished``, so it may be read at every step; ``bank``: the
     bank of the token being computed; ``timesteps``: its ``T``; ``tile_base``: weight
     row of input 0 of the current tile (``tile * IN``); ``in_chunks``/``in_features``:
     the layer's ``K`` and ``IN``; ``begin``: high for one cycle when feeding a tile may
@@ -159,6 +161,17 @@ class LayerCore(Block, abc.ABC):
     def register_map(self):
         """The :class:`~.registers.RegisterMap` the bus decodes."""
         return self._regmap
+
+    def activation_layout(self) -> data.ArrayLayout:
+        """Layout of a row of the activation memory: one chunk of ``lanes`` activations as
+        the datapath reads them (two's complement ``act_bits``; a core may store them in
+        another form, see :meth:`encode_activations`)."""
+        return data.ArrayLayout(signed(self.config.act_bits), self.config.lanes)
+
+    def encode_activations(self, m: Module, values: Value) -> Value:
+        """The row (of :meth:`activation_layout`) the token loader writes for a chunk's
+        ``values``: combinational, on the path from ``i`` to the memory. The values as they are."""
+        return values
 
     @abc.abstractmethod
     def elaborate_datapath(self, m: Module, feed: Feed) -> Datapath:
@@ -319,8 +332,7 @@ class LayerCore(Block, abc.ABC):
         c = self.config
         kmax = c.in_chunks_max
         chunk_width = max(1, (kmax - 1).bit_length())
-        act_layout = data.ArrayLayout(signed(c.act_bits), c.lanes)
-        m.submodules.activation_memory = s.act_mem = Memory(shape=act_layout, depth=2 * kmax, init=[])
+        m.submodules.activation_memory = s.act_mem = Memory(shape=self.activation_layout(), depth=2 * kmax, init=[])
         act_w = s.act_mem.write_port()
         s.bank_full = bank_full = Signal(2)
         s.tag_modality = tag_modality = Signal(2)
@@ -333,7 +345,7 @@ class LayerCore(Block, abc.ABC):
         m.d.comb += [
             self.i.ready.eq(loading),
             act_w.addr.eq(Cat(load_chunk, load_bank) if kmax > 1 else load_bank),
-            act_w.data.eq(self.i.p.values),
+            act_w.data.eq(self.encode_activations(m, self.i.p.values)),
             act_w.en.eq(self.i.valid & loading),
         ]
         with m.If(self.i.valid & loading):

@@ -8,10 +8,11 @@ import pytest
 import torch
 from core_suite import CORE_COUNT, CORE_E1, CORE_SMALL, run_case, run_real_layer_under_verilator
 from spikemllm.config import DEFAULT_CONFIG
+from spikemllm.firmware.compiler import timestep_table, token_timesteps
 from spikemllm.firmware.driver import SpikeCoreError
 from spikemllm.hw.registers import ERRORS
 from spikemllm.sim.backends.amaranth_sim import run_with_driver
-from spikemllm.sim.core.cases import random_case
+from spikemllm.sim.core.cases import _finish, random_case
 from spikemllm.sim.patterns import pattern
 
 
@@ -65,6 +66,31 @@ def test_all_zero_tokens_and_extremes():
     full = _finish(full.program, full.schedule, full.layer_index, full.q, full.modality)
     result = run_case(CORE_SMALL, full)
     assert result.outputs == full.expected and result.counters["CYCLES"] == full.model.cycles
+
+
+@pytest.mark.parametrize("config", [CORE_SMALL, CORE_COUNT], ids=["tc_lif", "count"])
+def test_every_activation_at_every_step_count(config):
+    """Every activation value at every ``T``: the neuron stage fires like the golden neuron,
+    and a value beyond what ``T`` steps carry (``-2^(act_bits-1)`` among them) like the
+    value clamped to it (the encoders' ``saturate=True``): outputs and cycles of the
+    clamped tokens."""
+    values = torch.arange(-(1 << (config.act_bits - 1)), 1 << (config.act_bits - 1))
+    steps = list(range(1, config.t_max + 1))
+    for tv, tt in zip(steps, steps[1:] + steps[:1]):
+        shape = random_case(config, seed=tv, tokens=4, in_features=len(values), out_features=config.pes, tv=tv, tt=tt)
+        modality = torch.tensor([0, 1, 1, 0])
+        q = values.roll(tv).expand(4, -1).clone()
+        T = token_timesteps(timestep_table(config, shape.schedule), modality, shape.layer_index)
+        limit = torch.tensor([config.coding.max_value(int(t)) for t in T]).unsqueeze(1)
+        clamped = _finish(shape.program, shape.schedule, shape.layer_index, torch.clamp(q, -limit, limit), modality)
+        # the beats by hand: the driver refuses -2^(act_bits-1), the core's port takes it
+        beats = [{"values": row[k:k + config.lanes], "modality": int(modality[t]), "layer": shape.layer_index}
+                 for t, row in enumerate(q.tolist()) for k in range(0, len(values), config.lanes)]
+        raw = dataclasses.replace(clamped, q=q, beats=beats)
+        result = run_case(config, raw)
+        assert result.outputs == clamped.expected
+        assert result.counters["CYCLES"] == clamped.model.cycles
+        assert result.counters["EVENTS"] == clamped.model.events
 
 
 @pytest.mark.parametrize("in_name, out_name", [("random30", "random70"), ("bursts", "alternate"), ("always", "random70")])
