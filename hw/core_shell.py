@@ -198,6 +198,13 @@ class LayerCore(Block, abc.ABC):
         lane_shift = c.lane_index_width  # a chunk holds 2^lane_shift inputs
         s.in_chunks = in_chunks = Signal(range(kmax + 1))
         s.out_tiles = out_tiles = Signal(range(c.max_out_tiles + 1))
+        # too_large = (in_chunks << lane_shift) * out_tiles > max_fan_in, i.e. in_chunks >
+        # chunk_room = (max_fan_in >> lane_shift) // out_tiles, set by the write of either
+        # register (a constant per OUT_FEATURES value): no multiplier, and a START in the
+        # cycle after the write sees the new flag.
+        chunk_limit = c.max_fan_in >> lane_shift
+        s.chunk_room = chunk_room = Signal(range(chunk_limit + 1), init=chunk_limit)
+        s.too_large = too_large = Signal()
         s.tokens = tokens = Signal(32)
         s.ttable = ttable = [Signal(c.timesteps_width, name=f"ttable_{n}") for n in range(regs["TTABLE"].count)]
         s.busy = busy = Signal()
@@ -247,7 +254,8 @@ class LayerCore(Block, abc.ABC):
                     with m.Elif(w > c.max_fan_in):
                         m.d.sync += raise_error(_error("TOO_LARGE"))
                     with m.Else():
-                        m.d.sync += in_chunks.eq(w >> lane_shift)
+                        chunks = w[lane_shift:lane_shift + len(in_chunks)]  # w <= max_fan_in here
+                        m.d.sync += [in_chunks.eq(chunks), too_large.eq(chunks > chunk_room)]
                 with m.Case(regs["OUT_FEATURES"].word):
                     with m.If(busy):
                         m.d.sync += raise_error(_error("START_WHILE_BUSY"))
@@ -256,7 +264,11 @@ class LayerCore(Block, abc.ABC):
                         with m.Switch(w):
                             for tiles in range(1, c.max_out_tiles + 1):
                                 with m.Case(tiles * c.pes):
-                                    m.d.sync += out_tiles.eq(tiles)
+                                    m.d.sync += [
+                                        out_tiles.eq(tiles),
+                                        chunk_room.eq(chunk_limit // tiles),
+                                        too_large.eq(in_chunks > chunk_limit // tiles),
+                                    ]
                             with m.Default():
                                 too_large = w > c.max_out_tiles * c.pes
                                 m.d.sync += raise_error(Mux(too_large, _error("TOO_LARGE"), _error("BAD_SHAPE")))
@@ -278,8 +290,6 @@ class LayerCore(Block, abc.ABC):
 
     def _run_control(self, m: Module, s: "_Shell") -> None:
         """Start (refused with an error code when the layer cannot run), clear, and abort on a fault."""
-        c = self.config
-        lane_shift = c.lane_index_width  # a chunk holds 2^lane_shift inputs
         s.abort = Signal()
         s.run_start = Signal()
         with m.If(s.start):
@@ -289,7 +299,7 @@ class LayerCore(Block, abc.ABC):
                 m.d.sync += s.raise_error(_error("NO_TOKENS"))
             with m.Elif((s.in_chunks == 0) | (s.out_tiles == 0)):
                 m.d.sync += s.raise_error(_error("BAD_SHAPE"))
-            with m.Elif((s.in_chunks << lane_shift) * s.out_tiles > c.max_fan_in):
+            with m.Elif(s.too_large):  # (in_chunks << lane_shift) * out_tiles > max_fan_in
                 m.d.sync += s.raise_error(_error("TOO_LARGE"))
             with m.Else():
                 m.d.comb += s.run_start.eq(1)

@@ -158,6 +158,64 @@ def test_start_errors():
     assert [error_name(c) for c in run_with_driver(CORE_SMALL, body)] == ["NO_TOKENS", "TOO_LARGE", "START_WHILE_BUSY"]
 
 
+def _pairs(config):
+    """Every ``(chunks, tiles)`` the registers take, split into those that fit the weight
+    memory (``chunks * lanes * tiles <= max_fan_in``) and those refused at START."""
+    pairs = [(k, t) for k in range(1, config.in_chunks_max + 1) for t in range(1, config.max_out_tiles + 1)]
+    fits = [(k, t) for k, t in pairs if k * config.lanes * t <= config.max_fan_in]
+    return fits, [p for p in pairs if p not in fits]
+
+
+@pytest.mark.parametrize("in_last", [True, False], ids=["in_last", "out_last"])
+def test_start_right_after_a_shape_write_refuses_every_layer_too_large(in_last):
+    # One bus write per cycle, no gap: the shape (1 chunk, 1 tile, which fits), then the
+    # refused shape's two registers in either order, then START; the last write turns the
+    # check from fitting to too large (or, with one register, keeps it too large).
+    c = CORE_SMALL
+    _fits, refused = _pairs(c)
+
+    async def body(driver):
+        await driver.write("TOKENS", 1)
+        codes = []
+        for k, t in refused:
+            writes = [("IN_FEATURES", k * c.lanes), ("OUT_FEATURES", t * c.pes)]
+            for name, value in [("IN_FEATURES", c.lanes), ("OUT_FEATURES", c.pes)] + (writes[::-1] if in_last else writes):
+                await driver.write(name, value)
+            await driver.start()
+            status = await driver.status()
+            codes.append((status["busy"], error_name(status["error_code"])))
+            await driver.clear()
+        return codes
+
+    assert run_with_driver(c, body) == [(0, "TOO_LARGE")] * len(refused)
+
+
+@pytest.mark.parametrize("in_last", [True, False], ids=["in_last", "out_last"])
+def test_start_right_after_a_shape_write_runs_every_layer_that_fits(in_last):
+    # Each fitting shape follows the largest (refused), and its registers are written in
+    # either order: the last write turns the check from too large to fitting.
+    c = CORE_SMALL
+    fits, _refused = _pairs(c)
+    largest = (c.in_chunks_max * c.lanes, c.max_out_tiles * c.pes)
+    for k, t in fits:
+        async def body(driver, k=k, t=t):
+            await driver.write("TOKENS", 1)
+            await driver.write("IN_FEATURES", largest[0])
+            await driver.write("OUT_FEATURES", largest[1])
+            await driver.start()
+            refused = await driver.status()
+            await driver.clear()
+            writes = [("IN_FEATURES", k * c.lanes), ("OUT_FEATURES", t * c.pes)]
+            for name, value in writes[::-1] if in_last else writes:
+                await driver.write(name, value)
+            await driver.start()
+            return refused, await driver.status()
+
+        refused, started = run_with_driver(c, body)
+        assert error_name(refused["error_code"]) == "TOO_LARGE"
+        assert started["busy"] == 1 and started["error"] == 0, (k, t)
+
+
 @pytest.mark.parametrize("layers, error", [(4, "BAD_T"), (3, "BAD_TOKEN")])
 def test_bad_tokens_stop_the_run(layers, error):
     # Tokens tagged with layer 3: with 4 table layers its entry was never programmed; with
