@@ -74,12 +74,14 @@ class SpikeEventCompactor(Block):
        a step end inside the beat at ``split``, at most one per beat; past a tile's final
        step only with ``more``. When the rule would continue into a vector that is not
        yet stored, the compactor waits, so the beats never depend on timing. This loop
-       works on counts only (``log2(lanes)``-bit additions and comparisons).
-    3. **Select.** The planned beat's events are picked from the two vectors' masks with
-       exclusive prefix counts (:func:`prefix_counts`): slot ``k`` takes the lane whose
-       count equals ``offset + k`` (head) or ``k - take0`` (next vector). Events are packed
-       from slot 0, ``index = base + lane``; empty slots are all zero, as is ``split``'s
-       meaning without a boundary (the number of events).
+       works on counts only (``log2(lanes)``-bit additions and comparisons). Beside it,
+       the exclusive prefix counts (:func:`prefix_counts`) of the two vectors' masks and
+       each slot's rank (``offset + k`` in the head, ``k - take0`` in the next vector)
+       are registered with the plan.
+    3. **Select.** Slot ``k`` takes the lane whose prefix count equals its rank, a match
+       of two registers. Events are packed from slot 0, ``index = base + lane`` (``base``
+       is a multiple of ``lanes``, so the lane number fills its low bits); empty slots
+       are all zero, as is ``split``'s meaning without a boundary (the number of events).
 
     Ports: ``i`` (in, spike vectors), ``o`` (out, event beats).
 
@@ -202,13 +204,22 @@ class SpikeEventCompactor(Block):
                 pops.eq(Mux(exhausted, 2, 1)), next_offset.eq(Mux(exhausted, 0, take1)),
             ]
 
+        # The select stage's ranks, from the masks and the plan: exclusive prefix counts of
+        # both vectors, and per slot k the rank it takes (offset + k in the head, k - take0
+        # in the next vector), registered with the plan.
+        h_counts_next = prefix_counts(m, head.mask, name="h_count")
+        w_counts_next = prefix_counts(m, nxt.mask, name="w_count")
         plan_valid = Signal()
         plan = {
             "h_mask": Signal(L), "h_negative": Signal(L), "h_base": Signal(c.index_width),
-            "offset": Signal(range(L + 1)), "take0": Signal(range(E + 1)),
+            "take0": Signal(range(E + 1)),
             "w_mask": Signal(L), "w_negative": Signal(L), "w_base": Signal(c.index_width),
             "take1": Signal(range(E + 1)), "step_end": Signal(), "split": Signal(range(E + 1)), "last": Signal(),
         }
+        h_counts = [Signal(range(L + 1), name=f"plan_h_count_{i}") for i in range(L)]
+        w_counts = [Signal(range(L + 1), name=f"plan_w_count_{i}") for i in range(L)]
+        h_target = [Signal(range(L + E + 1), name=f"plan_h_target_{k}") for k in range(E)]
+        w_target = [Signal(range(E + 1), name=f"plan_w_target_{k}") for k in range(E)]
         beat_valid = Signal()
         beat = Signal(event_beat_layout(c))
         m.d.comb += [self.o.valid.eq(beat_valid), self.o.p.eq(beat)]
@@ -221,32 +232,26 @@ class SpikeEventCompactor(Block):
         with m.If(go):  # the plan registers load only with a beat (clock enable)
             m.d.sync += [
                 plan["h_mask"].eq(head.mask), plan["h_negative"].eq(head.negative), plan["h_base"].eq(head.base),
-                plan["offset"].eq(offset), plan["take0"].eq(take0),
+                plan["take0"].eq(take0),
                 plan["w_mask"].eq(nxt.mask), plan["w_negative"].eq(nxt.negative), plan["w_base"].eq(nxt.base),
                 plan["take1"].eq(take1), plan["step_end"].eq(boundary), plan["split"].eq(split), plan["last"].eq(last),
                 offset.eq(next_offset),
                 read_ptr.eq(read_ptr + pops),
             ]
+            m.d.sync += [h.eq(n) for h, n in zip(h_counts, h_counts_next)]
+            m.d.sync += [w.eq(n) for w, n in zip(w_counts, w_counts_next)]
+            # slots before take0 come from the head, so their w_target is never used
+            m.d.sync += [h_target[k].eq(offset + k) for k in range(E)]
+            m.d.sync += [w_target[k].eq(Mux(k >= take0, k - take0, 0)) for k in range(E)]
         m.d.sync += fill.eq(fill + write - Mux(go, pops, 0))
 
         # -- stage 3: select the planned events ----------------------------------------------
-        h_counts = prefix_counts(m, plan["h_mask"], name="h_count")
-        w_counts = prefix_counts(m, plan["w_mask"], name="w_count")
-        distance_width = (L + E).bit_length() + 1
-        h_rank = []
-        w_rank = []
-        for i in range(L):
-            h = Signal(signed(distance_width), name=f"h_rank_{i}")
-            w = Signal(range(L + E + 1), name=f"w_rank_{i}")
-            m.d.comb += [h.eq(h_counts[i] - plan["offset"]), w.eq(w_counts[i] + plan["take0"])]
-            h_rank.append(h)
-            w_rank.append(w)
         selected = Signal(event_beat_layout(c))
         total = plan["take0"] + plan["take1"]
         for k in range(E):
             from_head = k < plan["take0"]
-            pick_h = Cat(plan["h_mask"][i] & (h_rank[i] == k) for i in range(L))
-            pick_w = Cat(plan["w_mask"][i] & (w_rank[i] == k) for i in range(L))
+            pick_h = Cat(plan["h_mask"][i] & (h_counts[i] == h_target[k]) for i in range(L))
+            pick_w = Cat(plan["w_mask"][i] & (w_counts[i] == w_target[k]) for i in range(L))
             pick = Signal(L, name=f"pick_{k}")
             negative = Signal(L, name=f"pick_negative_{k}")
             m.d.comb += [
@@ -260,10 +265,12 @@ class SpikeEventCompactor(Block):
             ))
             valid = k < total
             event = selected.events[k]
+            base = Mux(from_head, plan["h_base"], plan["w_base"])
             m.d.comb += [
                 event.valid.eq(valid),
                 event.negative.eq(valid & (pick & negative).any()),
-                event.index.eq(Mux(valid, Mux(from_head, plan["h_base"], plan["w_base"]) + lane, 0)),
+                # base is a multiple of lanes: the lane number fills its low bits
+                event.index.eq(Mux(valid, Cat(lane, base[c.lane_index_width:]), 0)),
             ]
         m.d.comb += [selected.step_end.eq(plan["step_end"]), selected.split.eq(plan["split"]),
                      selected.last.eq(plan["last"])]

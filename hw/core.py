@@ -1,5 +1,5 @@
-"""SpikeCore: the top level. Modality-aware timestep scheduler, activation and membrane
-memories, the spike pipeline (neuron stage -> compactor -> PE array -> requantizer),
+"""SpikeCore: the top level. Modality-aware timestep scheduler, activation memory, the
+spike pipeline (neuron stage -> compactor -> PE array -> requantizer),
 tiling, and the register interface.
 
 Data flow per token (``K = IN_CHUNKS`` spike vectors of ``lanes`` inputs, ``J =
@@ -13,10 +13,13 @@ OUT_TILES`` tiles of ``pes`` outputs, ``T`` from the timestep table):
    the PE array and the requantizer from the tile memories; then the neuron stage emits
    ``T * K`` spike vectors, step-major (all chunks of step 0, then step 1, ...), because
    the PE array doubles its accumulators at step boundaries. The neuron stage is a TC-LIF
-   neuron array whose membranes live in a membrane memory of ``K`` rows: step 0 reads the
-   activations, later steps read the membranes, and every step writes the reset
-   membranes back (threshold ``2^(T-1-t)``, subtractive reset; ``1`` for count coding).
-   Events address weight row ``j * IN + index``: the weight memory holds all tiles.
+   neuron array (threshold ``2^(T-1-t)``, subtractive reset; ``1`` for count coding)
+   computed in closed form: a neuron loaded with ``q`` fires ``sign(q)`` at step ``t``
+   exactly when bit ``T-1-t`` of ``|q|`` is set or ``|q| > 2^T - 1`` (saturation); with
+   count coding, when ``|q| > t``. The activation memory holds every lane's sign and
+   magnitude (:func:`neuron_input_layout`), and every step reads the chunk's row again:
+   there is no membrane state to write back. Events address weight row
+   ``j * IN + index``: the weight memory holds all tiles.
 4. The requantized ``pes`` outputs of the tile leave on ``o`` with the tile number and
    ``last`` on the token's final tile.
 
@@ -33,11 +36,10 @@ requantizer, output) is the shell shared with the dense baseline cores
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, wiring
-from amaranth.lib.memory import Memory
 
-from spikemllm.config import Coding
+from spikemllm.config import AcceleratorConfig, Coding
 
 from .compactor import SpikeEventCompactor
 from .core_shell import (
@@ -55,11 +57,24 @@ from .signatures import SPIKE_SHAPE, spike_vector_layout
 
 __all__ = [
     "SpikeCore",
+    "neuron_input_layout",
     "token_layout",
     "core_output_layout",
     "tile_bias_layout",
     "tile_params_layout",
 ]
+
+
+def neuron_input_layout(config: AcceleratorConfig) -> data.ArrayLayout:
+    """A row of the spike core's activation memory: per lane ``negative`` (``q < 0``) and
+    ``magnitude`` = ``min(|q|, 2^(act_bits-1) - 1)``, ``act_bits`` bits in all.
+
+    Clamping ``|q| = 2^(act_bits-1)`` (only ``q = -2^(act_bits-1)``) changes no spike:
+    ``T <= t_max <= act_bits - 1``, so with TC-LIF both magnitudes either saturate or, at
+    ``T = act_bits - 1``, fire at every step; with count coding ``T <= 2^(act_bits-1) - 1``
+    and both fire at every step.
+    """
+    return data.ArrayLayout(data.StructLayout({"magnitude": config.act_bits - 1, "negative": 1}), config.lanes)
 
 
 class SpikeCore(LayerCore):
@@ -74,36 +89,53 @@ class SpikeCore(LayerCore):
 
     KIND = CoreKind.SPIKE
 
+    def activation_layout(self) -> data.ArrayLayout:
+        """Sign and magnitude per lane (:func:`neuron_input_layout`)."""
+        return neuron_input_layout(self.config)
+
+    def encode_activations(self, m: Module, values) -> Value:
+        """Each lane's sign and ``min(|q|, 2^(act_bits-1) - 1)`` (:func:`neuron_input_layout`)."""
+        c = self.config
+        row = Signal(neuron_input_layout(c))
+        top = (1 << (c.act_bits - 1)) - 1
+        for n in range(c.lanes):
+            q = values[n]
+            magnitude = abs(q)  # unsigned act_bits: 2^(act_bits-1) for the most negative value
+            m.d.comb += [
+                row[n].negative.eq(q < 0),
+                row[n].magnitude.eq(Mux(magnitude[-1], top, magnitude[:-1])),
+            ]
+        return row
+
     def elaborate_datapath(self, m: Module, feed: Feed) -> Datapath:
-        """Neuron stage (TC-LIF over a membrane memory, step-major) -> compactor -> PE array."""
+        """Neuron stage (TC-LIF from the stored activations, step-major) -> compactor -> PE array."""
         c = self.config
         kmax = c.in_chunks_max
         chunk_width = max(1, (kmax - 1).bit_length())
         lane_shift = (c.lanes - 1).bit_length()
         tc_lif = c.coding is Coding.TC_LIF
-        act_layout = data.ArrayLayout(signed(c.act_bits), c.lanes)
+        magnitude_bits = c.act_bits - 1
         act_r, cur_bank, T, tile_base, in_chunks = feed.act_read, feed.bank, feed.timesteps, feed.tile_base, feed.in_chunks
 
         m.submodules.compactor = comp = SpikeEventCompactor(config=c)
         m.submodules.pe_array = pe = SparseAccumulatePEArray(config=c)
         wiring.connect(m, comp.o, pe.i)
 
-        # -- neuron stage: step-major TC-LIF over K chunks with a membrane memory ------------------
-        m.submodules.membrane_memory = mem_mem = Memory(shape=act_layout, depth=kmax, init=[])
-        mem_w = mem_mem.write_port()
-        mem_r = mem_mem.read_port(transparent_for=(mem_w,))
+        # -- neuron stage: step-major over K chunks, every step from the activation memory ---------
         # next (step, chunk) to issue
         step = Signal(c.step_width + 1)
         chunk = Signal(chunk_width)
-        theta = Signal(c.t_max) if tc_lif else None
         issuing = Signal()
+        if tc_lif:
+            # TC-LIF: the magnitude bits that fire at the next step: 2^(T-1-t) (one-hot,
+            # shifted right every step) and every bit from 2^T up (a saturated value).
+            theta = Signal(magnitude_bits)
+            above = Signal(magnitude_bits)
 
-        # R stage: a read issued last cycle; its data is on the read ports.
+        # R stage: a read issued last cycle; its data is on the read port.
         r_valid = Signal()
-        r_first = Signal()
-        r_chunk = Signal(chunk_width)
         r_step = Signal(c.step_width)
-        r_theta = Signal(c.t_max) if tc_lif else None
+        r_fires = Signal(magnitude_bits, name="r_fire_mask") if tc_lif else None
         r_step_end = Signal()
         r_last = Signal()
         r_more = Signal()
@@ -116,24 +148,16 @@ class SpikeCore(LayerCore):
         advance = Signal()
         m.d.comb += advance.eq(~s_valid | comp.i.ready)
 
-        membranes = Signal(act_layout)
-        m.d.comb += membranes.eq(Mux(r_first, act_r.data, mem_r.data))
-        threshold = r_theta if tc_lif else Const(1, 1)
-        next_membranes = Signal(act_layout)
+        row = act_r.data
         fired = Signal(data.ArrayLayout(SPIKE_SHAPE, c.lanes))
         for n in range(c.lanes):
-            v = membranes[n]
+            lane = row[n]
             fire = Signal(name=f"fire_{n}")
-            m.d.comb += [
-                fire.eq(abs(v) >= threshold),
-                fired[n].eq(Mux(fire, Mux(v < 0, -1, 1), 0)),
-                next_membranes[n].eq(Mux(fire, Mux(v < 0, v + threshold, v - threshold), v)),
-            ]
-        m.d.comb += [
-            mem_w.addr.eq(r_chunk),
-            mem_w.data.eq(next_membranes),
-            mem_w.en.eq(advance & r_valid),
-        ]
+            if tc_lif:
+                m.d.comb += fire.eq((lane.magnitude & r_fires).any())
+            else:  # count coding: |q| spikes, one per step from step 0
+                m.d.comb += fire.eq(lane.magnitude > r_step)
+            m.d.comb += fired[n].eq(Mux(fire, Mux(lane.negative, -1, 1), 0))
         with m.If(advance):
             m.d.sync += s_valid.eq(r_valid)
             with m.If(r_valid):
@@ -151,18 +175,13 @@ class SpikeCore(LayerCore):
         issue = Signal()
         m.d.comb += [
             issue.eq(advance & issuing),
-            mem_r.addr.eq(chunk),
-            # Each memory is read only when its row is used: activations at step 0, membranes after.
-            mem_r.en.eq(issue & (step != 0)),
             act_r.addr.eq(Cat(chunk, cur_bank) if kmax > 1 else cur_bank),
-            act_r.en.eq(issue & (step == 0)),
+            act_r.en.eq(issue),
         ]
         with m.If(advance):
             m.d.sync += r_valid.eq(issuing)
             with m.If(issuing):
                 m.d.sync += [
-                    r_first.eq(step == 0),
-                    r_chunk.eq(chunk),
                     r_step.eq(step),
                     r_step_end.eq(final_chunk),
                     r_last.eq(final_chunk & final_step),
@@ -172,7 +191,7 @@ class SpikeCore(LayerCore):
                     r_base.eq(tile_base + (chunk << lane_shift)),
                 ]
                 if tc_lif:
-                    m.d.sync += r_theta.eq(theta)
+                    m.d.sync += r_fires.eq(theta | above)
                 with m.If(final_chunk):
                     m.d.sync += [chunk.eq(0), step.eq(step + 1)]
                     if tc_lif:
@@ -189,7 +208,8 @@ class SpikeCore(LayerCore):
         with m.If(feed.begin):
             m.d.sync += [issuing.eq(1), step.eq(0), chunk.eq(0)]
             if tc_lif:
-                m.d.sync += theta.eq((Const(1, c.t_max + 1) << T) >> 1)
+                low = ((Const(1, magnitude_bits + 1) << T) - 1)[:magnitude_bits]  # bits below 2^T
+                m.d.sync += [theta.eq(((Const(1, magnitude_bits + 1) << T) >> 1)[:magnitude_bits]), above.eq(~low)]
         with m.If(feed.flush):
             m.d.sync += issuing.eq(0)
 

@@ -89,8 +89,10 @@ def _error(name: str) -> int:
 class Feed:
     """What the shell gives a datapath.
 
-    ``act_read``: a synchronous read port of the activation memory (address ``Cat(chunk,
-    bank)``, or ``bank`` alone when the memory holds one chunk per bank); ``bank``: the
+    ``act_read``: a synchronous read port of the activation memory (rows of
+    :meth:`LayerCore.activation_layout`, address ``Cat(chunk, bank)``, or ``bank`` alone
+    when the memory holds one chunk per bank); the bank stays unwritten until the token's
+    final tile reports ``finished``, so it may be read at every step; ``bank``: the
     bank of the token being computed; ``timesteps``: its ``T``; ``tile_base``: weight
     row of input 0 of the current tile (``tile * IN``); ``in_chunks``/``in_features``:
     the layer's ``K`` and ``IN``; ``begin``: high for one cycle when feeding a tile may
@@ -160,6 +162,17 @@ class LayerCore(Block, abc.ABC):
         """The :class:`~.registers.RegisterMap` the bus decodes."""
         return self._regmap
 
+    def activation_layout(self) -> data.ArrayLayout:
+        """Layout of a row of the activation memory: one chunk of ``lanes`` activations as
+        the datapath reads them (two's complement ``act_bits``; a core may store them in
+        another form, see :meth:`encode_activations`)."""
+        return data.ArrayLayout(signed(self.config.act_bits), self.config.lanes)
+
+    def encode_activations(self, m: Module, values: Value) -> Value:
+        """The row (of :meth:`activation_layout`) the token loader writes for a chunk's
+        ``values``: combinational, on the path from ``i`` to the memory. The values as they are."""
+        return values
+
     @abc.abstractmethod
     def elaborate_datapath(self, m: Module, feed: Feed) -> Datapath:
         """Add the datapath to ``m``; return what the shell needs (see :class:`Datapath`)."""
@@ -185,6 +198,13 @@ class LayerCore(Block, abc.ABC):
         lane_shift = c.lane_index_width  # a chunk holds 2^lane_shift inputs
         s.in_chunks = in_chunks = Signal(range(kmax + 1))
         s.out_tiles = out_tiles = Signal(range(c.max_out_tiles + 1))
+        # too_large = (in_chunks << lane_shift) * out_tiles > max_fan_in, i.e. in_chunks >
+        # chunk_room = (max_fan_in >> lane_shift) // out_tiles, set by the write of either
+        # register (a constant per OUT_FEATURES value): no multiplier, and a START in the
+        # cycle after the write sees the new flag.
+        chunk_limit = c.max_fan_in >> lane_shift
+        s.chunk_room = chunk_room = Signal(range(chunk_limit + 1), init=chunk_limit)
+        s.too_large = too_large = Signal()
         s.tokens = tokens = Signal(32)
         s.ttable = ttable = [Signal(c.timesteps_width, name=f"ttable_{n}") for n in range(regs["TTABLE"].count)]
         s.busy = busy = Signal()
@@ -234,7 +254,8 @@ class LayerCore(Block, abc.ABC):
                     with m.Elif(w > c.max_fan_in):
                         m.d.sync += raise_error(_error("TOO_LARGE"))
                     with m.Else():
-                        m.d.sync += in_chunks.eq(w >> lane_shift)
+                        chunks = w[lane_shift:lane_shift + len(in_chunks)]  # w <= max_fan_in here
+                        m.d.sync += [in_chunks.eq(chunks), too_large.eq(chunks > chunk_room)]
                 with m.Case(regs["OUT_FEATURES"].word):
                     with m.If(busy):
                         m.d.sync += raise_error(_error("START_WHILE_BUSY"))
@@ -243,7 +264,11 @@ class LayerCore(Block, abc.ABC):
                         with m.Switch(w):
                             for tiles in range(1, c.max_out_tiles + 1):
                                 with m.Case(tiles * c.pes):
-                                    m.d.sync += out_tiles.eq(tiles)
+                                    m.d.sync += [
+                                        out_tiles.eq(tiles),
+                                        chunk_room.eq(chunk_limit // tiles),
+                                        too_large.eq(in_chunks > chunk_limit // tiles),
+                                    ]
                             with m.Default():
                                 too_large = w > c.max_out_tiles * c.pes
                                 m.d.sync += raise_error(Mux(too_large, _error("TOO_LARGE"), _error("BAD_SHAPE")))
@@ -265,8 +290,6 @@ class LayerCore(Block, abc.ABC):
 
     def _run_control(self, m: Module, s: "_Shell") -> None:
         """Start (refused with an error code when the layer cannot run), clear, and abort on a fault."""
-        c = self.config
-        lane_shift = c.lane_index_width  # a chunk holds 2^lane_shift inputs
         s.abort = Signal()
         s.run_start = Signal()
         with m.If(s.start):
@@ -276,7 +299,7 @@ class LayerCore(Block, abc.ABC):
                 m.d.sync += s.raise_error(_error("NO_TOKENS"))
             with m.Elif((s.in_chunks == 0) | (s.out_tiles == 0)):
                 m.d.sync += s.raise_error(_error("BAD_SHAPE"))
-            with m.Elif((s.in_chunks << lane_shift) * s.out_tiles > c.max_fan_in):
+            with m.Elif(s.too_large):  # (in_chunks << lane_shift) * out_tiles > max_fan_in
                 m.d.sync += s.raise_error(_error("TOO_LARGE"))
             with m.Else():
                 m.d.comb += s.run_start.eq(1)
@@ -319,8 +342,7 @@ class LayerCore(Block, abc.ABC):
         c = self.config
         kmax = c.in_chunks_max
         chunk_width = max(1, (kmax - 1).bit_length())
-        act_layout = data.ArrayLayout(signed(c.act_bits), c.lanes)
-        m.submodules.activation_memory = s.act_mem = Memory(shape=act_layout, depth=2 * kmax, init=[])
+        m.submodules.activation_memory = s.act_mem = Memory(shape=self.activation_layout(), depth=2 * kmax, init=[])
         act_w = s.act_mem.write_port()
         s.bank_full = bank_full = Signal(2)
         s.tag_modality = tag_modality = Signal(2)
@@ -333,7 +355,7 @@ class LayerCore(Block, abc.ABC):
         m.d.comb += [
             self.i.ready.eq(loading),
             act_w.addr.eq(Cat(load_chunk, load_bank) if kmax > 1 else load_bank),
-            act_w.data.eq(self.i.p.values),
+            act_w.data.eq(self.encode_activations(m, self.i.p.values)),
             act_w.en.eq(self.i.valid & loading),
         ]
         with m.If(self.i.valid & loading):

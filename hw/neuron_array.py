@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib.wiring import In, Out
 
 from spikemllm.config import AcceleratorConfig, Coding
@@ -18,16 +18,22 @@ class TCLIFNeuronArray(Block):
     """``lanes`` integrate-and-fire neurons with a per-step threshold and subtractive reset.
 
     An activation vector (``values[lanes]``, ``timesteps`` = T, ``base``) loads every
-    neuron's membrane, ``V_0 = q``. Then, for ``t = 0 .. T-1``, the array emits one spike
-    vector: each neuron fires ``s_t = sign(V_t)`` when ``|V_t| >= theta_t`` and resets by
-    subtraction, ``V_{t+1} = V_t - s_t * theta_t``.
+    neuron with ``V_0 = q``. Then, for ``t = 0 .. T-1``, the array emits one spike vector:
+    each neuron fires ``s_t = sign(V_t)`` when ``|V_t| >= theta_t`` and resets by
+    subtraction, ``V_{t+1} = V_t - s_t * theta_t``. The neurons hold that recurrence in
+    closed form, so a step has no adder or comparator and the spikes come straight from
+    registers:
 
-    * ``coding="tc_lif"`` (config): ``theta_t = 2^(T-1-t)``, a one-hot threshold register
-      loaded with ``2^(T-1)`` and shifted right each step. The spikes equal
-      ``golden.encode_tc_lif(q, T)``; a value with ``|q| > 2^T - 1`` fires every step,
-      which equals ``encode_tc_lif(q, T, saturate=True)``.
+    * ``coding="tc_lif"`` (config): ``theta_t = 2^(T-1-t)``, so ``s_t = sign(q)`` times
+      bit ``T-1-t`` of ``|q|`` (the spikes are the sign-magnitude binary digits of ``q``,
+      ``golden.encode_tc_lif(q, T)``), and a value with ``|q| > 2^T - 1`` fires every step
+      (``encode_tc_lif(q, T, saturate=True)``). A neuron loads ``t_max`` digit bits,
+      ``|q| << (t_max - T)``, or all ones when ``|q| > 2^T - 1``, and shifts them left
+      every step; the top bit fires. A second shift register holds the same bits for a
+      negative ``q`` (zeros otherwise): the spike's sign bit.
     * ``coding="count"``: ``theta_t = 1``; spikes equal ``golden.encode_count_signed``
-      (saturating likewise).
+      (saturating likewise). A neuron holds ``|V_t|`` as a down-counter and the spike
+      (``|V_t| != 0`` and its sign) in registers, updated from the counter's last value.
 
     A ``timesteps`` field of 0 runs one step and one above ``t_max`` runs ``t_max`` steps
     (the hardware cannot raise; drivers check ``T``). Each spike vector carries ``base``,
@@ -57,12 +63,9 @@ class TCLIFNeuronArray(Block):
         tc_lif = c.coding is Coding.TC_LIF
 
         busy = Signal()
-        membrane = [Signal(signed(c.act_bits), name=f"membrane_{n}") for n in range(c.lanes)]
         step = Signal(c.step_width)
         final_step = Signal(c.step_width)
         base = Signal(c.index_width)
-        # One-hot threshold 2^(T-1-t), shifted right every step; count coding fires at 1.
-        theta = Signal(c.t_max, name="threshold") if tc_lif else Const(1, 1)
 
         requested = self.i.p.timesteps
         steps = Signal(c.timesteps_width)
@@ -74,7 +77,7 @@ class TCLIFNeuronArray(Block):
         last = Signal()
         m.d.comb += last.eq(step == final_step)
 
-        # Outputs are decoded from registers, so they hold steady while the consumer stalls.
+        # Outputs are registers (or decoded from them), so they hold steady while the consumer stalls.
         m.d.comb += [
             self.o.valid.eq(busy),
             self.o.p.base.eq(base),
@@ -82,35 +85,47 @@ class TCLIFNeuronArray(Block):
             self.o.p.step_end.eq(1),
             self.o.p.last.eq(last),
         ]
-        fire_any = []
-        for n, v in enumerate(membrane):
-            fire = Signal(name=f"fire_{n}")
-            m.d.comb += fire.eq(abs(v) >= theta)
-            fire_any.append(fire)
-            m.d.comb += self.o.p.spikes[n].eq(Mux(fire, Mux(v < 0, -1, 1), 0))
-
         emit = self.o.valid & self.o.ready
+        load = self.i.valid & self.i.ready
         m.d.comb += self.i.ready.eq(~busy | (emit & last))
 
-        with m.If(emit):
-            for v, fire in zip(membrane, fire_any):
-                with m.If(fire):
-                    m.d.sync += v.eq(Mux(v < 0, v + theta, v - theta))
-            m.d.sync += step.eq(step + 1)
+        for n in range(c.lanes):
+            q = self.i.p.values[n]
+            magnitude = Signal(c.act_bits, name=f"magnitude_{n}")
+            m.d.comb += magnitude.eq(abs(q))
             if tc_lif:
-                m.d.sync += theta.eq(theta >> 1)
+                # bit t_max-1 of `digits` fires at the current step; `signs` is `digits` for a negative q
+                digits = Signal(c.t_max, name=f"digits_{n}")
+                signs = Signal(c.t_max, name=f"signs_{n}")
+                m.d.comb += self.o.p.spikes[n].eq(Cat(digits[-1], signs[-1]))
+                with m.If(emit):
+                    m.d.sync += [digits.eq(digits << 1), signs.eq(signs << 1)]
+                with m.If(load):
+                    saturated = (magnitude >> steps) != 0
+                    aligned = Signal(c.t_max, name=f"aligned_{n}")
+                    m.d.comb += aligned.eq(((magnitude << c.t_max) >> steps)[:c.t_max] | saturated.replicate(c.t_max))
+                    m.d.sync += [digits.eq(aligned), signs.eq(Mux(q < 0, aligned, 0))]
+            else:
+                remaining = Signal(c.act_bits, name=f"remaining_{n}")  # |V_t|
+                fire = Signal(name=f"fire_{n}")  # |V_t| != 0
+                negative = Signal(name=f"negative_{n}")  # fire and V_t < 0
+                m.d.comb += self.o.p.spikes[n].eq(Cat(fire, negative))
+                with m.If(emit & fire):
+                    stays = remaining != 1
+                    m.d.sync += [remaining.eq(remaining - 1), fire.eq(stays), negative.eq(negative & stays)]
+                with m.If(load):
+                    m.d.sync += [remaining.eq(magnitude), fire.eq(magnitude != 0), negative.eq(q < 0)]
+
+        with m.If(emit):
+            m.d.sync += step.eq(step + 1)
             with m.If(last):
                 m.d.sync += busy.eq(0)
 
-        with m.If(self.i.valid & self.i.ready):
+        with m.If(load):
             m.d.sync += [
                 busy.eq(1),
                 step.eq(0),
                 final_step.eq(steps - 1),
                 base.eq(self.i.p.base),
             ]
-            for n, v in enumerate(membrane):
-                m.d.sync += v.eq(self.i.p.values[n])
-            if tc_lif:
-                m.d.sync += theta.eq((Const(1, c.t_max + 1) << steps) >> 1)
         return m

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -26,14 +26,24 @@ class SparseAccumulatePEArray(Block):
     or a subtract.
 
     Timesteps arrive most significant first, and a beat may hold the end of one step and
-    the start of the next (``step_end``, with ``split`` events before the boundary). Each
-    PE sums its terms before and after the split separately (one stage), then updates its
-    accumulator with one adder (the next stage)::
+    the start of the next (``step_end``, with ``split`` events before the boundary). The
+    accumulators follow::
 
         P   = acc + sum(before)                         the partial sum of the step
         acc <- (step_end ? (last ? 0 : 2 * P) : P) + sum(after)
 
-    (count coding never doubles). So the doubling ``acc <- 2*acc + sum`` of SPEC section 4
+    (count coding never doubles), computed as ``acc <- base + sum_k c_k * (+/-w_k)`` with
+    ``base`` = ``acc``, ``2 * acc`` or 0 and a coefficient ``c_k`` in {0, 1, 2} per event
+    (2 for an event before a doubling boundary, 0 for one before a tile's end), both
+    known from the beat's flags when it is taken. A weight read from memory goes through
+    one stage of logic and one adder before its register: a negative event adds ``~w``
+    (``-w - 1``), and the ones that makes up, ``sum_k c_k * negative_k``, is the same for
+    every PE, counted from the flags and added in the next stage::
+
+        stage 1:  term = sum_k c_k * (negative_k ? ~w_k : w_k),  before = the same over the events before the split
+        stage 2:  acc <- base + (term + ones),  out = acc + (before + ones_before)
+
+    So the doubling ``acc <- 2*acc + sum`` of SPEC section 4
     happens at the boundary itself, and a beat that ends a step emits ``P`` as one
     vector on ``o``: after step ``t`` it equals ``golden.spike_linear(...)``'s partial sum
     ``t`` (without bias: the requantizer adds it). After a tile's final step (``last``)
@@ -51,7 +61,7 @@ class SparseAccumulatePEArray(Block):
     token always sees one set of weights.
 
     Latency: 3 cycles from a step-ending beat to its accumulator vector (weight read;
-    the beat's sums before and after the split; one add into the accumulators). Throughput: one
+    the beat's sums; the add into the accumulators). Throughput: one
     event beat (``E`` events) per cycle; a beat with a step end waits while ``o`` holds a
     vector that is not being taken (the next tile accumulates meanwhile, until its own
     first step ends). Cycle model:
@@ -79,11 +89,17 @@ class SparseAccumulatePEArray(Block):
         write = memory.write_port()
         reads = [memory.read_port() for _ in range(E)]
 
+        tc_lif = c.coding.doubles
+        ones_shape = range(2 * E + 1)
         # Stage 1: the beat whose weight rows are on the read ports' outputs; its sums.
         s1_valid = Signal()
         s1_event_valid = Signal(E)
-        s1_negative = Signal(E)
+        s1_negative = Signal(E)  # a valid event that subtracts
         s1_before = Signal(E)  # slot k is before the beat's split
+        s1_single = Signal(E)  # c_k = 1
+        s1_double = Signal(E)  # c_k = 2
+        s1_ones = Signal(ones_shape)  # sum_k c_k * negative_k
+        s1_ones_before = Signal(ones_shape)  # the same over the events before the split
         s1_step_end = Signal()
         s1_last = Signal()
         s1_work = Signal()  # the beat moves the accumulators: an event or a step end
@@ -93,6 +109,8 @@ class SparseAccumulatePEArray(Block):
         s2_last = Signal()
         s2_work = Signal()
         s2_has_after = Signal()  # an event after the split: the next tile has begun
+        s2_ones = Signal(ones_shape)
+        s2_ones_before = Signal(ones_shape)
 
         acc = [Signal(signed(c.acc_width), name=f"acc_{p}") for p in range(P)]
         step = Signal(c.step_width)
@@ -142,11 +160,25 @@ class SparseAccumulatePEArray(Block):
             m.d.comb += [read.addr.eq(events[k].index), read.en.eq(accept & events[k].valid)]
         with m.If(advance):
             m.d.sync += s1_valid.eq(accept)
+        # Each event's coefficient: 2 before a doubling step end, 0 before a tile's end, else 1.
+        valid = _gather(events, "valid", E)
+        negative = valid & _gather(events, "negative", E)
+        before = Cat(self.i.p.split > k for k in range(E))
+        if tc_lif:
+            double = valid & before & (self.i.p.step_end & ~self.i.p.last).replicate(E)
+        else:
+            double = Const(0, E)
+        dropped = before & (self.i.p.step_end & self.i.p.last).replicate(E)
+        single = valid & ~double & ~dropped
         with m.If(accept):  # the beat's flags load only with a beat (clock enable)
             m.d.sync += [
-                s1_event_valid.eq(_gather(events, "valid", E)),
-                s1_negative.eq(_gather(events, "negative", E)),
-                s1_before.eq(Cat(self.i.p.split > k for k in range(E))),
+                s1_event_valid.eq(valid),
+                s1_negative.eq(negative),
+                s1_before.eq(before),
+                s1_single.eq(single),
+                s1_double.eq(double),
+                s1_ones.eq(sum((single[k] & negative[k]) + ((double[k] & negative[k]) << 1) for k in range(E))),
+                s1_ones_before.eq(sum(before[k] & negative[k] for k in range(E))),
                 s1_step_end.eq(self.i.p.step_end),
                 s1_last.eq(self.i.p.last),
                 s1_work.eq(events[0].valid | self.i.p.step_end),
@@ -155,46 +187,42 @@ class SparseAccumulatePEArray(Block):
             m.d.sync += s2_valid.eq(s1_go)
         with m.If(s1_go):
             m.d.sync += [s2_step_end.eq(s1_step_end), s2_last.eq(s1_last), s2_work.eq(s1_work),
-                         s2_has_after.eq((s1_event_valid & ~s1_before).any())]
+                         s2_has_after.eq((s1_event_valid & ~s1_before).any()),
+                         s2_ones.eq(s1_ones), s2_ones_before.eq(s1_ones_before)]
 
-        # Stage 1 arithmetic: one add/subtract per valid event per PE, summed separately
-        # before and after the step boundary, and the two combinations stage 2 adds:
-        #   plain = before + after,  doubled = 2 * before + after.
-        # Stage 2, with P = acc + before the step's partial sum:
-        #   acc <- step end ? (last ? after : 2 * acc + doubled) : acc + plain
-        # (count coding: acc + plain at a step end too), one adder after a multiplexer.
-        tc_lif = c.coding.doubles
+        # Stage 1 arithmetic, per PE: each weight inverted for a negative event and scaled by
+        # its coefficient (logic only), then the adder tree. Stage 2 adds the ones.
         sum_shape = signed(c.weight_bits + E.bit_length() + 2)
         for p in range(P):
-            before, after = [], []
+            terms, befores = [], []
             for k, read in enumerate(reads):
                 w = read.data[p]
+                x = Signal(signed(c.weight_bits), name=f"flipped_{p}_{k}")
+                m.d.comb += x.eq(Mux(s1_negative[k], ~w, w))
                 term = Signal(signed(c.weight_bits + 1), name=f"term_{p}_{k}")
-                m.d.comb += term.eq(Mux(s1_event_valid[k], Mux(s1_negative[k], -w, w), 0))
-                before.append(Mux(s1_before[k], term, 0))
-                after.append(Mux(s1_before[k], 0, term))
-            sum_before = _tree_sum(m, before, sum_shape, name=f"sum_before_{p}")
-            sum_after = _tree_sum(m, after, sum_shape, name=f"sum_after_{p}")
+                m.d.comb += term.eq(Mux(s1_double[k], x << 1, Mux(s1_single[k], x, 0)))
+                terms.append(term)
+                befores.append(Mux(s1_before[k] & s1_event_valid[k], x, 0))
+            sum_term = _tree_sum(m, terms, sum_shape, name=f"sum_term_{p}")
+            sum_before = _tree_sum(m, befores, sum_shape, name=f"sum_before_{p}")
+            s2_term = Signal(sum_shape, name=f"s2_term_{p}")
             s2_before = Signal(sum_shape, name=f"s2_before_{p}")
-            s2_after = Signal(sum_shape, name=f"s2_after_{p}")
-            s2_plain = Signal(sum_shape, name=f"s2_plain_{p}")
-            s2_doubled = Signal(sum_shape, name=f"s2_doubled_{p}")
             with m.If(s1_go):
-                m.d.sync += [s2_before.eq(sum_before), s2_after.eq(sum_after), s2_plain.eq(sum_before + sum_after)]
-                if tc_lif:
-                    m.d.sync += s2_doubled.eq((sum_before << 1) + sum_after)
+                m.d.sync += [s2_term.eq(sum_term), s2_before.eq(sum_before)]
+            term = Signal(sum_shape, name=f"term_{p}")
+            m.d.comb += term.eq(s2_term + s2_ones)
             if tc_lif:
                 base = Mux(s2_step_end, Mux(s2_last, 0, acc[p] << 1), acc[p])
-                term = Mux(s2_step_end, Mux(s2_last, s2_after, s2_doubled), s2_plain)
             else:
                 base = Mux(s2_step_end & s2_last, 0, acc[p])
-                term = Mux(s2_step_end & s2_last, s2_after, s2_plain)
             acc_next = Signal(signed(c.acc_width), name=f"acc_next_{p}")
             m.d.comb += acc_next.eq(base + term)
             with m.If(s2_go & s2_work):  # accumulators idle on a beat without work (clock enable)
                 m.d.sync += acc[p].eq(acc_next)
+            partial = Signal(sum_shape, name=f"partial_{p}")
+            m.d.comb += partial.eq(s2_before + s2_ones_before)
             with m.If(s2_go & s2_step_end):
-                m.d.sync += out_acc[p].eq(acc[p] + s2_before)
+                m.d.sync += out_acc[p].eq(acc[p] + partial)
 
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += out_valid.eq(0)

@@ -37,8 +37,13 @@ class Requantizer(Block):
     parameters there, read from its tile memories, and no pending set is kept). The
     ``G = pes / R`` groups of ``R`` channels then go through four stages, one group per
     cycle: add the bias (the group's multipliers and shifts travel with the sums);
-    multiply; take the magnitude and add the rounding bias; shift and saturate into the
-    output register. When the last group is written the output vector is valid. The next
+    multiply; add the rounding bias; shift and saturate into the output register. The
+    rounding works on the signed product ``z``, so no stage negates: with ``S > 0``,
+    ``sign(z) * ((|z| + 2^(S-1)) >> S)`` is ``(z + 2^(S-1)) >> S`` for ``z >= 0`` and
+    ``(z + 2^(S-1) - 1) >> S`` for ``z < 0`` (arithmetic shifts: the ceiling of
+    ``(z - 2^(S-1)) / 2^S``); with ``S = 0`` it is ``z``. The saturation then reads the
+    bits above the output's: all copies of the sign for a value in range, and a negative
+    one must also be above ``-2^(out_bits-1)``. When the last group is written the output vector is valid. The next
     final vector is taken in the cycle the current one's last group enters the first
     stage, so the requantizer takes a final vector every ``G`` cycles while the previous
     one's groups drain. All stages move together while the output register is free or
@@ -126,9 +131,8 @@ class Requantizer(Block):
 
         # Stage P: the multiply.
         product, p_shift, p_valid, p_final, p_group = stage("product", signed(width))
-        # Stage H: magnitude plus the rounding bias, and the sign.
-        rounding, h_shift, h_valid, h_final, h_group = stage("rounding", unsigned(width + 1))
-        negative = [Signal(name=f"negative_{r}") for r in range(R)]
+        # Stage H: the product plus its rounding bias.
+        rounding, h_shift, h_valid, h_final, h_group = stage("rounding", signed(width + 1))
         # Stage S: shift and saturate into the output register.
         out_valid = Signal()
         result = [Signal(signed(c.out_bits), name=f"result_{p}") for p in range(P)]
@@ -146,24 +150,26 @@ class Requantizer(Block):
         with m.If(go & p_valid):
             m.d.sync += [h_group.eq(p_group), h_final.eq(p_final)]
             for r in range(R):
-                # 2^(S-1) for S > 0 and 0 for S = 0: the rounding bias of a right shift by S.
+                # 2^(S-1), less one for a negative product; 0 for S = 0 (decoded from S, no adder).
+                below = ~(Const(-1, signed(width + 1)) << p_shift[r])[:width + 1]  # 2^S - 1
                 half = (Const(1, width + 1) << p_shift[r]) >> 1
-                m.d.sync += [rounding[r].eq(abs(product[r]) + half), negative[r].eq(product[r] < 0),
-                             h_shift[r].eq(p_shift[r])]
+                bias = Signal(unsigned(width), name=f"rounding_bias_{r}")
+                m.d.comb += bias.eq(Mux(product[r] < 0, below >> 1, half))
+                m.d.sync += [rounding[r].eq(product[r] + bias), h_shift[r].eq(p_shift[r])]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += out_valid.eq(0)
         with m.If(go & h_valid):
             with m.If(h_final):
                 m.d.sync += out_valid.eq(1)
             for r in range(R):
-                shifted = Signal(unsigned(width + 1), name=f"shifted_{r}")
-                saturated = Signal(unsigned(c.out_bits - 1), name=f"saturated_{r}")
+                shifted = Signal(signed(width + 1), name=f"shifted_{r}")
                 value = Signal(signed(c.out_bits), name=f"value_{r}")
-                m.d.comb += [
-                    shifted.eq(rounding[r] >> h_shift[r]),
-                    saturated.eq(Mux(shifted > Q, Q, shifted)),
-                    value.eq(Mux(negative[r], -saturated, saturated)),
-                ]
+                m.d.comb += shifted.eq(rounding[r] >> h_shift[r])
+                sign = shifted[-1]
+                high = shifted[c.out_bits - 1:]  # the output's sign bit and the bits above it
+                low = shifted[:c.out_bits - 1]
+                fits = Mux(sign, high.all() & low.any(), ~high.any())  # -Q <= shifted <= Q
+                m.d.comb += value.eq(Mux(fits, shifted[:c.out_bits], Mux(sign, -Q, Q)))
                 with m.Switch(h_group):
                     for g in range(G):
                         with m.Case(g):

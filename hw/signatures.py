@@ -12,7 +12,7 @@ Payloads (``E`` = events per cycle, ``P`` = PEs):
 
 =====================  ==========================================================================
 ``activation_vector``  ``values[lanes]`` signed activations, ``timesteps`` (T of this token),
-                       ``base`` (input index of lane 0)
+                       ``base`` (input index of lane 0, a multiple of ``lanes``)
 ``spike_vector``       ``spikes[lanes]`` ternary, ``base``, ``step`` (t), ``step_end`` (this vector
                        completes timestep t), ``last`` (t is the tile's final step), ``more``
                        (with ``last``: the next tile's vectors follow at once)

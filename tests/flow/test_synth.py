@@ -35,7 +35,6 @@ def test_asic_flow_area_memories_and_transistors(spike_small):
     expected = {
         "weight_memory": c.max_fan_in * c.pes * c.weight_bits,
         "activation_memory": 2 * k * c.lanes * c.act_bits,
-        "membrane_memory": k * c.lanes * c.act_bits,
         "bias_memory": c.max_out_tiles * c.pes * c.bias_bits,
         "params_memory": c.max_out_tiles * c.pes * (c.multiplier_bits + c.shift_bits),
     }

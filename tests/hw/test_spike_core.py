@@ -8,10 +8,11 @@ import pytest
 import torch
 from core_suite import CORE_COUNT, CORE_E1, CORE_SMALL, run_case, run_real_layer_under_verilator
 from spikemllm.config import DEFAULT_CONFIG
+from spikemllm.firmware.compiler import timestep_table, token_timesteps
 from spikemllm.firmware.driver import SpikeCoreError
 from spikemllm.hw.registers import ERRORS
 from spikemllm.sim.backends.amaranth_sim import run_with_driver
-from spikemllm.sim.core.cases import random_case
+from spikemllm.sim.core.cases import _finish, random_case
 from spikemllm.sim.patterns import pattern
 
 
@@ -65,6 +66,31 @@ def test_all_zero_tokens_and_extremes():
     full = _finish(full.program, full.schedule, full.layer_index, full.q, full.modality)
     result = run_case(CORE_SMALL, full)
     assert result.outputs == full.expected and result.counters["CYCLES"] == full.model.cycles
+
+
+@pytest.mark.parametrize("config", [CORE_SMALL, CORE_COUNT], ids=["tc_lif", "count"])
+def test_every_activation_at_every_step_count(config):
+    """Every activation value at every ``T``: the neuron stage fires like the golden neuron,
+    and a value beyond what ``T`` steps carry (``-2^(act_bits-1)`` among them) like the
+    value clamped to it (the encoders' ``saturate=True``): outputs and cycles of the
+    clamped tokens."""
+    values = torch.arange(-(1 << (config.act_bits - 1)), 1 << (config.act_bits - 1))
+    steps = list(range(1, config.t_max + 1))
+    for tv, tt in zip(steps, steps[1:] + steps[:1]):
+        shape = random_case(config, seed=tv, tokens=4, in_features=len(values), out_features=config.pes, tv=tv, tt=tt)
+        modality = torch.tensor([0, 1, 1, 0])
+        q = values.roll(tv).expand(4, -1).clone()
+        T = token_timesteps(timestep_table(config, shape.schedule), modality, shape.layer_index)
+        limit = torch.tensor([config.coding.max_value(int(t)) for t in T]).unsqueeze(1)
+        clamped = _finish(shape.program, shape.schedule, shape.layer_index, torch.clamp(q, -limit, limit), modality)
+        # the beats by hand: the driver refuses -2^(act_bits-1), the core's port takes it
+        beats = [{"values": row[k:k + config.lanes], "modality": int(modality[t]), "layer": shape.layer_index}
+                 for t, row in enumerate(q.tolist()) for k in range(0, len(values), config.lanes)]
+        raw = dataclasses.replace(clamped, q=q, beats=beats)
+        result = run_case(config, raw)
+        assert result.outputs == clamped.expected
+        assert result.counters["CYCLES"] == clamped.model.cycles
+        assert result.counters["EVENTS"] == clamped.model.events
 
 
 @pytest.mark.parametrize("in_name, out_name", [("random30", "random70"), ("bursts", "alternate"), ("always", "random70")])
@@ -130,6 +156,64 @@ def test_start_errors():
         return codes
 
     assert [error_name(c) for c in run_with_driver(CORE_SMALL, body)] == ["NO_TOKENS", "TOO_LARGE", "START_WHILE_BUSY"]
+
+
+def _pairs(config):
+    """Every ``(chunks, tiles)`` the registers take, split into those that fit the weight
+    memory (``chunks * lanes * tiles <= max_fan_in``) and those refused at START."""
+    pairs = [(k, t) for k in range(1, config.in_chunks_max + 1) for t in range(1, config.max_out_tiles + 1)]
+    fits = [(k, t) for k, t in pairs if k * config.lanes * t <= config.max_fan_in]
+    return fits, [p for p in pairs if p not in fits]
+
+
+@pytest.mark.parametrize("in_last", [True, False], ids=["in_last", "out_last"])
+def test_start_right_after_a_shape_write_refuses_every_layer_too_large(in_last):
+    # One bus write per cycle, no gap: the shape (1 chunk, 1 tile, which fits), then the
+    # refused shape's two registers in either order, then START; the last write turns the
+    # check from fitting to too large (or, with one register, keeps it too large).
+    c = CORE_SMALL
+    _fits, refused = _pairs(c)
+
+    async def body(driver):
+        await driver.write("TOKENS", 1)
+        codes = []
+        for k, t in refused:
+            writes = [("IN_FEATURES", k * c.lanes), ("OUT_FEATURES", t * c.pes)]
+            for name, value in [("IN_FEATURES", c.lanes), ("OUT_FEATURES", c.pes)] + (writes[::-1] if in_last else writes):
+                await driver.write(name, value)
+            await driver.start()
+            status = await driver.status()
+            codes.append((status["busy"], error_name(status["error_code"])))
+            await driver.clear()
+        return codes
+
+    assert run_with_driver(c, body) == [(0, "TOO_LARGE")] * len(refused)
+
+
+@pytest.mark.parametrize("in_last", [True, False], ids=["in_last", "out_last"])
+def test_start_right_after_a_shape_write_runs_every_layer_that_fits(in_last):
+    # Each fitting shape follows the largest (refused), and its registers are written in
+    # either order: the last write turns the check from too large to fitting.
+    c = CORE_SMALL
+    fits, _refused = _pairs(c)
+    largest = (c.in_chunks_max * c.lanes, c.max_out_tiles * c.pes)
+    for k, t in fits:
+        async def body(driver, k=k, t=t):
+            await driver.write("TOKENS", 1)
+            await driver.write("IN_FEATURES", largest[0])
+            await driver.write("OUT_FEATURES", largest[1])
+            await driver.start()
+            refused = await driver.status()
+            await driver.clear()
+            writes = [("IN_FEATURES", k * c.lanes), ("OUT_FEATURES", t * c.pes)]
+            for name, value in writes[::-1] if in_last else writes:
+                await driver.write(name, value)
+            await driver.start()
+            return refused, await driver.status()
+
+        refused, started = run_with_driver(c, body)
+        assert error_name(refused["error_code"]) == "TOO_LARGE"
+        assert started["busy"] == 1 and started["error"] == 0, (k, t)
 
 
 @pytest.mark.parametrize("layers, error", [(4, "BAD_T"), (3, "BAD_TOKEN")])

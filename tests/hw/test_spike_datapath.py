@@ -9,14 +9,14 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from amaranth.hdl import Const, Module, Signal, signed
+from amaranth.hdl import Const, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from spikemllm.golden import spike_linear
 from spikemllm.golden.timing.spike_datapath import pack, run_back_to_back, vector_counts
 from spikemllm.hw import signatures as sig
-from spikemllm.hw.core import SpikeCore
+from spikemllm.hw.core import SpikeCore, neuron_input_layout
 from spikemllm.hw.core_shell import Feed
 from spikemllm.sim.backends.amaranth_sim import run_phases
 from spikemllm.sim.blocks.benches import codecs
@@ -47,9 +47,12 @@ class BackToBackDatapath(wiring.Component):
         m = Module()
         c = self.config
         K = len(self.chunks)
-        act_layout = data.ArrayLayout(signed(c.act_bits), c.lanes)
-        m.submodules.activations = act = Memory(shape=act_layout, depth=2 * c.in_chunks_max,
-                                                init=self.chunks + [[0] * c.lanes] * (2 * c.in_chunks_max - K))
+        # rows as the core's token loader writes them: sign and clamped magnitude per lane
+        top = (1 << (c.act_bits - 1)) - 1
+        rows = [[{"magnitude": min(abs(q), top), "negative": int(q < 0)} for q in chunk] for chunk in self.chunks]
+        empty = [{"magnitude": 0, "negative": 0}] * c.lanes
+        m.submodules.activations = act = Memory(shape=neuron_input_layout(c), depth=2 * c.in_chunks_max,
+                                                init=rows + [empty] * (2 * c.in_chunks_max - K))
         in_features = K * c.lanes
         tile_base = Signal(c.index_width + 1)
         remaining = Signal(range(self.tiles + 1))

@@ -62,7 +62,7 @@ def test_empty_vectors_cost_no_beat():
 
 
 def test_one_tile_from_an_empty_datapath():
-    # one vector of E events: issue, membrane read, spike register, FIFO, plan, select
+    # one vector of E events: issue, activation read, spike register, FIFO, plan, select
     # (COMPACTOR_LATENCY after the handshake), PE array read, sums and accumulate
     run = run_tile([SpikeVectorCount(2, True, True)], 2)
     assert run.final_valid == 3 + COMPACTOR_LATENCY + 3
