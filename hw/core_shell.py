@@ -180,7 +180,7 @@ class LayerCore(Block, abc.ABC):
     def elaborate(self, platform):
         m = Module()
         s = _Shell()
-        m.submodules.requantizer = s.rq = Requantizer(config=self.config, pending_params=False)
+        m.submodules.requantizer = s.rq = Requantizer(config=self.config, held_params=True)
         self._register_file(m, s)
         self._run_control(m, s)
         self._tile_memories(m, s)
@@ -402,11 +402,13 @@ class LayerCore(Block, abc.ABC):
     def _tile_sequencer(self, m: Module, s: "_Shell") -> None:
         """Per token: look up ``T``, begin the first tile, then begin every next tile in the
         cycle the datapath issues the previous one's final work item (tiles back to back);
-        the requantizer reads each tile's parameters from the tile memories as it takes the
-        tile's final accumulators."""
+        the requantizer reads each tile's parameters from the tile memories while the
+        tile's final accumulators go through it."""
         c = self.config
         rq, dp = s.rq, s.dp
-        # The requantizer's parameters: those of the next tile whose final vector it takes.
+        # The requantizer's parameters: those of the tile whose final vector it holds
+        # (`rq_tile`), until it takes the next one (`rq_next`).
+        rq_next = Signal(c.tile_width)
         rq_tile = Signal(c.tile_width)
         bias_r = s.bias_mem.read_port(domain="comb")
         params_r = s.params_mem.read_port(domain="comb")
@@ -418,9 +420,9 @@ class LayerCore(Block, abc.ABC):
             rq.params.p.shift.eq(params_r.data.shift),
         ]
         with m.If(rq.i.valid & rq.i.ready & rq.i.p.last):
-            m.d.sync += rq_tile.eq(Mux(rq_tile == s.out_tiles - 1, 0, rq_tile + 1))
+            m.d.sync += [rq_tile.eq(rq_next), rq_next.eq(Mux(rq_next == s.out_tiles - 1, 0, rq_next + 1))]
         with m.If(s.flush):
-            m.d.sync += rq_tile.eq(0)
+            m.d.sync += rq_next.eq(0)
 
         entry = Signal(c.timesteps_width)
         tag_index = Signal(1 + c.layer_width)

@@ -30,12 +30,13 @@ class Requantizer(Block):
     not final (``last = 0``, the PE array's per-step partial sums) are taken and dropped in
     the cycle they arrive, so the PE array's output connects here directly.
 
-    A final vector is captured into an accumulator buffer together with its parameters:
-    with ``pending_params`` (the default) the set loaded last (``params`` may be written at
-    any time; the set loaded when a final vector is taken applies to it); without, the set
-    on ``params`` in the cycle the vector is taken (the core's shell holds the next tile's
-    parameters there, read from its tile memories, and no pending set is kept). The
-    ``G = pes / R`` groups of ``R`` channels then go through four stages, one group per
+    A final vector is captured into an accumulator buffer. Its parameters: by default the
+    set loaded last on ``params`` (which may be written at any time; the set loaded when a
+    final vector is taken applies to it), kept in a register; with ``held_params``, the
+    set on ``params`` while the vector's groups enter the first stage, which the source
+    holds from the capture until the next final vector is taken (the core's shell reads
+    it from its tile memories at the captured tile's address), so the requantizer keeps
+    no parameter registers at all. The ``G = pes / R`` groups of ``R`` channels then go through four stages, one group per
     cycle: add the bias (the group's multipliers and shifts travel with the sums);
     multiply; add the rounding bias; shift and saturate into the output register. The
     rounding works on the signed product ``z``, so no stage negates: with ``S > 0``,
@@ -59,8 +60,8 @@ class Requantizer(Block):
     Raises ``TypeError`` if ``config`` is not an :class:`AcceleratorConfig`.
     """
 
-    def __init__(self, *, config: AcceleratorConfig, pending_params: bool = True):
-        self._pending_params = bool(pending_params)
+    def __init__(self, *, config: AcceleratorConfig, held_params: bool = False):
+        self._held_params = bool(held_params)
         super().__init__({
             "i": In(AccumulatorStream(config)),
             "params": In(RequantParamsStream(config)),
@@ -77,14 +78,15 @@ class Requantizer(Block):
         P, R, G = c.pes, c.requantizers, c.requant_cycles
         width = c.product_width
 
-        # Parameters: the set being loaded (pending) and the set of the captured vector.
-        active = Signal(requant_params_layout(c))
-        if self._pending_params:
+        # Parameters of the captured vector: held by the source, or the set loaded last
+        # (pending) copied at the capture.
+        if self._held_params:
+            active = self.params.p
+        else:
+            active = Signal(requant_params_layout(c))
             pending = Signal(requant_params_layout(c))
             with m.If(self.params.valid):
                 m.d.sync += pending.eq(self.params.p)
-        else:
-            pending = self.params.p
         m.d.comb += self.params.ready.eq(1)
 
         # Capture: a final vector and its parameters.
@@ -100,7 +102,9 @@ class Requantizer(Block):
         ]
         capture = self.i.valid & self.i.ready & self.i.p.last
         with m.If(capture):
-            m.d.sync += [buffer.eq(self.i.p.acc), active.eq(pending)]
+            m.d.sync += buffer.eq(self.i.p.acc)
+            if not self._held_params:
+                m.d.sync += active.eq(pending)
 
         def stage(name, width_of):
             """Per-multiplier registers of one stage, with the group number, the final-group
