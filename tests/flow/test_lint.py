@@ -7,7 +7,7 @@ from spikemllm.hw.generate import generate
 from spikemllm.config import PRESETS
 
 
-@pytest.mark.parametrize("config", ["default", "small", "count", "wide"])
+@pytest.mark.parametrize("config", ["default", "small", "count", pytest.param("wide", marks=pytest.mark.slow)])
 def test_generated_verilog_is_lint_clean(config, tmp_path):
     for path in generate(PRESETS[config], tmp_path):
         if path.suffix == ".v":
