@@ -878,6 +878,23 @@ def _model_lines(report: dict) -> list[str]:
     ]
 
 
+def _stacked(ax, labels, series) -> None:
+    """Stacked bars: ``series`` is ``(label, values)`` pairs, one value per bar."""
+    bottom = [0.0] * len(labels)
+    for label, values in series:
+        ax.bar(labels, values, bottom=bottom, label=label)
+        bottom = [b + v for b, v in zip(bottom, values)]
+
+
+def _save(fig, path: Path, written: list) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    written.append(path)
+
+
 def _plots(report: dict, out: Path) -> list[Path]:
     import matplotlib
 
@@ -892,46 +909,32 @@ def _plots(report: dict, out: Path) -> list[Path]:
                                     "ppa_energy.png")):
         fig, ax = plt.subplots(figsize=(6, 4))
         blocks = sorted({b for c in cores.values() for b in c[key] if b != "total"})
-        bottom = [0.0] * len(cores)
-        for block in blocks:
-            values = []
-            for c in cores.values():
-                v = c[key].get(block, 0)
-                v = v["total_j"] / c["tokens"] if isinstance(v, dict) else v
-                values.append(v * scale)
-            ax.bar(labels, values, bottom=bottom, label=block)
-            bottom = [b + v for b, v in zip(bottom, values)]
+
+        def value(c, block, key=key, scale=scale):
+            v = c[key].get(block, 0)
+            return (v["total_j"] / c["tokens"] if isinstance(v, dict) else v) * scale
+
+        _stacked(ax, labels, [(block, [value(c, block) for c in cores.values()]) for block in blocks])
         ax.set_ylabel(unit)
         ax.legend()
         ax.set_title(unit.split(" (")[0] + " by block")
-        fig.tight_layout()
-        fig.savefig(out / name, dpi=120)
-        plt.close(fig)
-        written.append(out / name)
+        _save(fig, out / name, written)
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 4))
     logic = [c["logic_area_um2"] * 1e-6 for c in cores.values()]
     mem = [c["sram_area_um2"] * 1e-6 for c in cores.values()]
-    a1.bar(labels, logic, label="logic (sky130 cells)")
-    a1.bar(labels, mem, bottom=logic, label="SRAM (per bit, estimate)")
+    _stacked(a1, labels, [("logic (sky130 cells)", logic), ("SRAM (per bit, estimate)", mem)])
     a1.set_ylabel("area (mm^2)")
     a1.set_title("area at iso-throughput")
     a1.legend()
     parts = (("logic", lambda c: c["energy_by_block"]["total"]["logic_j"] / c["tokens"]),
              ("clock (gating credited)", lambda c: c["energy_by_block"]["total"]["clock_j"] / c["tokens"]),
              ("SRAM accesses", lambda c: c["sram_energy_per_token_j"]))
-    bottom = [0.0] * len(cores)
-    for part, fn in parts:
-        values = [fn(c) * 1e9 for c in cores.values()]
-        a2.bar(labels, values, bottom=bottom, label=part)
-        bottom = [b + v for b, v in zip(bottom, values)]
+    _stacked(a2, labels, [(part, [fn(c) * 1e9 for c in cores.values()]) for part, fn in parts])
     a2.set_ylabel("energy per token (nJ, estimate)")
     a2.set_title("energy per token at iso-throughput")
     a2.legend()
-    fig.tight_layout()
-    fig.savefig(out / "ppa_iso_throughput.png", dpi=120)
-    plt.close(fig)
-    written.append(out / "ppa_iso_throughput.png")
+    _save(fig, out / "ppa_iso_throughput.png", written)
 
     measured = {k: e for k, e in report["decomposition"]["measured"].items() if e["measured"]}
     if measured:
@@ -946,10 +949,7 @@ def _plots(report: dict, out: Path) -> list[Path]:
         ax.set_ylabel("variant over spike core")
         ax.set_title("decomposition: each idea taken away (measured)")
         ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / "ppa_decomposition.png", dpi=120)
-        plt.close(fig)
-        written.append(out / "ppa_decomposition.png")
+        _save(fig, out / "ppa_decomposition.png", written)
     return written
 
 
