@@ -193,9 +193,6 @@ def plan(config: AcceleratorConfig, *, decomposition: bool,
         if tv != tt and workload == "minilm":
             variants["uniform_steps"] = Variant("uniform_steps", CoreKind.SPIKE, config, schedule=(tt, tt),
                                                 reuse_build="spike")
-        if "zero_skipping" in {f.name for f in dataclasses.fields(config)}:
-            variants["no_zero_skipping"] = Variant("no_zero_skipping", CoreKind.SPIKE,
-                                                   dataclasses.replace(config, zero_skipping=False))
     info = {"spike_model_cycles": case.model.cycles, "matched_dense_inputs": matched, "msts": [tv, tt], **shape}
     return variants, info
 

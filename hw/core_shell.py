@@ -270,8 +270,8 @@ class LayerCore(Block, abc.ABC):
                                         too_large.eq(in_chunks > chunk_limit // tiles),
                                     ]
                             with m.Default():
-                                too_large = w > c.max_out_tiles * c.pes
-                                m.d.sync += raise_error(Mux(too_large, _error("TOO_LARGE"), _error("BAD_SHAPE")))
+                                too_many = w > c.max_out_tiles * c.pes
+                                m.d.sync += raise_error(Mux(too_many, _error("TOO_LARGE"), _error("BAD_SHAPE")))
                 with m.Case(regs["TOKENS"].word):
                     with m.If(busy):
                         m.d.sync += raise_error(_error("START_WHILE_BUSY"))
