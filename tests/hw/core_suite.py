@@ -1,6 +1,7 @@
 """Configurations and runs shared by the core tests (``test_spike_core.py``,
 ``test_dense_cores.py``): small cores that simulate fast in amaranth.sim, a run of a case
-through the firmware driver, and the real-layer run under Verilator."""
+through the firmware driver, and the real-layer run in the cocotb testbench (Verilator or
+Icarus Verilog)."""
 
 import dataclasses
 import json
@@ -45,11 +46,11 @@ def run_case(config, case, *, in_pattern=None, out_pattern=None, core_class=Spik
     return result
 
 
-def run_real_layer_under_verilator(config, block, tmp_path, workload=None):
-    """The cocotb core testbench on a real converted layer (:mod:`spikemllm.sim.core.testbench`);
-    ``config`` is a preset name or a configuration, ``workload`` one of
+def run_real_layer_in_cocotb(config, block, tmp_path, workload=None, *, simulator="verilator"):
+    """The cocotb core testbench on a real converted layer (:mod:`spikemllm.sim.core.testbench`)
+    under ``simulator``; ``config`` is a preset name or a configuration, ``workload`` one of
     :data:`~spikemllm.sim.core.cases.WORKLOADS` (default: the testbench's)."""
-    build = build_block(PRESETS[config] if isinstance(config, str) else config, block)
+    build = build_block(PRESETS[config] if isinstance(config, str) else config, block, simulator=simulator)
     results = tmp_path / "core.json"
     run_block(build, results=results, case={"workload": workload} if workload else None)
     r = json.loads(results.read_text())

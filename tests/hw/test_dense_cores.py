@@ -1,4 +1,4 @@
-"""Dense INT8 and FP16 baselines in amaranth.sim and under Verilator, through the same
+"""Dense INT8 and FP16 baselines in amaranth.sim and under Verilator (and Icarus, behind the slow marker), through the same
 firmware driver as the SpikeCore: bit-exact against their golden models, cycle-exact against their cycle model,
 same results under stalls, and the configurations they refuse."""
 
@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 import torch
-from core_suite import CORE_SMALL, run_case, run_real_layer_under_verilator
+from core_suite import CORE_SMALL, run_case, run_real_layer_in_cocotb
+from simulators import cocotb_parametrize
 from spikemllm.golden.dense import fp16_layer_outputs
 from spikemllm.golden.timing.core_model import dense_core_cycles
 from spikemllm.hw.dense_core import DenseFP16Core, DenseInt8Core, DenseMACArray, check_dense_config
@@ -78,11 +79,12 @@ def test_refused_configurations():
         DenseFP16Core(config={"lanes": 8})
 
 
-@pytest.mark.parametrize("block", CORES)
-def test_real_layer_under_verilator(block, tmp_path):
+@cocotb_parametrize("block", verilator=CORES, icarus_slow=CORES)
+def test_real_layer_in_cocotb(simulator, block, tmp_path):
     """The real converted layer in the small configuration (`make synth` runs the default one),
     two inputs per cycle."""
-    run_real_layer_under_verilator(dataclasses.replace(PRESETS["small"], name="small_d2", dense_inputs=2), block, tmp_path)
+    config = dataclasses.replace(PRESETS["small"], name="small_d2", dense_inputs=2)
+    run_real_layer_in_cocotb(config, block, tmp_path, simulator=simulator)
 
 
 @pytest.mark.parametrize("block", CORES)

@@ -10,6 +10,7 @@ from spikemllm.sim.blocks.benches import bench, simulate
 
 BLOCK = "pe_array"
 VERILATOR_CONFIGS = ("small", "default", "count")
+ICARUS_CONFIGS = ("small",)
 
 
 def test_cycle_model_of_a_whole_token():

@@ -12,6 +12,7 @@ from spikemllm.sim.patterns import pattern
 
 BLOCK = "requantizer"
 VERILATOR_CONFIGS = ("small", "default")
+ICARUS_CONFIGS = ("small",)
 
 
 def test_over_the_accumulator_range():

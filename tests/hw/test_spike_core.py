@@ -1,4 +1,4 @@
-"""SpikeCore through the firmware driver, in amaranth.sim and under Verilator: bit-exact
+"""SpikeCore through the firmware driver, in amaranth.sim and under Verilator and Icarus: bit-exact
 outputs against the golden layer, cycle counts against the performance model, registers
 and their errors."""
 
@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 import torch
-from core_suite import CORE_COUNT, CORE_E1, CORE_SMALL, run_case, run_real_layer_under_verilator
+from core_suite import CORE_COUNT, CORE_E1, CORE_SMALL, run_case, run_real_layer_in_cocotb
+from simulators import cocotb_parametrize
 from spikemllm.config import DEFAULT_CONFIG
 from spikemllm.firmware.compiler import timestep_table, token_timesteps
 from spikemllm.firmware.driver import SpikeCoreError
@@ -244,9 +245,12 @@ def test_identify_detects_a_different_build():
     assert run_with_driver(CORE_SMALL, body)
 
 
-@pytest.mark.parametrize("config, workload", [("default", "minilm"), ("count", "minilm"), ("wide", "qwen2vl")])
-def test_real_layer_under_verilator(config, workload, tmp_path):
+@cocotb_parametrize("config, workload",
+                    verilator=[("default", "minilm"), ("count", "minilm"), ("wide", "qwen2vl")],
+                    icarus=[("small", "qwen2vl")],
+                    icarus_slow=[("default", "minilm"), ("count", "minilm")])
+def test_real_layer_in_cocotb(simulator, config, workload, tmp_path):
     """A real converted layer (MiniLM's pretrained FFN layer 0 or the trained Qwen2-VL's
     query projection, sliced to fit) over tokens mixing vision and text: bit- and
     cycle-exact, also under stalls."""
-    run_real_layer_under_verilator(config, "core", tmp_path, workload)
+    run_real_layer_in_cocotb(config, "core", tmp_path, workload, simulator=simulator)
