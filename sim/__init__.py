@@ -8,7 +8,7 @@ Simulator-independent parts, used by every testbench:
 
 Then, by folder:
 
-* :mod:`.backends` -- ``amaranth.sim`` and cocotb (Verilator) backends.
+* :mod:`.backends` -- ``amaranth.sim`` and cocotb (Verilator or Icarus Verilog) backends.
 * :mod:`.blocks` -- the pipeline blocks: golden beats, cases, benches, cocotb testbench.
 * :mod:`.core` -- the cores through the firmware driver: cases, cocotb testbench.
 * ``fixtures/`` -- real captured data (package data) and its generator.

@@ -1,4 +1,4 @@
-"""The cocotb backend (Verilator): run :mod:`spikemllm.sim.streams` drivers and monitors on
+"""The cocotb backend (Verilator or Icarus Verilog): run :mod:`spikemllm.sim.streams` drivers and monitors on
 a DUT, and :class:`CocotbBackend`, through which the firmware driver reaches a core.
 
 Per cycle: right after the rising edge the drivers and monitors drive ``valid``,

@@ -1,4 +1,4 @@
-"""cocotb testbench of one accelerator block, run by :mod:`.runner` under Verilator.
+"""cocotb testbench of one accelerator block, run by :mod:`spikemllm.flow.runner` under Verilator or Icarus.
 
 The block and the generated description (``config.json`` next to the Verilog) come from
 the environment (``SPIKEMLLM_BLOCK``, ``SPIKEMLLM_DESCRIPTION``); every size is read from
@@ -16,6 +16,11 @@ monitor, golden model and checker for every stream) and runs them on the DUT:
 * ``requantizer_range`` (requantizer only) -- the whole accumulator range, rounding ties;
 * ``random_sweep`` (only with ``SPIKEMLLM_SWEEP=1``, the slow tests) -- many seeds, each with
   its own density, fan-in and stall patterns.
+
+With ``SPIKEMLLM_RESULTS`` naming a file, every bench's measurements are written there as
+JSON (a list of ``{"bench", "phases"}`` in the order they ran, each phase its cycle count and the cycle of
+every handshake on every stream), so runs on different simulators can be compared
+cycle by cycle, stalled ones included.
 """
 
 from __future__ import annotations
@@ -53,10 +58,26 @@ STALLS = [("alternate", "always"), ("always", "alternate"), ("random30", "random
           ("bursts", "random30"), ("random70", "bursts")]
 """(producer, consumer) pattern pairs every block is crossed with."""
 
+RESULTS = os.environ.get("SPIKEMLLM_RESULTS")
+_measured: list[dict] = []
+
+
+def _record(b: Bench, results) -> None:
+    """Add a bench's phases to the results file (rewritten whole: a failing test leaves what
+    ran before it)."""
+    phases = [{"cycles": r.cycles,
+               "handshakes": {party.name: party.handshake_cycles
+                              for party in [*r.drivers.values(), *r.monitors.values()]}}
+              for r in results]
+    _measured.append({"bench": b.label, "phases": phases})
+    Path(RESULTS).write_text(json.dumps(_measured) + "\n")
+
 
 async def _run(dut, b: Bench) -> None:
     await reset(dut, *STREAMS[BLOCK])
     results = await run_phases(dut, b.phases)
+    if RESULTS:
+        _record(b, results)
     b.check(results)
     measured = results[-1]
     beats = {name: len(m.beats) for name, m in measured.monitors.items()}

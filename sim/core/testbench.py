@@ -1,5 +1,5 @@
 """cocotb testbench of a core top level -- the SpikeCore or a dense baseline (the block key
-in ``SPIKEMLLM_BLOCK``: ``core``, ``int8_core``, ``fp16_core``) -- run by Verilator.
+in ``SPIKEMLLM_BLOCK``: ``core``, ``int8_core``, ``fp16_core``) -- run by Verilator or Icarus Verilog.
 
 Through the firmware driver (:class:`~spikemllm.firmware.driver.SpikeCoreDriver` over
 :class:`~spikemllm.sim.backends.cocotb_sim.CocotbBackend`), it loads a real converted

@@ -2,12 +2,15 @@
 
 A test module ``tests/hw/test_<block>.py`` sets ``BLOCK`` (the block key),
 ``VERILATOR_CONFIGS`` (the presets its cocotb testbench runs in under Verilator) and
-optionally ``ICARUS_CONFIGS`` (those it runs in under Icarus in the default suite; under
-Icarus every preset of :data:`~spikemllm.flow.runner.SIM_CONFIGS` runs, the others behind
-the ``slow`` marker) and imports this suite; the benches (driver, monitor, golden
+optionally ``ICARUS_CONFIGS`` (those in which the default suite also runs it under Icarus
+and compares the two simulators' runs cycle by cycle; in every other preset of
+:data:`~spikemllm.flow.runner.SIM_CONFIGS` that comparison is behind the ``slow`` marker)
+and imports this suite; the benches (driver, monitor, golden
 expectation and cycle model of every stream) come from :mod:`spikemllm.sim.blocks`, so the
 same checks run on every simulator.
 """
+
+import json
 
 import pytest
 from simulators import cocotb_params
@@ -28,6 +31,7 @@ __all__ = [
     "test_real_minilm_data",
     "test_rejects_a_non_config",
     "test_matches_golden_in_cocotb",
+    "test_icarus_agrees_with_verilator",
     "test_random_sweep_in_cocotb",
 ]
 
@@ -41,16 +45,17 @@ def block(request):
 
 
 def pytest_generate_tests(metafunc):
+    module = metafunc.module
+    icarus = list(getattr(module, "ICARUS_CONFIGS", ()))
     if "sim_config" in metafunc.fixturenames:
-        module = metafunc.module
-        verilator = list(module.VERILATOR_CONFIGS)
-        icarus = list(getattr(module, "ICARUS_CONFIGS", ()))
         if metafunc.definition.get_closest_marker("slow"):
-            verilator = list(dict.fromkeys(verilator + ["count"]))
-            icarus = []
-        params = cocotb_params(verilator=verilator, icarus=icarus,
-                               icarus_slow=[c for c in SIM_CONFIGS if c not in icarus])
+            params = cocotb_params(verilator=dict.fromkeys([*module.VERILATOR_CONFIGS, "count"]), icarus=SIM_CONFIGS)
+        else:
+            params = cocotb_params(verilator=module.VERILATOR_CONFIGS)
         metafunc.parametrize("simulator, sim_config", params, indirect=["simulator"])
+    if "agreement_config" in metafunc.fixturenames:
+        metafunc.parametrize("agreement_config", [
+            pytest.param(c, marks=() if c in icarus else pytest.mark.slow) for c in SIM_CONFIGS])
 
 
 @pytest.mark.parametrize("config", PYSIM_CONFIGS.values(), ids=PYSIM_CONFIGS.keys())
@@ -84,6 +89,22 @@ def test_matches_golden_in_cocotb(block, simulator, sim_config):
     """Edge cases, seeded random tiles, stall patterns, accumulator extremes and real
     MiniLM data in the cocotb testbench (:mod:`spikemllm.sim.blocks.testbench`)."""
     assert run_block(build_block(PRESETS[sim_config], block, simulator=simulator)).exists()
+
+
+def test_icarus_agrees_with_verilator(block, agreement_config, every_simulator, tmp_path):
+    """The cocotb testbench under every simulator, each run checked against the golden and
+    cycle models, and the runs the same cycle by cycle: every handshake of every stream in
+    every bench, stalled ones (whose cycles no model predicts) included."""
+    runs = {}
+    for simulator in every_simulator:
+        results = tmp_path / f"{simulator}.json"
+        run_block(build_block(PRESETS[agreement_config], block, simulator=simulator), results=results)
+        runs[simulator] = json.loads(results.read_text())
+    first, *others = every_simulator
+    for other in others:
+        assert [b["bench"] for b in runs[other]] == [b["bench"] for b in runs[first]]
+        for a, b in zip(runs[first], runs[other]):
+            assert a["phases"] == b["phases"], f"{b['bench']}: {other} differs from {first}"
 
 
 @pytest.mark.slow

@@ -51,7 +51,7 @@ def run_real_layer_in_cocotb(config, block, tmp_path, workload=None, *, simulato
     under ``simulator``; ``config`` is a preset name or a configuration, ``workload`` one of
     :data:`~spikemllm.sim.core.cases.WORKLOADS` (default: the testbench's)."""
     build = build_block(PRESETS[config] if isinstance(config, str) else config, block, simulator=simulator)
-    results = tmp_path / "core.json"
+    results = tmp_path / f"core_{simulator}.json"
     run_block(build, results=results, case={"workload": workload} if workload else None)
     r = json.loads(results.read_text())
     if workload:

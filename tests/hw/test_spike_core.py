@@ -254,3 +254,18 @@ def test_real_layer_in_cocotb(simulator, config, workload, tmp_path):
     query projection, sliced to fit) over tokens mixing vision and text: bit- and
     cycle-exact, also under stalls."""
     run_real_layer_in_cocotb(config, "core", tmp_path, workload, simulator=simulator)
+
+
+@pytest.mark.slow
+def test_icarus_agrees_with_verilator_on_a_real_layer(every_simulator, tmp_path):
+    """MiniLM's layer on the default configuration under every simulator: the same
+    measurements, the stalled run's cycles and stall counters (which no model predicts)
+    and the simulation-time window the power flow reads included."""
+    runs = {}
+    for simulator in every_simulator:
+        runs[simulator] = run_real_layer_in_cocotb("default", "core", tmp_path, "minilm", simulator=simulator)
+        del runs[simulator]["schedule_file"]  # in each build's own test folder
+    first, *others = every_simulator
+    for other in others:
+        differ = sorted(key for key in runs[first] if runs[first][key] != runs[other].get(key))
+        assert not differ and runs[other].keys() == runs[first].keys(), f"{other} differs from {first} in {differ}"
