@@ -1,7 +1,8 @@
 """Tool flows around the generated Verilog, and the reports they produce.
 
 * :mod:`.lint` -- Verilator lint with explained waivers (``make verilog``).
-* :mod:`.runner` -- build a block or core with Verilator and run its cocotb testbench.
+* :mod:`.runner` -- build a block or core with Verilator or Icarus Verilog and run its cocotb testbench.
+* :mod:`.tools` -- installs the system tools the flows need (Icarus Verilog) through apt when missing.
 * :mod:`.sky130` -- a synthesis library derived from the sky130 PDK's own files.
 * :mod:`.synth` -- Yosys synthesis (generic, sky130) and nextpnr place and route.
 * :mod:`.activity` -- what the RTL did in a traced run: cycles, toggles, memory accesses, enables.

@@ -198,7 +198,8 @@ def run_block(build: BlockBuild, *, testcase: str | None = None, waves: bool | N
     """Run the cocotb testbench of a built block; return the results file.
 
     ``sweep`` also registers the long random sweep (``random_sweep``). ``results`` is where
-    the top level's testbench writes its measurements (JSON); ``schedule`` a timestep
+    the testbench writes its measurements (JSON: a core's run, or every handshake of a
+    block's benches); ``schedule`` a timestep
     schedule file it programs the core from (default: the case's own, written to the test
     folder); ``case`` the core testbench's workload and its options, e.g.
     ``{"workload": "qwen2vl"}`` (default: the testbench's default workload).
