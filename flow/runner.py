@@ -38,8 +38,8 @@ from .lint import WAIVERS, verilator_env
 from .tools import ToolMissing, ensure_iverilog
 
 __all__ = [
-    "BUILD_ROOT", "SIMULATORS", "DEFAULT_SIMULATOR", "SIM_CONFIGS", "TESTBENCH_MODULE", "check_simulator", "default_simulator",
-    "waves_enabled", "build_block", "run_block", "main",
+    "BUILD_ROOT", "SIMULATORS", "DEFAULT_SIMULATOR", "SIM_CONFIGS", "TESTBENCH_MODULE", "check_simulator",
+    "default_simulator", "waves_enabled", "build_block", "run_block", "main",
 ]
 
 BUILD_ROOT = Path(os.environ.get("SPIKEMLLM_BUILD", "build")) / "sim"
@@ -226,9 +226,9 @@ def run_block(build: BlockBuild, *, testcase: str | None = None, waves: bool | N
     failure = None
     try:
         results = runner.test(
-            test_module=CORE_TESTBENCH_MODULE if build.block in CORES.values() else TESTBENCH_MODULE, hdl_toplevel=build.module, hdl_toplevel_lang="verilog", build_dir=build.build_dir,
-            test_dir=test_dir, extra_env=env, waves=waves, testcase=testcase,
-            timescale=_TIMESCALE[build.simulator], results_xml=str(test_dir / "results.xml"), log_file=log,
+            test_module=CORE_TESTBENCH_MODULE if build.block in CORES.values() else TESTBENCH_MODULE,
+            hdl_toplevel=build.module, hdl_toplevel_lang="verilog", build_dir=build.build_dir, test_dir=test_dir,
+            extra_env=env, waves=waves, testcase=testcase, timescale=_TIMESCALE[build.simulator], results_xml=str(test_dir / "results.xml"), log_file=log,
         )
         total, failed = get_results(results)
         if failed or total == 0:

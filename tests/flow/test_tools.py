@@ -45,7 +45,8 @@ def test_nothing_to_do_when_it_is_installed(monkeypatch):
 def test_root_installs_through_apt_updating_once(monkeypatch):
     system = FakeSystem(monkeypatch)
     assert ensure_iverilog() == "/usr/bin/iverilog"
-    assert system.commands == [["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "iverilog"]]
+    assert system.commands == [["apt-get", "update"],
+                               ["apt-get", "install", "-y", "--no-install-recommends", "iverilog"]]
     system.installed = False
     ensure_iverilog()
     assert [c[1] for c in system.commands] == ["update", "install", "install"]
