@@ -228,7 +228,8 @@ def run_block(build: BlockBuild, *, testcase: str | None = None, waves: bool | N
         results = runner.test(
             test_module=CORE_TESTBENCH_MODULE if build.block in CORES.values() else TESTBENCH_MODULE,
             hdl_toplevel=build.module, hdl_toplevel_lang="verilog", build_dir=build.build_dir, test_dir=test_dir,
-            extra_env=env, waves=waves, testcase=testcase, timescale=_TIMESCALE[build.simulator], results_xml=str(test_dir / "results.xml"), log_file=log,
+            extra_env=env, waves=waves, testcase=testcase, timescale=_TIMESCALE[build.simulator],
+            results_xml=str(test_dir / "results.xml"), log_file=log,
         )
         total, failed = get_results(results)
         if failed or total == 0:
