@@ -2,10 +2,10 @@
 
 Every cocotb test is parametrized over ``(simulator, ...)`` and takes the ``simulator``
 fixture (``tests/conftest.py``, which installs Icarus Verilog when missing). Verilator
-runs the runs a test names for it; Icarus Verilog, several times slower on the larger
-designs, runs a few small ones in the default suite and the rest behind the ``slow``
-marker (``make test-all``; ``make sim SIM=icarus`` runs them all). Test ids start with
-the simulator (``[icarus-small]``), so ``-k icarus`` selects one simulator's runs.
+runs what a test names for it; Icarus Verilog, whose runs cost more where the designs are
+large, runs a few small ones in the default suite and the rest behind the ``slow`` marker
+(``make test-all``; ``make sim SIM=icarus`` runs them all). Test ids start with the
+simulator (``[icarus-small]``), so ``-k icarus`` selects one simulator's runs.
 """
 
 import pytest
