@@ -1,6 +1,6 @@
 """The real workloads of the core testbenches (:mod:`spikemllm.sim.core.cases`): the
 Qwen2-VL layer from its fixture, the dispatch by name, the errors, and the Qwen2-VL layer
-on the SpikeCore in amaranth.sim and under Verilator (and Icarus), bit- and cycle-exact."""
+on the SpikeCore in amaranth.sim and under Verilator and Icarus, bit- and cycle-exact."""
 
 import dataclasses
 import json
@@ -120,7 +120,7 @@ def test_qwen2vl_layer_on_the_core_in_amaranth_sim():
     assert stalled.counters["CYCLES"] == stalled.transfer_cycles > ideal.counters["CYCLES"]
 
 
-@pytest.mark.parametrize("simulator", ["verilator", pytest.param("icarus", marks=pytest.mark.slow)], indirect=True)
+@pytest.mark.parametrize("simulator", ["verilator", "icarus"], indirect=True)
 def test_qwen2vl_layer_in_cocotb(simulator, tmp_path):
     """The core testbench on the Qwen2-VL workload (default configuration, 39 real tokens
     of two held-out questions): bit-exact, CYCLES equal to the model and to the
