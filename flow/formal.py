@@ -26,6 +26,7 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -87,7 +88,7 @@ class Proof:
     doc: str
     expect: str = "pass"
     quick: bool = False
-    timeout: int = 900
+    timeout: int = 240
     options: dict = field(default_factory=dict)
 
     def harness(self, **options) -> Harness:
@@ -249,8 +250,14 @@ def run_proof(proof: Proof, build: Path, *, depth: int | None = None, solver: st
     depth = depth or proof.depth
     start = time.monotonic()
     sby = write_proof(proof, folder, depth=depth, solver=solver, **options)
-    run = subprocess.run([*_sby_command(), "-f", sby.name], cwd=folder, env=_tool_environment(build, solver),
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen([*_sby_command(), "-f", sby.name], cwd=folder, env=_tool_environment(build, solver),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        stdout, _ = process.communicate()
+    except BaseException:
+        os.killpg(process.pid, signal.SIGTERM)  # sby, smtbmc and the solver run in this session
+        raise
+    run = subprocess.CompletedProcess(process.args, process.returncode, stdout)
     seconds = time.monotonic() - start
     workdir = folder / proof.name
     (folder / "sby.log").write_text(run.stdout)

@@ -27,7 +27,7 @@ from .properties import StreamIn, StreamOut, elaborate_into, free, internal, pas
 __all__ = ["core_stream", "core_refusal", "core_start_after_error"]
 
 
-def _core(m: Module, c: AcceleratorConfig, *, drop_valid: bool = False):
+def _core(m: Module, c: AcceleratorConfig, *, drop_valid: bool = False, check_o: bool = True):
     dut = SpikeCore(config=c)
     fragment = elaborate_into(m, "dut", dut)
     bus = dut.bus
@@ -35,7 +35,7 @@ def _core(m: Module, c: AcceleratorConfig, *, drop_valid: bool = False):
         port = getattr(bus, name)
         m.d.comb += port.eq(free(m, len(port), name=f"bus_{name}"))
     streams = {name: StreamIn(m, getattr(dut, name), name=name) for name in ("i", "weights", "bias", "params")}
-    streams["o"] = StreamOut(m, dut.o, name="o", drop_valid=drop_valid)
+    streams["o"] = StreamOut(m, dut.o, name="o", drop_valid=drop_valid, check=check_o)
     return dut, fragment, streams
 
 
@@ -60,7 +60,7 @@ def _configuration(fragment, c: AcceleratorConfig, regs):
 
 def core_refusal(m: Module, c: AcceleratorConfig) -> None:
     """Refused operations change nothing and start nothing (see the module documentation)."""
-    dut, fragment, streams = _core(m, c)
+    dut, fragment, streams = _core(m, c, check_o=False)
     regs = dut.register_map
     bus = dut.bus
     busy, error = internal(fragment, "busy"), internal(fragment, "error")
@@ -74,13 +74,15 @@ def core_refusal(m: Module, c: AcceleratorConfig) -> None:
     was_data = past(m, bus.w_data, name="was_data")
     was_busy = past(m, busy, name="was_busy")
 
-    # A configuration register changes only through an accepted write to its word.
-    registers = {sig for sigs in words.values() for sig in sigs}
-    for sig in registers:
+    # A configuration register changes only through an accepted write to its word
+    # (from the second cycle: the past values begin at 0, the registers at their init).
+    has_past = past(m, 1, name="has_past")
+    registers = {id(sig): sig for sigs in words.values() for sig in sigs}
+    for sig in registers.values():
         changed = sig != past(m, sig, name=f"was_{sig.name}")
-        writers = [word for word, sigs in words.items() if sig in sigs]
+        writers = [word for word, sigs in words.items() if any(s is sig for s in sigs)]
         written = was_write & ~was_busy & reduce(operator.or_, [was_addr == word for word in writers])
-        m.d.comb += Assert(~changed | written, f"{sig.name} changed without an accepted write")
+        m.d.comb += Assert(~has_past | ~changed | written, f"{sig.name} changed without an accepted write")
 
     # A refused configuration write (any while busy, or a value out of range) sets ERROR
     # and leaves its registers as they were.
@@ -95,11 +97,11 @@ def core_refusal(m: Module, c: AcceleratorConfig) -> None:
         else:
             bad = (data == 0) | (data > c.t_max)
         refused = was_write & (was_addr == word) & (was_busy | bad)
+        kept = [sig == past(m, sig, name=f"kept_{word}_{sig.name}") for sig in sigs]  # registered outside the If
         with m.If(refused):
             m.d.comb += Assert(error, f"a refused write to word {word} did not set ERROR")
-            for sig in sigs:
-                m.d.comb += Assert(sig == past(m, sig, name=f"kept_{word}_{sig.name}"),
-                                   f"a refused write to word {word} changed {sig.name}")
+            for sig, same in zip(sigs, kept):
+                m.d.comb += Assert(~has_past | same, f"a refused write to word {word} changed {sig.name}")
 
     # A refused START does not start a run; a run starts only through an accepted one.
     was_start = past(m, start, name="was_start")
@@ -115,7 +117,7 @@ def core_refusal(m: Module, c: AcceleratorConfig) -> None:
 def core_start_after_error(m: Module, c: AcceleratorConfig) -> None:
     """A START while ``ERROR`` is set (nothing cleared it since a refused operation) does
     not make the core busy."""
-    dut, fragment, streams = _core(m, c)
+    dut, fragment, streams = _core(m, c, check_o=False)
     busy, error = internal(fragment, "busy"), internal(fragment, "error")
     start, clear = internal(fragment, "start"), internal(fragment, "clear")
     was_start = past(m, start & ~clear, name="was_start")  # a START that does not also clear
