@@ -26,7 +26,7 @@ from spikemllm.config import AcceleratorConfig
 
 from .compiler import LayerProgram
 
-__all__ = ["Backend", "Transfer", "RunResult", "SpikeCoreError", "SpikeCoreDriver"]
+__all__ = ["Backend", "Transfer", "TransferTimeout", "RunResult", "SpikeCoreError", "RunTimeout", "SpikeCoreDriver"]
 
 
 @dataclass
@@ -37,6 +37,15 @@ class Transfer:
     count: int = 0
     pattern: object = None
     """``cycle -> bool`` gating the producer (idle) or consumer (back-pressure); None = never stall"""
+
+
+class TransferTimeout(AssertionError):
+    """A backend's stream transfer did not complete within its cycle budget.
+
+    The backend leaves every stream idle (no ``valid``, no ``ready``) before raising it.
+    It is an ``AssertionError`` so that a testbench reports a transfer that never
+    completes as a failure.
+    """
 
 
 class Backend(Protocol):
@@ -52,7 +61,8 @@ class Backend(Protocol):
         """Move stream traffic until every transfer is complete.
 
         Returns ``(received, cycles)``: the beats received per output stream and the
-        cycles it took.
+        cycles it took. Raises :class:`TransferTimeout` after ``max_cycles`` cycles
+        without completing, with the streams left idle.
         """
 
 
@@ -74,6 +84,18 @@ class SpikeCoreError(RuntimeError):
         super().__init__(f"SpikeCore error {code} ({name}): {doc}")
         self.code = code
         self.name = name
+
+
+class RunTimeout(TimeoutError):
+    """A run did not finish within its timeout; the driver aborted it (``CTRL.ABORT``).
+
+    ``counters`` holds the performance counters as the abort left them (``TOKENS_DONE``:
+    the tokens whose outputs all left before it).
+    """
+
+    def __init__(self, message: str, counters: dict[str, int]):
+        super().__init__(message)
+        self.counters = counters
 
 
 class SpikeCoreDriver:
@@ -117,7 +139,7 @@ class SpikeCoreDriver:
         return found
 
     async def status(self) -> dict:
-        """``busy``, ``done``, ``error`` and ``error_code`` from ``STATUS``."""
+        """``busy``, ``done``, ``error``, ``aborted`` and ``error_code`` from ``STATUS``."""
         return {name.lower(): value for name, value in self.regs["STATUS"].unpack(await self.read("STATUS")).items()}
 
     async def check(self) -> None:
@@ -129,6 +151,12 @@ class SpikeCoreDriver:
     async def start(self) -> None:
         """Start a run of ``TOKENS`` tokens (refusals show in :meth:`status`)."""
         await self.write("CTRL", self.regs["CTRL"].pack(START=1))
+
+    async def abort(self) -> None:
+        """Stop the run in progress: ``busy`` drops and everything in flight is dropped in
+        the same clock edge (``STATUS.ABORTED`` says so); the loaded layer, the timestep
+        table and the counters stay. Changes nothing while the core is idle."""
+        await self.write("CTRL", self.regs["CTRL"].pack(ABORT=1))
 
     async def clear(self) -> None:
         """Clear ``done``, the error and (while idle) the performance counters."""
@@ -161,10 +189,18 @@ class SpikeCoreDriver:
         await self.check()
 
     async def run(self, beats: list[dict], *, tokens: int, out_tiles: int, in_pattern=None, out_pattern=None,
-                  max_cycles: int = 1_000_000) -> RunResult:
-        """Start a run of ``tokens`` tokens, stream ``beats`` in, collect the output tiles."""
+                  timeout: int = 1_000_000) -> RunResult:
+        """Start a run of ``tokens`` tokens, stream ``beats`` in, collect the output tiles.
+
+        ``timeout``: clock cycles the run's stream traffic may take. A run that has not
+        finished by then is aborted (:meth:`abort`) and :class:`RunTimeout` is raised, so
+        the core is idle and ready for the next run; a start the core refused, or a run it
+        stopped on a fault, raises :class:`SpikeCoreError` instead.
+        """
         if tokens < 1:
             raise ValueError(f"tokens must be at least 1, not {tokens!r}")
+        if not isinstance(timeout, int) or timeout < 1:
+            raise ValueError(f"timeout must be a positive number of cycles, not {timeout!r}")
         await self.write("TOKENS", tokens)
         await self.start()
         # The stream traffic starts in the cycle after start, so the core sees ideal input
@@ -172,11 +208,14 @@ class SpikeCoreDriver:
         try:
             received, cycles = await self.backend.transfer(
                 {"i": Transfer(beats, pattern=in_pattern), "o": Transfer(count=tokens * out_tiles, pattern=out_pattern)},
-                max_cycles=max_cycles,
+                max_cycles=timeout,
             )
-        except AssertionError:
+        except TransferTimeout:
             await self.check()
-            raise
+            await self.abort()
+            counters = await self.counters()
+            raise RunTimeout(f"the run of {tokens} tokens did not finish within {timeout} cycles "
+                             f"({counters['TOKENS_DONE']} tokens done); aborted", counters) from None
         status = await self.status()
         if status["error"]:
             raise SpikeCoreError(status["error_code"])
