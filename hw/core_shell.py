@@ -301,7 +301,8 @@ class LayerCore(Block, abc.ABC):
                     pass
 
     def _run_control(self, m: Module, s: "_Shell") -> None:
-        """Start (refused with an error code when the layer cannot run), clear, and abort (by
+        """Start (refused with an error code when the layer cannot run, and while ``ERROR``
+        is set: after a refused operation nothing computes until ``CLEAR``), clear, and abort (by
         ``CTRL.ABORT`` during a run, or on a fault): ``busy`` drops and :meth:`_counters`
         flushes the datapath in the same clock edge."""
         s.abort = Signal()
@@ -309,6 +310,8 @@ class LayerCore(Block, abc.ABC):
         with m.If(s.start):
             with m.If(s.busy):
                 m.d.sync += s.raise_error(_error("START_WHILE_BUSY"))
+            with m.Elif(s.error):  # a refused operation is pending: nothing starts until CLEAR
+                pass
             with m.Elif(s.tokens == 0):
                 m.d.sync += s.raise_error(_error("NO_TOKENS"))
             with m.Elif((s.in_chunks == 0) | (s.out_tiles == 0)):

@@ -3,13 +3,16 @@
 The register bus is free (any address, strobe and data in any cycle); the ``i``,
 ``weights``, ``bias`` and ``params`` streams obey the protocol; ``o``'s ``ready`` is free.
 
-* :func:`core_stream`: the output tiles on ``o`` obey the stream protocol.
+* :func:`core_stream`: the output tiles on ``o`` obey the stream protocol, except that
+  an abort (``CTRL.ABORT`` or a fault) withdraws a tile on offer.
+* :func:`core_abort`: in the cycle after an ``ABORT`` write during a run the core is idle:
+  not busy, nothing offered on ``o``, no input taken, ``ABORTED`` set.
 * :func:`core_refusal`: what the shell promises about refused operations: a refused
   configuration write changes no configuration register and sets ``ERROR``; a refused
   START (busy, no tokens, no shape, too large) does not start a run; only an accepted
   START makes the core busy; no input is taken while it is not busy.
-* :func:`core_start_after_error`: a START while ``ERROR`` is still set (a configuration
-  write was refused and not cleared) does not start a run.
+* :func:`core_start_after_error`: a START while ``ERROR`` is still set (an operation
+  was refused and not cleared) does not start a run.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from spikemllm.hw.core import SpikeCore
 
 from .properties import StreamIn, StreamOut, elaborate_into, free, internal, past
 
-__all__ = ["core_stream", "core_refusal", "core_start_after_error"]
+__all__ = ["core_stream", "core_abort", "core_refusal", "core_start_after_error"]
 
 
 def _core(m: Module, c: AcceleratorConfig, *, drop_valid: bool = False, check_o: bool = True):
@@ -35,13 +38,28 @@ def _core(m: Module, c: AcceleratorConfig, *, drop_valid: bool = False, check_o:
         port = getattr(bus, name)
         m.d.comb += port.eq(free(m, len(port), name=f"bus_{name}"))
     streams = {name: StreamIn(m, getattr(dut, name), name=name) for name in ("i", "weights", "bias", "params")}
-    streams["o"] = StreamOut(m, dut.o, name="o", drop_valid=drop_valid, check=check_o)
+    # the shell's flush (a START or an abort) returns the datapath to reset in its clock
+    # edge: an abort may withdraw a tile on offer
+    streams["o"] = StreamOut(m, dut.o, name="o", drop_valid=drop_valid, check=check_o,
+                             withdraw=internal(fragment, "flush"))
     return dut, fragment, streams
 
 
 def core_stream(m: Module, c: AcceleratorConfig, *, drop_valid: bool = False) -> None:
-    """The output tiles on ``o`` keep ``valid`` and their payload (values, tile, last) until ``ready``."""
+    """The output tiles on ``o`` keep ``valid`` and their payload (values, tile, last) until
+    ``ready``, unless the run is aborted."""
     _core(m, c, drop_valid=drop_valid)
+
+
+def core_abort(m: Module, c: AcceleratorConfig) -> None:
+    """An ``ABORT`` write during a run leaves the core idle in the next cycle."""
+    dut, fragment, _streams = _core(m, c, check_o=False)
+    busy, aborted = internal(fragment, "busy"), internal(fragment, "aborted")
+    was_abort = past(m, internal(fragment, "abort_request") & busy, name="was_abort")
+    with m.If(was_abort):
+        m.d.comb += Assert(~busy & aborted, "an ABORT during a run left the core busy or not ABORTED")
+        m.d.comb += Assert(~dut.o.valid, "an ABORT left an output tile on offer")
+        m.d.comb += Assert(~dut.i.ready, "an ABORT left the core taking input")
 
 
 def _configuration(fragment, c: AcceleratorConfig, regs):

@@ -69,9 +69,11 @@ class StreamOut:
     ``check=False`` only drives ``ready`` (a harness that proves something else).
     ``drop_valid=True`` is a broken view for testing the flow: the consumer sees
     ``valid`` fall in the cycle after a stall, which the property must report.
+    ``withdraw``: a condition under which the block may drop what it offers at the next
+    clock edge (the core's abort); the property is not checked in the cycle after it.
     """
 
-    def __init__(self, m: Module, port, *, name: str, drop_valid: bool = False, check: bool = True):
+    def __init__(self, m: Module, port, *, name: str, drop_valid: bool = False, check: bool = True, withdraw=None):
         self.ready = free(m, 1, name=f"{name}_ready")
         m.d.comb += port.ready.eq(self.ready)
         self.port = port
@@ -83,6 +85,8 @@ class StreamOut:
         was_ready = past(m, port.ready, name=f"{name}_past_ready")
         was_payload = past(m, payload, name=f"{name}_past_payload")
         stalled = was_valid & ~was_ready
+        if withdraw is not None:
+            stalled &= ~past(m, withdraw, name=f"{name}_past_withdraw")
         valid = port.valid & ~stalled if drop_valid else port.valid
         with m.If(stalled & check):
             m.d.comb += Assert(valid, f"{name}: valid fell before ready")
