@@ -15,7 +15,7 @@ RUN = VERILATOR_ROOT=$(VERILATOR_ROOT) PATH="$(VERILATOR_ROOT)/bin:$(CURDIR)/$(V
 SIM ?= verilator
 SIMULATORS := verilator icarus
 
-.PHONY: setup tools-icarus demo test test-all bench-golden plots verilog sim perf synth train eval clean distclean help
+.PHONY: setup tools-icarus demo test test-all bench-golden plots verilog sim perf soak synth formal train eval clean distclean help
 
 help:
 	@echo "make setup         create .venv and install the project (every target does this first)"
@@ -30,7 +30,10 @@ help:
 	@echo "                   SIM=icarus: under Icarus Verilog, every block in every configuration"
 	@echo "make tools-icarus  install Icarus Verilog through apt when it is missing (make test and make sim SIM=icarus do)"
 	@echo "make perf          real layers (Qwen2-VL, MiniLM) on the RTL + full-size projections -> build/reports/perf.json, perf.md"
+	@echo "make soak          1000 seeded random layers on the SpikeCore RTL (ideal, stalled, aborted runs) -> build/reports/soak.json"
 	@echo "make synth         area (generic, sky130), FPGA Fmax, activity energy of spike/INT8/FP16 -> build/reports/ppa.*"
+	@echo "make formal        SymbiYosys proofs of the blocks and the core (stream protocol, conservation, overflow,"
+	@echo "                   refused operations) -> build/formal/, build/reports/formal.json"
 	@echo "make train         train the small Qwen2-VL on shapes-VQA (cached: build/vqa/qwen2vl_shapes.pt)"
 	@echo "make eval          float vs spiking accuracy, MED, MSTS, MiniLM -> build/reports/accuracy.{json,md}"
 
@@ -77,8 +80,14 @@ sim: $(STAMP) $(if $(filter icarus,$(SIM)),tools-icarus)
 perf: $(STAMP)
 	$(RUN) -m spikemllm.flow.perf --out $(BUILD)/reports
 
+soak: $(STAMP)
+	$(RUN) -m spikemllm.flow.soak --out $(BUILD)/reports $(if $(LAYERS),--layers $(LAYERS))
+
 synth: $(STAMP)
 	$(RUN) -m spikemllm.flow.ppa --out $(BUILD)/reports $(if $(WORKLOAD),--workload $(WORKLOAD))
+
+formal: $(STAMP)
+	$(RUN) -m spikemllm.flow.formal --out $(BUILD)/reports
 
 CHECKPOINT := $(BUILD)/vqa/qwen2vl_shapes.pt
 
