@@ -263,11 +263,13 @@ class LayerCore(Block, abc.ABC):
                         # the multiples of pes that fit, matched one by one: no divider
                         with m.Switch(w):
                             for tiles in range(1, c.max_out_tiles + 1):
+                                room = chunk_limit // tiles
                                 with m.Case(tiles * c.pes):
                                     m.d.sync += [
                                         out_tiles.eq(tiles),
-                                        chunk_room.eq(chunk_limit // tiles),
-                                        too_large.eq(in_chunks > chunk_limit // tiles),
+                                        chunk_room.eq(room),
+                                        # one tile leaves room for every chunk in_chunks holds
+                                        too_large.eq(in_chunks > room if room < kmax else 0),
                                     ]
                             with m.Default():
                                 too_many = w > c.max_out_tiles * c.pes
