@@ -135,9 +135,9 @@ def configured_runs(draw, bounds: FuzzBounds = FUZZ_BOUNDS):
 
 
 def fuzz_test(records: list, *, examples: int, seed_value: int, bounds: FuzzBounds = FUZZ_BOUNDS,
-              cores_only: bool = False):
+              cores_only: bool = False, progress: bool = False):
     """A hypothesis test over :func:`configured_runs` that appends one record per checked
-    configuration; the :data:`REGRESSIONS` run first."""
+    configuration (and with ``progress`` prints it); the :data:`REGRESSIONS` run first."""
     @seed(seed_value)
     @settings(max_examples=examples, deadline=None, derandomize=False, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -145,6 +145,8 @@ def fuzz_test(records: list, *, examples: int, seed_value: int, bounds: FuzzBoun
     def check(run):
         config, plan = run
         records.append(check_config(config, plan, cores_only=cores_only))
+        if progress:
+            print(len(records), json.dumps({k: v for k, v in records[-1].items() if k != "cycles"}), flush=True)
 
     for config, plan in REGRESSIONS:
         check = example(run=(config, plan))(check)
@@ -196,7 +198,7 @@ def test_fuzzed_configs_sweep():
     seed_value = int(os.environ.get("FUZZ_SEED") or random.randrange(1 << 32))
     records, start = [], time.monotonic()
     try:
-        fuzz_test(records, examples=examples, seed_value=seed_value)()
+        fuzz_test(records, examples=examples, seed_value=seed_value, progress=True)()
     finally:
         summary = summarize(records, seed_value=seed_value, seconds=time.monotonic() - start)
         report = os.environ.get("SPIKEMLLM_FUZZ_REPORT")
