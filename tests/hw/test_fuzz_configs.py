@@ -69,6 +69,13 @@ REGRESSIONS = [
                        max_fan_in=16, bias_bits=8, multiplier_bits=8, layers=3, max_out_tiles=2, dense_inputs=8),
      _plan(tokens=3, in_features=9, out_features=2, steps=((15, 1), (4, 2), (1, 3)), layer_tags=(2, 0, 2),
            density=1.0)),
+    # outputs wider than the requantizer's product (out_bits = 16, a 13-bit product): the
+    # shifted value was not sign-extended, so -3 left as 8189
+    (AcceleratorConfig(name="fuzz", lanes=2, pes=16, act_bits=10, weight_bits=8, t_max=1, events_per_cycle=2,
+                       max_fan_in=2, bias_bits=3, out_bits=16, multiplier_bits=2, shift_bits=1, layers=1,
+                       max_out_tiles=16, requantizers=8, dense_inputs=2),
+     _plan(seed=46559, tokens=1, in_features=2, out_features=1, layer_tags=(0,), density=0.2, in_pattern="random70",
+           out_pattern="alternate", pattern_seed=497)),
 ]
 """Configurations the fuzzing found accepted but failing to emit, lint or simulate exactly."""
 
