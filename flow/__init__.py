@@ -9,4 +9,5 @@
 * :mod:`.sram` -- memories costed as OpenRAM sky130 SRAM macros (area, access energy).
 * :mod:`.ppa` -- ``make synth``: area, timing and energy of the spike and dense cores.
 * :mod:`.perf` -- ``make perf``: a real layer on the RTL and full-size projections.
+* :mod:`.formal` -- ``make formal``: SymbiYosys proofs of the blocks and the core.
 """

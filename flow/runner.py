@@ -115,14 +115,16 @@ def build_block(config: AcceleratorConfig, block: str, *, waves: bool | None = N
 
 def run_block(build: BlockBuild, *, testcase: str | None = None, waves: bool | None = None,
               sweep: bool = False, results: Path | None = None, schedule: Path | None = None,
-              case: dict | None = None) -> Path:
+              case: dict | None = None, test_module: str | None = None, extra_env: dict | None = None) -> Path:
     """Run the cocotb testbench of a built block; return the results file.
 
     ``sweep`` also registers the long random sweep (``random_sweep``). ``results`` is where
     the top level's testbench writes its measurements (JSON); ``schedule`` a timestep
     schedule file it programs the core from (default: the case's own, written to the test
     folder); ``case`` the core testbench's workload and its options, e.g.
-    ``{"workload": "qwen2vl"}`` (default: the testbench's default workload).
+    ``{"workload": "qwen2vl"}`` (default: the testbench's default workload);
+    ``test_module`` another cocotb module for the block (e.g. :mod:`spikemllm.sim.core.soak`)
+    and ``extra_env`` more environment variables for it.
 
     Raises ``AssertionError`` with the tail of the simulation log if any cocotb test fails.
     """
@@ -143,10 +145,13 @@ def run_block(build: BlockBuild, *, testcase: str | None = None, waves: bool | N
     if schedule is not None:
         env["SPIKEMLLM_SCHEDULE"] = str(Path(schedule).resolve())
     env["SPIKEMLLM_CASE"] = json.dumps(case or {})
+    env.update(extra_env or {})
+    if test_module is None:
+        test_module = CORE_TESTBENCH_MODULE if build.block in CORES.values() else TESTBENCH_MODULE
     failure = None
     try:
         results = runner.test(
-            test_module=CORE_TESTBENCH_MODULE if build.block in CORES.values() else TESTBENCH_MODULE, hdl_toplevel=build.module, hdl_toplevel_lang="verilog", build_dir=build.build_dir,
+            test_module=test_module, hdl_toplevel=build.module, hdl_toplevel_lang="verilog", build_dir=build.build_dir,
             test_dir=test_dir, extra_env=env, waves=waves, testcase=testcase,
             results_xml=str(test_dir / "results.xml"), log_file=log,
         )

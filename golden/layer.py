@@ -7,7 +7,9 @@ constant, so the layer is fully described by integers: weights, bias, multiplier
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -19,7 +21,29 @@ from .requantize import quantize_multiplier, requantize
 from .rounding import round_half_away
 from .spike_linear import check_weight, spike_linear
 
-__all__ = ["IntegerLayer", "LayerTrace", "run_integer_layer"]
+__all__ = ["IntegerLayer", "LayerTrace", "run_integer_layer", "LAYER_FILE_FORMAT"]
+
+LAYER_FILE_FORMAT = "spikemllm-integer-layer/1"
+"""The ``format`` entry of a layer file (:meth:`IntegerLayer.save`)."""
+
+_VECTORS = ("bias", "multiplier", "shift")
+
+
+def _integers(value, where: str, depth: int) -> list:
+    """``value`` checked to be a list (``depth`` 1) or a list of equal-length lists (2) of integers."""
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"{where} must be a non-empty list, not {value!r:.60}")
+    if depth == 2:
+        width = len(value[0]) if isinstance(value[0], list) else None
+        for n, row in enumerate(value):
+            if not isinstance(row, list) or len(row) != width or not width:
+                raise ValueError(f"{where} row {n} must be a list of {width or 'one or more'} integers, not {row!r:.60}")
+            _integers(row, f"{where} row {n}", 1)
+        return value
+    for n, v in enumerate(value):
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise ValueError(f"{where} entry {n} is {v!r}; integers only")
+    return value
 
 
 @dataclass(frozen=True)
@@ -51,6 +75,51 @@ class IntegerLayer:
     @property
     def in_features(self) -> int:
         return self.weight.shape[1]
+
+    def to_dict(self) -> dict:
+        """The layer as plain JSON data (the layer file's content)."""
+        return {"format": LAYER_FILE_FORMAT, "out_bits": self.out_bits, "weight_bits": self.weight_bits,
+                "weight": self.weight.tolist(), **{name: getattr(self, name).tolist() for name in _VECTORS}}
+
+    @classmethod
+    def from_dict(cls, data, *, source: str = "layer") -> "IntegerLayer":
+        """A layer from :meth:`to_dict`'s data; ``ValueError`` prefixed with ``source``
+        names a missing or unknown entry, a value that is not an integer, a ragged or
+        mis-shaped tensor and a weight beyond ``weight_bits``."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: a layer is a JSON object, not {type(data).__name__}")
+        if data.get("format") != LAYER_FILE_FORMAT:
+            raise ValueError(f"{source}: format is {data.get('format')!r}, expected {LAYER_FILE_FORMAT!r}")
+        fields = {"format", "out_bits", "weight_bits", "weight", *_VECTORS}
+        missing, unknown = sorted(fields - set(data)), sorted(set(data) - fields)
+        problems = ([f"missing {missing}"] if missing else []) + ([f"unknown entries {unknown}"] if unknown else [])
+        if problems:
+            raise ValueError(f"{source}: " + "; ".join(problems))
+        for name in ("out_bits", "weight_bits"):
+            if not isinstance(data[name], int) or isinstance(data[name], bool):
+                raise ValueError(f"{source}: {name} is {data[name]!r}; an integer is needed")
+        try:
+            tensors = {"weight": torch.tensor(_integers(data["weight"], "weight", 2), dtype=torch.int64)}
+            tensors.update({n: torch.tensor(_integers(data[n], n, 1), dtype=torch.int64) for n in _VECTORS})
+            return cls(**tensors, out_bits=data["out_bits"], weight_bits=data["weight_bits"])
+        except (ValueError, TypeError, RuntimeError) as exc:  # torch: an integer beyond int64
+            raise ValueError(f"{source}: {exc}") from None
+
+    def save(self, path: str | Path) -> None:
+        """Write the layer as a JSON layer file."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict()) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "IntegerLayer":
+        """Read a layer file (:meth:`save`); ``ValueError`` naming the file and what is wrong
+        for a malformed or truncated one (:meth:`from_dict`)."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc})") from None
+        return cls.from_dict(data, source=str(path))
 
     @property
     def out_features(self) -> int:

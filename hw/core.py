@@ -36,7 +36,7 @@ requantizer, output) is the shell shared with the dense baseline cores
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal, Value
 from amaranth.lib import data, wiring
 
 from spikemllm.config import AcceleratorConfig, Coding
@@ -117,8 +117,10 @@ class SpikeCore(LayerCore):
         magnitude_bits = c.act_bits - 1
         act_r, cur_bank, T, tile_base, in_chunks = feed.act_read, feed.bank, feed.timesteps, feed.tile_base, feed.in_chunks
 
-        m.submodules.compactor = comp = SpikeEventCompactor(config=c)
-        m.submodules.pe_array = pe = SparseAccumulatePEArray(config=c)
+        comp = SpikeEventCompactor(config=c)
+        pe = SparseAccumulatePEArray(config=c)
+        m.submodules.compactor = ResetInserter(feed.flush)(comp)
+        m.submodules.pe_array = ResetInserter(feed.flush)(pe)
         wiring.connect(m, comp.o, pe.i)
 
         # -- neuron stage: step-major over K chunks, every step from the activation memory ---------
@@ -211,7 +213,7 @@ class SpikeCore(LayerCore):
                 low = ((Const(1, magnitude_bits + 1) << T) - 1)[:magnitude_bits]  # bits below 2^T
                 m.d.sync += [theta.eq(((Const(1, magnitude_bits + 1) << T) >> 1)[:magnitude_bits]), above.eq(~low)]
         with m.If(feed.flush):
-            m.d.sync += issuing.eq(0)
+            m.d.sync += [issuing.eq(0), r_valid.eq(0), s_valid.eq(0)]
 
         n_events = Signal(range(c.events_per_cycle + 1))
         m.d.comb += n_events.eq(sum(pe.i.p.events[k].valid for k in range(c.events_per_cycle)))

@@ -23,7 +23,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -99,7 +99,9 @@ class Feed:
     start (``timesteps``, ``tile_base`` and ``bank`` hold the tile's values from the next
     cycle; within a token ``begin`` comes in the cycle ``finished`` reports the previous
     tile's final item, so the datapath must accept it while it drains); ``flush``: high for one cycle when a run
-    starts or aborts (drop what is in flight in the feeder).
+    starts or aborts: every register of the datapath that carries work in flight (the
+    feeder's valid flags, its blocks, wrapped in ``ResetInserter(flush)``) returns to its
+    reset state in that clock edge, so the next run starts from the state of a fresh core.
     """
 
     act_read: object
@@ -180,7 +182,9 @@ class LayerCore(Block, abc.ABC):
     def elaborate(self, platform):
         m = Module()
         s = _Shell()
-        m.submodules.requantizer = s.rq = Requantizer(config=self.config, held_params=True)
+        s.flush = Signal()  # a run starts or aborts: every stage of the datapath returns to its reset state
+        s.rq = Requantizer(config=self.config, held_params=True)
+        m.submodules.requantizer = ResetInserter(s.flush)(s.rq)
         self._register_file(m, s)
         self._run_control(m, s)
         self._tile_memories(m, s)
@@ -210,6 +214,7 @@ class LayerCore(Block, abc.ABC):
         s.busy = busy = Signal()
         s.done = done = Signal()
         s.error = Signal()
+        s.aborted = Signal()
         s.error_code = error_code = Signal(4)
         s.counters = counters = {name: Signal(32, name=name.lower()) for name, _doc in COUNTERS}
         s.fault = Signal(4)  # an error raised by the datapath this cycle (0 = none)
@@ -218,6 +223,7 @@ class LayerCore(Block, abc.ABC):
         bus = self.bus
         s.start = start = Signal()
         s.clear = clear = Signal()
+        s.abort_request = abort_request = Signal()
         read_value = Signal(32)
         with m.Switch(bus.addr):
             constants = {"ID": ID_VALUE, **build_values(c, self.KIND)}
@@ -226,7 +232,7 @@ class LayerCore(Block, abc.ABC):
                     m.d.comb += read_value.eq(value)
             with m.Case(regs["STATUS"].word):
                 m.d.comb += read_value.eq(regs["STATUS"].assemble(
-                    {"BUSY": busy, "DONE": done, "ERROR": s.error, "ERROR_CODE": error_code}))
+                    {"BUSY": busy, "DONE": done, "ERROR": s.error, "ABORTED": s.aborted, "ERROR_CODE": error_code}))
             for name, sig in (("IN_FEATURES", in_chunks << lane_shift), ("OUT_FEATURES", out_tiles * c.pes), ("TOKENS", tokens)):
                 with m.Case(regs[name].word):
                     m.d.comb += read_value.eq(sig)
@@ -245,7 +251,13 @@ class LayerCore(Block, abc.ABC):
         with m.If(bus.w_stb):
             with m.Switch(bus.addr):
                 with m.Case(regs["CTRL"].word):
-                    m.d.comb += [start.eq(regs["CTRL"].field(w, "START")), clear.eq(regs["CTRL"].field(w, "CLEAR"))]
+                    ctrl = regs["CTRL"]
+                    abort_bit = ctrl.field(w, "ABORT")
+                    m.d.comb += [
+                        start.eq(ctrl.field(w, "START") & ~abort_bit),  # a write with ABORT never starts a run
+                        clear.eq(ctrl.field(w, "CLEAR")),
+                        abort_request.eq(abort_bit),
+                    ]
                 with m.Case(regs["IN_FEATURES"].word):
                     with m.If(busy):
                         m.d.sync += raise_error(_error("START_WHILE_BUSY"))
@@ -291,12 +303,17 @@ class LayerCore(Block, abc.ABC):
                     pass
 
     def _run_control(self, m: Module, s: "_Shell") -> None:
-        """Start (refused with an error code when the layer cannot run), clear, and abort on a fault."""
+        """Start (refused with an error code when the layer cannot run, and while ``ERROR``
+        is set: after a refused operation nothing computes until ``CLEAR``), clear, and abort (by
+        ``CTRL.ABORT`` during a run, or on a fault): ``busy`` drops and :meth:`_counters`
+        flushes the datapath in the same clock edge."""
         s.abort = Signal()
         s.run_start = Signal()
         with m.If(s.start):
             with m.If(s.busy):
                 m.d.sync += s.raise_error(_error("START_WHILE_BUSY"))
+            with m.Elif(s.error):  # a refused operation is pending: nothing starts until CLEAR
+                pass
             with m.Elif(s.tokens == 0):
                 m.d.sync += s.raise_error(_error("NO_TOKENS"))
             with m.Elif((s.in_chunks == 0) | (s.out_tiles == 0)):
@@ -305,12 +322,15 @@ class LayerCore(Block, abc.ABC):
                 m.d.sync += s.raise_error(_error("TOO_LARGE"))
             with m.Else():
                 m.d.comb += s.run_start.eq(1)
-                m.d.sync += [s.busy.eq(1), s.done.eq(0)]
+                m.d.sync += [s.busy.eq(1), s.done.eq(0), s.aborted.eq(0)]
                 m.d.sync += [sig.eq(0) for sig in s.counters.values()]
         with m.If(s.clear & ~s.run_start):
-            m.d.sync += [s.done.eq(0), s.error.eq(0), s.error_code.eq(0)]
+            m.d.sync += [s.done.eq(0), s.error.eq(0), s.error_code.eq(0), s.aborted.eq(0)]
             with m.If(~s.busy):
                 m.d.sync += [sig.eq(0) for sig in s.counters.values()]
+        with m.If(s.abort_request & s.busy):  # while idle, ABORT changes nothing
+            m.d.comb += s.abort.eq(1)
+            m.d.sync += s.aborted.eq(1)
         with m.If(s.fault != 0):
             m.d.sync += s.raise_error(s.fault)
             m.d.comb += s.abort.eq(1)
@@ -387,7 +407,6 @@ class LayerCore(Block, abc.ABC):
         s.in_features = Signal(c.index_width + 1)
         m.d.comb += s.in_features.eq(s.in_chunks << lane_shift)
         s.begin = Signal()   # start feeding a tile
-        s.flush = Signal()   # a run starts or aborts: drop what is being fed
         act_r = s.act_mem.read_port()
         s.dp = self.elaborate_datapath(m, Feed(
             act_read=act_r, bank=s.cur_bank, timesteps=s.T, tile_base=s.tile_base, in_chunks=s.in_chunks,
@@ -449,6 +468,8 @@ class LayerCore(Block, abc.ABC):
             with m.State("BEGIN"):
                 m.d.comb += s.begin.eq(1)
                 m.next = "FEED"
+                with m.If(s.abort):
+                    m.next = "WAIT_TOKEN"
             with m.State("FEED"):
                 with m.If(dp.finished):
                     with m.If(s.tile == s.out_tiles - 1):
@@ -458,6 +479,8 @@ class LayerCore(Block, abc.ABC):
                     with m.Else():
                         m.d.comb += s.begin.eq(1)
                         m.d.sync += [s.tile.eq(s.tile + 1), s.tile_base.eq(s.tile_base + s.in_features)]
+                with m.If(s.abort):
+                    m.next = "WAIT_TOKEN"
 
     def _output(self, m: Module, s: "_Shell") -> None:
         """The requantizer's vectors leave on ``o`` with their tile number and ``last``."""

@@ -24,7 +24,7 @@ Timing (ideal streams): :func:`spikemllm.golden.timing.core_model.dense_core_cyc
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
+from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal, Value, signed
 from amaranth.lib import data, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -310,7 +310,8 @@ class _DenseCore(LayerCore):
         log_d = D.bit_length() - 1
         kmax = c.in_chunks_max
         lane_shift = c.lane_index_width
-        m.submodules.mac_array = array = DenseMACArray(config=c, arithmetic=self.ARITHMETIC)
+        array = DenseMACArray(config=c, arithmetic=self.ARITHMETIC)
+        m.submodules.mac_array = ResetInserter(feed.flush)(array)
 
         index = Signal(c.index_width + 1)   # next input to issue (a multiple of D)
         issuing = Signal()
@@ -351,10 +352,12 @@ class _DenseCore(LayerCore):
                     r_last.eq(final),
                     index.eq(index + D),
                 ]
-        with m.If(finished | feed.flush):
+        with m.If(finished):
             m.d.sync += issuing.eq(0)
         with m.If(feed.begin):
             m.d.sync += [issuing.eq(1), index.eq(0)]
+        with m.If(feed.flush):
+            m.d.sync += [issuing.eq(0), r_valid.eq(0), s_valid.eq(0)]
         return Datapath(array=array, finished=finished, take=array.i.valid & array.i.ready, work=Const(D, bits_for(D)))
 
 

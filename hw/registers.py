@@ -19,8 +19,10 @@ register                  access  meaning
                                   datapath [26:25] (0 spike, 1 dense INT8, 2 dense FP16)
 ``HW_MEMORY``             ro      ``max_fan_in`` (weight-memory rows) [23:0]
 ``HW_TILES``              ro      ``max_out_tiles`` [15:0]
-``CTRL``                  wo      ``start`` [0], ``clear`` [1] (clear done, error and counters)
-``STATUS``                ro      ``busy`` [0], ``done`` [1], ``error`` [2], ``error_code`` [11:8]
+``CTRL``                  wo      ``start`` [0], ``clear`` [1] (clear done, error and counters),
+                                  ``abort`` [2] (stop a run; a write with it never starts one)
+``STATUS``                ro      ``busy`` [0], ``done`` [1], ``error`` [2], ``aborted`` [3],
+                                  ``error_code`` [11:8]
 ``IN_FEATURES``           rw      input features of the layer (a multiple of ``lanes``)
 ``OUT_FEATURES``          rw      output features of the layer (a multiple of ``pes``)
 ``TOKENS``                rw      tokens in the next run
@@ -292,11 +294,13 @@ def register_map(config: AcceleratorConfig) -> RegisterMap:
         ("CTRL", "wo", "control", (
             Field("START", 0, 1, "start a run of TOKENS tokens"),
             Field("CLEAR", 1, 1, "clear done, error and the performance counters"),
+            Field("ABORT", 2, 1, "stop the run in progress and drop everything in flight; never starts a run"),
         ), 1),
         ("STATUS", "ro", "status", (
             Field("BUSY", 0, 1, "a run is in progress"),
             Field("DONE", 1, 1, "the last run finished"),
             Field("ERROR", 2, 1, "a write or start was refused; see ERROR_CODE"),
+            Field("ABORTED", 3, 1, "the last run was stopped by ABORT"),
             Field("ERROR_CODE", 8, 4, "first refused operation since the last clear"),
         ), 1),
         ("IN_FEATURES", "rw", "input features (multiple of lanes)", (), 1),

@@ -11,5 +11,6 @@ Then, by folder:
 * :mod:`.backends` -- ``amaranth.sim`` and cocotb (Verilator) backends.
 * :mod:`.blocks` -- the pipeline blocks: golden beats, cases, benches, cocotb testbench.
 * :mod:`.core` -- the cores through the firmware driver: cases, cocotb testbench.
+* :mod:`.formal` -- formal harnesses of the blocks and the core (``make formal``).
 * ``fixtures/`` -- real captured data (package data) and its generator.
 """

@@ -98,6 +98,20 @@ class RunCycleCounter:
         return taken[-1] - start
 
 
+async def start_core(dut, block: str, config: AcceleratorConfig) -> tuple[SpikeCoreDriver, RunCycleCounter]:
+    """Start the clock, reset the core ``block`` built for ``config`` with its streams idle,
+    and return a driver that has identified it and a running :class:`RunCycleCounter`."""
+    start_clock(dut)
+    dut.bus__w_stb.value = 0
+    dut.bus__r_stb.value = 0
+    await reset(dut, ["i", "weights", "bias", "params"], ["o"])
+    driver = SpikeCoreDriver(CocotbBackend(dut, stream_layouts(block_component(block, config))), config)
+    counter = RunCycleCounter(dut, driver)
+    cocotb.start_soon(counter.watch())
+    await driver.identify()
+    return driver, counter
+
+
 def _setup():
     """The configuration, the schedule file, the case and the block under test.
 
@@ -126,14 +140,7 @@ async def real_layer_end_to_end(dut):
     """A real converted layer over mixed vision/text tokens: bit-exact and cycle-exact."""
     config, schedule_file, case, block = _setup()
     expected, model = core_expectation(case, block)
-    start_clock(dut)
-    dut.bus__w_stb.value = 0
-    dut.bus__r_stb.value = 0
-    await reset(dut, ["i", "weights", "bias", "params"], ["o"])
-    driver = SpikeCoreDriver(CocotbBackend(dut, stream_layouts(block_component(block, config))), config)
-    counter = RunCycleCounter(dut, driver)
-    cocotb.start_soon(counter.watch())
-    await driver.identify()
+    driver, counter = await start_core(dut, block, config)
     await driver.load_layer(case.program)
     await driver.set_timestep_table(load_timestep_table(config, schedule_file))
 

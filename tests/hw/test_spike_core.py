@@ -228,7 +228,7 @@ def test_bad_tokens_stop_the_run(layers, error):
         await driver.load_layer(case.program)
         await driver.set_timestep_table(case.table)
         with pytest.raises(SpikeCoreError) as info:
-            await driver.run(beats, tokens=case.tokens, out_tiles=case.program.out_tiles, max_cycles=200)
+            await driver.run(beats, tokens=case.tokens, out_tiles=case.program.out_tiles, timeout=200)
         return info.value.name
 
     assert run_with_driver(config, body) == error
