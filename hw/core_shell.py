@@ -364,7 +364,10 @@ class LayerCore(Block, abc.ABC):
         c = self.config
         kmax = c.in_chunks_max
         chunk_width = max(1, (kmax - 1).bit_length())
-        m.submodules.activation_memory = s.act_mem = Memory(shape=self.activation_layout(), depth=2 * kmax, init=[])
+        # Rows are addressed Cat(chunk, bank): each bank spans 2^chunk_width rows, which is
+        # more than kmax when kmax is not a power of two.
+        depth = 2 << chunk_width if kmax > 1 else 2
+        m.submodules.activation_memory = s.act_mem = Memory(shape=self.activation_layout(), depth=depth, init=[])
         act_w = s.act_mem.write_port()
         s.bank_full = bank_full = Signal(2)
         s.tag_modality = tag_modality = Signal(2)

@@ -76,6 +76,15 @@ REGRESSIONS = [
                        max_out_tiles=16, requantizers=8, dense_inputs=2),
      _plan(seed=46559, tokens=1, in_features=2, out_features=1, layer_tags=(0,), density=0.2, in_pattern="random70",
            out_pattern="alternate", pattern_seed=497)),
+    # three chunks per token (max_fan_in / lanes not a power of two): the activation memory
+    # held 2 * 3 rows, but rows are addressed Cat(chunk, bank), so bank 1's third chunk
+    # (row 6) fell outside it and its spikes were lost (EVENTS 3 where the model gives 5;
+    # the outputs saturate at out_bits = 4, so only the counters showed it)
+    (AcceleratorConfig(name="fuzz", lanes=2, pes=16, act_bits=10, weight_bits=5, t_max=1, events_per_cycle=1,
+                       max_fan_in=6, bias_bits=11, out_bits=4, multiplier_bits=31, shift_bits=1, layers=1,
+                       max_out_tiles=1, requantizers=8, dense_inputs=1),
+     _plan(seed=5777, tokens=4, in_features=6, out_features=15, layer_tags=(0, 0, 0, 0), density=0.2,
+           full_range=True, in_pattern="bursts", out_pattern="bursts", pattern_seed=55)),
 ]
 """Configurations the fuzzing found accepted but failing to emit, lint or simulate exactly."""
 
@@ -265,23 +274,3 @@ def test_load_config_and_generate_refuse_before_writing(bad):
             assert exit_info.value.code == 2
             assert names(stderr.getvalue(), field, value), (field, value, stderr.getvalue())
             assert not out.exists()
-
-
-OPEN_FAILURES = [
-    # found by make fuzz (seed 7), not fixed yet: three chunks per token, one tile of 16
-    # channels on 8 requantizer multipliers, one event per cycle, T = 1; the RTL's EVENTS
-    # and ACTIVE_CYCLES read 3 where the cycle model (and the spikes) give 5
-    (AcceleratorConfig(name="fuzz", lanes=2, pes=16, act_bits=10, weight_bits=5, t_max=1, events_per_cycle=1,
-                       max_fan_in=6, bias_bits=11, out_bits=4, multiplier_bits=31, shift_bits=1, layers=1,
-                       max_out_tiles=1, requantizers=8, dense_inputs=1),
-     _plan(seed=5777, tokens=4, in_features=6, out_features=15, layer_tags=(0, 0, 0, 0), density=0.2,
-           full_range=True, in_pattern="bursts", out_pattern="bursts", pattern_seed=55)),
-]
-"""Configurations the fuzzing found failing whose cause is not fixed yet."""
-
-
-@pytest.mark.xfail(strict=True, reason="open fuzz failure: spike core counts fewer events than the cycle model")
-@pytest.mark.parametrize("index", range(len(OPEN_FAILURES)))
-def test_open_fuzz_failures(index):
-    config, plan = OPEN_FAILURES[index]
-    check_config(config, plan, cores_only=True)
