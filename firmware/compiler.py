@@ -29,7 +29,7 @@ from spikemllm.config import AcceleratorConfig
 from spikemllm.modality import MODALITIES, Modality, timestep_entries, timestep_index
 
 __all__ = ["LayerProgram", "compile_layer", "timestep_table", "load_timestep_table", "token_beats", "expected_outputs",
-           "token_timesteps"]
+           "token_timesteps", "layer_tags"]
 
 
 @dataclass(frozen=True)
@@ -147,9 +147,22 @@ def load_timestep_table(config: AcceleratorConfig, path) -> list[int]:
     return timestep_table(config, Schedule.load(path))
 
 
-def token_timesteps(table: list[int], modality: torch.Tensor, layer_index: int) -> torch.Tensor:
-    """Per-token ``T`` the core will use: ``table[timestep_index(layer, modality)]``."""
-    return torch.tensor([table[timestep_index(layer_index, int(m))] for m in modality], dtype=torch.int64)
+def layer_tags(layer_index, tokens: int) -> list[int]:
+    """Each token's layer tag: ``layer_index`` is one tag for every token or a sequence of
+    ``tokens`` tags (a run may mix tokens of several layers of the timestep table)."""
+    if isinstance(layer_index, int):
+        return [layer_index] * tokens
+    tags = [int(t) for t in torch.as_tensor(layer_index).flatten().tolist()]
+    if len(tags) != tokens:
+        raise ValueError(f"{len(tags)} layer tags for {tokens} tokens")
+    return tags
+
+
+def token_timesteps(table: list[int], modality: torch.Tensor, layer_index) -> torch.Tensor:
+    """Per-token ``T`` the core will use: ``table[timestep_index(layer, modality)]``;
+    ``layer_index`` is one layer tag or one per token (:func:`layer_tags`)."""
+    tags = layer_tags(layer_index, len(modality))
+    return torch.tensor([table[timestep_index(n, int(m))] for n, m in zip(tags, modality)], dtype=torch.int64)
 
 
 def _check_tokens(program: LayerProgram, q: torch.Tensor, modality: torch.Tensor) -> None:
@@ -162,15 +175,18 @@ def _check_tokens(program: LayerProgram, q: torch.Tensor, modality: torch.Tensor
         raise ValueError(f"modality tags must be {' or '.join(f'{int(m)} ({m.label})' for m in Modality)}")
 
 
-def token_beats(program: LayerProgram, q: torch.Tensor, modality: torch.Tensor, layer_index: int) -> list[dict]:
-    """Input beats for tokens ``q`` ``(tokens, in)``: ``in_chunks`` chunks per token, padded."""
+def token_beats(program: LayerProgram, q: torch.Tensor, modality: torch.Tensor, layer_index) -> list[dict]:
+    """Input beats for tokens ``q`` ``(tokens, in)``: ``in_chunks`` chunks per token, padded;
+    ``layer_index`` is one layer tag or one per token (:func:`layer_tags`)."""
     _check_tokens(program, q, modality)
     c = program.config
     limit = (1 << (c.act_bits - 1)) - 1
     if q.numel() and int(q.abs().max()) > limit:
         raise ValueError(f"activation {int(q.abs().max())} does not fit act_bits={c.act_bits}")
-    if not 0 <= layer_index < c.layers:
-        raise ValueError(f"layer_index must be in [0, {c.layers - 1}], not {layer_index!r}")
+    tags = layer_tags(layer_index, q.shape[0])
+    for tag in tags:
+        if not 0 <= tag < c.layers:
+            raise ValueError(f"layer_index must be in [0, {c.layers - 1}], not {tag!r}")
     padded = torch.zeros(q.shape[0], program.padded_in, dtype=torch.int64)
     padded[:, : program.in_features] = q
     beats = []
@@ -179,7 +195,7 @@ def token_beats(program: LayerProgram, q: torch.Tensor, modality: torch.Tensor, 
             beats.append({
                 "values": row[k * c.lanes:(k + 1) * c.lanes],
                 "modality": int(modality[t]),
-                "layer": layer_index,
+                "layer": tags[t],
             })
     return beats
 

@@ -38,6 +38,11 @@ WAIVERS = {
         "signal that first assigns the signal's default and then lists only the cases that "
         "change it, so an uncovered case keeps the default and no latch can arise."
     ),
+    "ASCRANGE": (
+        "Yosys writes a zero-width wire, such as the address of a one-entry memory (the tile "
+        "memories of a core built for max_out_tiles = 1), as `wire [-1:0]`; nothing reads or "
+        "drives its bits, and Amaranth writes every other vector descending."
+    ),
     "DECLFILENAME": (
         "A design with submodules (the SpikeCore top level) is written as one file holding "
         "the top module and its submodules, named `top.sub`; only the top module can match "

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 
 from .compactor import SpikeEventCompactor
 from .core import SpikeCore
-from .dense_core import DenseFP16Core, DenseInt8Core
+from .dense_core import DenseFP16Core, DenseInt8Core, check_dense_config
 from .neuron_array import TCLIFNeuronArray
 from .pe_array import SparseAccumulatePEArray
 from .registers import CoreKind
 from .requantizer import Requantizer
 
-__all__ = ["BlockInfo", "BLOCKS", "PIPELINE_BLOCKS", "CoreKind", "CORES", "core_kind", "check_block", "block_component"]
+__all__ = ["BlockInfo", "BLOCKS", "PIPELINE_BLOCKS", "CoreKind", "CORES", "core_kind", "check_block", "block_component",
+           "block_refusal", "supported_blocks"]
 
 
 @dataclass(frozen=True)
@@ -76,3 +77,21 @@ def check_block(block: str) -> BlockInfo:
 def block_component(block: str, config):
     """A fresh component of ``block`` for ``config``."""
     return check_block(block).component(config=config)
+
+
+def block_refusal(block: str, config) -> str | None:
+    """Why ``block`` cannot be built for ``config`` (the error its constructor would raise),
+    or ``None`` if it can: the FP16 baseline needs activations exact in FP16; every other
+    block takes any valid configuration."""
+    check_block(block)
+    if block in CORES.values() and core_kind(block) is not CoreKind.SPIKE:
+        try:
+            check_dense_config(config, core_kind(block).value)
+        except ValueError as exc:
+            return str(exc)
+    return None
+
+
+def supported_blocks(config) -> list[str]:
+    """The block keys (in :data:`BLOCKS` order) that can be built for ``config``."""
+    return [key for key in BLOCKS if block_refusal(key, config) is None]

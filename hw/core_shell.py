@@ -275,11 +275,13 @@ class LayerCore(Block, abc.ABC):
                         # the multiples of pes that fit, matched one by one: no divider
                         with m.Switch(w):
                             for tiles in range(1, c.max_out_tiles + 1):
+                                room = chunk_limit // tiles
                                 with m.Case(tiles * c.pes):
                                     m.d.sync += [
                                         out_tiles.eq(tiles),
-                                        chunk_room.eq(chunk_limit // tiles),
-                                        too_large.eq(in_chunks > chunk_limit // tiles),
+                                        chunk_room.eq(room),
+                                        # one tile leaves room for every chunk in_chunks holds
+                                        too_large.eq(in_chunks > room if room < kmax else 0),
                                     ]
                             with m.Default():
                                 too_many = w > c.max_out_tiles * c.pes
@@ -362,7 +364,10 @@ class LayerCore(Block, abc.ABC):
         c = self.config
         kmax = c.in_chunks_max
         chunk_width = max(1, (kmax - 1).bit_length())
-        m.submodules.activation_memory = s.act_mem = Memory(shape=self.activation_layout(), depth=2 * kmax, init=[])
+        # Rows are addressed Cat(chunk, bank): each bank spans 2^chunk_width rows, which is
+        # more than kmax when kmax is not a power of two.
+        depth = 2 << chunk_width if kmax > 1 else 2
+        m.submodules.activation_memory = s.act_mem = Memory(shape=self.activation_layout(), depth=depth, init=[])
         act_w = s.act_mem.write_port()
         s.bank_full = bank_full = Signal(2)
         s.tag_modality = tag_modality = Signal(2)

@@ -6,6 +6,8 @@ per block, named for what the block is (``tclif_neuron_array.v``,
 top level ``spike_core.v`` and the dense baselines ``dense_int8_core.v`` and
 ``dense_fp16_core.v``), and
 ``config.json`` (parameters, derived widths, block latencies and each block's ports).
+A block the configuration cannot build (the FP16 baseline with activations wider than
+FP16 holds exactly) is left out, and ``config.json`` says why under ``skipped``.
 
 Output is deterministic: no source locations, dates or absolute paths are written, so a
 rerun is byte-identical. The configuration is validated when it is constructed, before
@@ -24,7 +26,7 @@ from amaranth.hdl import Value
 
 from spikemllm.config import AcceleratorConfig, add_config_arguments, config_from_args
 
-from .blocks import BLOCKS, block_component, check_block
+from .blocks import BLOCKS, block_component, block_refusal, check_block, supported_blocks
 
 __all__ = ["block_verilog", "describe", "generate", "main"]
 
@@ -51,17 +53,27 @@ def describe(config: AcceleratorConfig, blocks: dict | None = None) -> dict:
     ``blocks`` (block key -> entry) reuses entries already made while emitting Verilog.
     """
     if blocks is None:
-        blocks = {key: _emit(key, config)[1] for key in BLOCKS}
-    return {**config.to_dict(), "blocks": blocks}
+        blocks = {key: _emit(key, config)[1] for key in supported_blocks(config)}
+    skipped = {key: block_refusal(key, config) for key in BLOCKS if key not in blocks}
+    return {**config.to_dict(), "blocks": blocks, **({"skipped": skipped} if skipped else {})}
 
 
 def generate(config: AcceleratorConfig, out: Path, blocks=None) -> list[Path]:
-    """Write Verilog of ``blocks`` (default all) and ``config.json`` into ``out``; return the paths."""
+    """Write Verilog of ``blocks`` (default: every block ``config`` can build) and
+    ``config.json`` into ``out``; return the paths.
+
+    Raises before anything is written: ``TypeError`` for a config that is not an
+    :class:`AcceleratorConfig`, ``ValueError`` for an unknown block or a block asked for
+    by name that ``config`` cannot build.
+    """
     if not isinstance(config, AcceleratorConfig):
         raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
-    keys = list(BLOCKS) if blocks is None else list(blocks)
+    keys = supported_blocks(config) if blocks is None else list(blocks)
     for key in keys:
         check_block(key)
+        refusal = block_refusal(key, config)
+        if refusal is not None:
+            raise ValueError(f"block {key!r} cannot be built for configuration {config.name!r}: {refusal}")
     texts, entries = {}, {}
     for key in keys:
         text, entries[key] = _emit(key, config)

@@ -166,7 +166,9 @@ class Requantizer(Block):
             with m.If(h_final):
                 m.d.sync += out_valid.eq(1)
             for r in range(R):
-                shifted = Signal(signed(width + 1), name=f"shifted_{r}")
+                # at least one bit above the output's, so a product narrower than the
+                # output is sign-extended before the saturation reads those bits
+                shifted = Signal(signed(max(width, c.out_bits) + 1), name=f"shifted_{r}")
                 value = Signal(signed(c.out_bits), name=f"value_{r}")
                 m.d.comb += shifted.eq(rounding[r] >> h_shift[r])
                 sign = shifted[-1]

@@ -27,6 +27,8 @@ __all__ = [
     "Coding",
     "CODINGS",
     "MAX_SHIFT_LIMIT",
+    "FIELD_RANGES",
+    "PRODUCT_BITS",
     "bits_for",
     "DEFAULT_CONFIG",
     "SMALL_CONFIG",
@@ -72,13 +74,42 @@ MAX_SHIFT_LIMIT = 62
 """Largest requantizer shift: the golden model's product ``|acc * M|`` plus the rounding bias
 stays an int64 shifted by at most 62 (``golden.requantize.MAX_SHIFT`` reads it from here)."""
 
-_ACT_BITS = (2, 16)
-_WEIGHT_BITS = (2, 8)
-_OUT_BITS = (2, 16)
-_BIAS_BITS = (2, 48)
-_MULTIPLIER_BITS = (2, 31)
-_SHIFT_BITS = (1, 6)
-_PRODUCT_BITS = 64  # the requantizer's product must stay an int64 in the golden model
+FIELD_RANGES = {
+    "lanes": (2, 1 << 15),
+    "pes": (1, (1 << 16) - 1),
+    "act_bits": (2, 16),
+    "weight_bits": (2, 8),
+    "t_max": (1, 255),
+    "events_per_cycle": (1, 255),
+    "max_fan_in": (2, (1 << 24) - 1),
+    "bias_bits": (2, 48),
+    "out_bits": (2, 16),
+    "multiplier_bits": (2, 31),
+    "shift_bits": (1, 6),
+    "layers": (1, 255),
+    "max_out_tiles": (1, 1 << 12),
+    "requantizers": (1, (1 << 16) - 1),
+    "dense_inputs": (1, 128),
+}
+"""Integer field -> ``(low, high)`` of its own range. The upper bounds of ``lanes``,
+``pes``, ``t_max``, ``events_per_cycle``, ``max_fan_in``, ``dense_inputs`` and
+``requantizers`` are what the cores' build registers (``HW_*``, :mod:`spikemllm.hw.registers`)
+report in their fields. The constraints between fields narrow these: ``t_max <= t_max_limit`` (from ``act_bits`` and
+``coding``), ``events_per_cycle <= lanes``, ``max_fan_in`` a multiple of ``lanes``,
+``requantizers`` a divisor of ``pes``, ``dense_inputs`` a power of two at most ``lanes``,
+``lanes`` a power of two, and the requantizer product ``acc_width + multiplier_bits``
+at most :data:`PRODUCT_BITS`."""
+
+PRODUCT_BITS = 64
+"""Widest requantizer product: it must stay an int64 in the golden model."""
+
+_ACT_BITS = FIELD_RANGES["act_bits"]
+_WEIGHT_BITS = FIELD_RANGES["weight_bits"]
+_OUT_BITS = FIELD_RANGES["out_bits"]
+_BIAS_BITS = FIELD_RANGES["bias_bits"]
+_MULTIPLIER_BITS = FIELD_RANGES["multiplier_bits"]
+_SHIFT_BITS = FIELD_RANGES["shift_bits"]
+_PRODUCT_BITS = PRODUCT_BITS
 
 
 def bits_for(value: int) -> int:
@@ -183,40 +214,43 @@ class AcceleratorConfig:
         _check_power_of_two("lanes", self.lanes)
         if self.lanes < 2:
             raise ValueError(f"lanes must be at least 2, not {self.lanes!r}")
-        _check_int("pes", self.pes, 1)
+        _check_int("lanes", self.lanes, *FIELD_RANGES["lanes"])
+        _check_int("pes", self.pes, *FIELD_RANGES["pes"])
         _check_int("act_bits", self.act_bits, *_ACT_BITS)
         _check_int("weight_bits", self.weight_bits, *_WEIGHT_BITS)
         if self.coding not in CODINGS:
             raise ValueError(f"coding must be one of {CODINGS}, not {self.coding!r}")
         object.__setattr__(self, "coding", Coding(self.coding))
-        _check_int("t_max", self.t_max, 1)
+        _check_int("t_max", self.t_max, *FIELD_RANGES["t_max"])
         if self.t_max > self.t_max_limit:
             need = "act_bits - 1" if self.coding is Coding.TC_LIF else "2^(act_bits-1) - 1"
             raise ValueError(
                 f"t_max={self.t_max!r} is more than {self.coding} coding of {self.act_bits}-bit "
                 f"activations needs: at most {need} = {self.t_max_limit}"
             )
-        _check_int("events_per_cycle", self.events_per_cycle, 1, self.lanes)
-        _check_int("max_fan_in", self.max_fan_in, self.lanes)
+        _check_int("events_per_cycle", self.events_per_cycle, 1, min(self.lanes, FIELD_RANGES["events_per_cycle"][1]))
+        _check_int("max_fan_in", self.max_fan_in, self.lanes, FIELD_RANGES["max_fan_in"][1])
         if self.max_fan_in % self.lanes:
             raise ValueError(f"max_fan_in must be a multiple of lanes={self.lanes}, not {self.max_fan_in!r}")
         _check_int("bias_bits", self.bias_bits, *_BIAS_BITS)
         _check_int("out_bits", self.out_bits, *_OUT_BITS)
         _check_int("multiplier_bits", self.multiplier_bits, *_MULTIPLIER_BITS)
         _check_int("shift_bits", self.shift_bits, *_SHIFT_BITS)
-        _check_int("layers", self.layers, 1, 255)
-        _check_int("max_out_tiles", self.max_out_tiles, 1, 1 << 12)
+        _check_int("layers", self.layers, *FIELD_RANGES["layers"])
+        _check_int("max_out_tiles", self.max_out_tiles, *FIELD_RANGES["max_out_tiles"])
         _check_int("requantizers", self.requantizers, 1, self.pes)
         if self.pes % self.requantizers:
             raise ValueError(f"requantizers must divide pes={self.pes}, not {self.requantizers!r}")
         _check_power_of_two("dense_inputs", self.dense_inputs)
+        _check_int("dense_inputs", self.dense_inputs, *FIELD_RANGES["dense_inputs"])
         if self.dense_inputs > self.lanes:
             raise ValueError(f"dense_inputs must be at most lanes={self.lanes}, not {self.dense_inputs!r}")
         if self.product_width > _PRODUCT_BITS:
             raise ValueError(
-                f"acc_width={self.acc_width} plus multiplier_bits={self.multiplier_bits!r} gives a "
-                f"{self.product_width}-bit requantizer product, more than {_PRODUCT_BITS}; "
-                f"reduce max_fan_in, bias_bits or multiplier_bits"
+                f"acc_width={self.acc_width} (from t_max={self.t_max!r}, coding={self.coding.value!r}, "
+                f"max_fan_in={self.max_fan_in!r}, weight_bits={self.weight_bits!r}, bias_bits={self.bias_bits!r}) "
+                f"plus multiplier_bits={self.multiplier_bits!r} gives a {self.product_width}-bit requantizer "
+                f"product, more than {_PRODUCT_BITS}; reduce max_fan_in, bias_bits or multiplier_bits"
             )
 
     # -- activations and timesteps -------------------------------------------------------

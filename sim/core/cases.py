@@ -38,7 +38,7 @@ from spikemllm.hw.blocks import CoreKind, core_kind
 from spikemllm.config import AcceleratorConfig, Coding
 from spikemllm.modality import Modality
 
-__all__ = ["LAYER", "QWEN2VL_LAYER", "QWEN2VL_FIXTURE_NAME", "WORKLOADS", "CoreCase", "case_schedule", "random_case",
+__all__ = ["LAYER", "QWEN2VL_LAYER", "QWEN2VL_FIXTURE_NAME", "WORKLOADS", "CoreCase", "case_schedule", "table_schedule", "random_case",
            "minilm_case", "qwen2vl_case", "qwen2vl_fixture", "qwen2vl_schedule", "fixture_parameters", "workload_case",
            "fitting_shape", "activation_bits", "spikes_by_modality", "core_expectation"]
 
@@ -65,7 +65,8 @@ class CoreCase:
     program: LayerProgram
     schedule: Schedule
     """``T`` per layer and modality; the case's layer is ``schedule.layers[layer_index]``."""
-    layer_index: int
+    layer_index: int | list[int]
+    """the tokens' layer tag, or one tag per token (a run mixing layers of the table)"""
     q: torch.Tensor
     modality: torch.Tensor
     timesteps: torch.Tensor
@@ -91,9 +92,16 @@ class CoreCase:
 
 def case_schedule(layer_index: int, tv: int, tt: int, *, name: str = "layer") -> Schedule:
     """A schedule of ``layer_index + 1`` language-model layers, each with vision ``tv`` and text ``tt``."""
-    names = [f"{name}{n}" if n != layer_index else name for n in range(layer_index + 1)]
-    return Schedule({n: {"vision": tv, "text": tt} for n in names}, {n: "language_model" for n in names},
-                    meta={"purpose": "core testbench"})
+    return table_schedule([(tv, tt)] * (layer_index + 1), name=name, layer_index=layer_index)
+
+
+def table_schedule(steps, *, name: str = "layer", layer_index: int | None = None) -> Schedule:
+    """A schedule of language-model layers with ``steps[n] = (vision T, text T)`` for layer
+    ``n`` of the timestep table; layer ``layer_index`` (if given) is named ``name``, the
+    others ``name`` plus their index."""
+    names = [f"{name}{n}" if n != layer_index else name for n in range(len(steps))]
+    return Schedule({n: {"vision": int(v), "text": int(t)} for n, (v, t) in zip(names, steps)},
+                    {n: "language_model" for n in names}, meta={"purpose": "core testbench"})
 
 
 def _finish(program: LayerProgram, schedule: Schedule, layer_index, q, modality, *, workload: str = "random",
@@ -111,20 +119,39 @@ def _finish(program: LayerProgram, schedule: Schedule, layer_index, q, modality,
 
 
 def random_case(config: AcceleratorConfig, *, seed: int, tokens: int, in_features: int, out_features: int,
-                tv: int, tt: int, layer_index: int = 1, density: float = 0.6) -> CoreCase:
-    """Random weights and activations; ``density`` is the fraction of non-zero activations."""
+                tv: int = 1, tt: int = 1, layer_index=1, density: float = 0.6, steps=None,
+                full_range: bool = False) -> CoreCase:
+    """Random weights and activations; ``density`` is the fraction of non-zero activations.
+
+    The timestep table holds vision ``tv`` and text ``tt`` for layers ``0 .. layer_index``,
+    or ``steps`` (one ``(vision T, text T)`` per table layer) when given; ``layer_index``
+    is every token's layer tag or one tag per token. Modality tags are random. Biases,
+    multipliers and shifts scale the accumulators into the output range, or with
+    ``full_range`` cover the whole range the configuration's fields hold (most outputs
+    then saturate or round to zero).
+    """
     g = torch.Generator().manual_seed(seed)
     wmax = (1 << (config.weight_bits - 1)) - 1
     weight = torch.randint(-wmax, wmax + 1, (out_features, in_features), generator=g)
-    bias_max = min(1 << 10, (1 << (config.bias_bits - 1)) - 1)
+    bias_full = (1 << (config.bias_bits - 1)) - 1
+    bias_max = bias_full if full_range else min(1 << 10, bias_full)
+    mb = config.multiplier_bits
+    if full_range:
+        multiplier, shift = (0, 1 << mb), (0, config.max_shift + 1)
+    else:
+        multiplier = (1 << (mb - 1), 1 << mb)
+        shift = (min(mb, config.max_shift), min(config.max_shift, mb + 8) + 1)
     layer = IntegerLayer(
         weight, torch.randint(-bias_max, bias_max + 1, (out_features,), generator=g),
-        torch.randint(1 << (config.multiplier_bits - 1), 1 << config.multiplier_bits, (out_features,), generator=g),
-        torch.randint(config.multiplier_bits, min(config.max_shift, config.multiplier_bits + 8) + 1, (out_features,), generator=g),
+        torch.randint(*multiplier, (out_features,), generator=g),
+        torch.randint(*shift, (out_features,), generator=g),
         out_bits=config.out_bits, weight_bits=config.weight_bits,
     )
     program = compile_layer(config, layer)
-    schedule = case_schedule(layer_index, tv, tt)
+    if steps is None:
+        schedule = case_schedule(layer_index if isinstance(layer_index, int) else max(layer_index), tv, tt)
+    else:
+        schedule = table_schedule(steps)
     modality = torch.randint(0, 2, (tokens,), generator=g)
     T = token_timesteps(timestep_table(config, schedule), modality, layer_index)
     limit = [config.coding.max_value(int(t)) for t in T]

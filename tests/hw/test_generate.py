@@ -46,6 +46,19 @@ def test_bad_configuration_fails_before_anything_is_written(tmp_path):
         gen.generate({"lanes": 8}, tmp_path / "out")
 
 
+def test_a_core_the_configuration_cannot_build_is_left_out(tmp_path):
+    """14-bit activations are not exact in FP16: the FP16 baseline is skipped with the reason,
+    and asked for by name it is refused before anything is written."""
+    wide = AcceleratorConfig(name="wide_act", lanes=8, pes=4, act_bits=14, t_max=7, max_fan_in=16)
+    names = {p.name for p in gen.generate(wide, tmp_path / "all")}
+    assert names == NAMES - {"dense_fp16_core.v"}
+    description = json.loads((tmp_path / "all" / "config.json").read_text())
+    assert "fp16_core" not in description["blocks"] and "act_bits=14" in description["skipped"]["fp16_core"]
+    with pytest.raises(ValueError, match="fp16_core.*act_bits=14"):
+        gen.generate(wide, tmp_path / "fp16", blocks=["core", "fp16_core"])
+    assert not (tmp_path / "fp16").exists()
+
+
 def test_command_line(tmp_path, capsys):
     assert gen.main(["--config", "small", "--out", str(tmp_path)]) == 0
     assert "requantizer.v" in capsys.readouterr().out

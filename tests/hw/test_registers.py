@@ -41,3 +41,16 @@ def test_words_follow_declaration_order_without_gaps():
     regs = register_map(CORE_SMALL).registers
     assert [r.word for r in regs] == [sum(p.count for p in regs[:n]) for n in range(len(regs))]
     assert regs[-1].name == "TTABLE" and regs[-1].count == 2 * CORE_SMALL.layers
+
+
+def test_build_fields_hold_every_configurable_value():
+    """Each ``HW_*`` field holds its parameter's whole range (``FIELD_RANGES``), so no
+    configuration the dataclass accepts fails to build its register map."""
+    from spikemllm.config import FIELD_RANGES, bits_for
+
+    regmap = register_map(CORE_SMALL)
+    for reg, fields in BUILD_FIELDS.items():
+        for name, param in fields.items():
+            if param in FIELD_RANGES:
+                width = next(f.width for f in regmap[reg].fields if f.name == name)
+                assert bits_for(FIELD_RANGES[param][1]) <= width, (reg, name, param)
