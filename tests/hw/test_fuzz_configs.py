@@ -40,7 +40,7 @@ from spikemllm.config import FIELD_RANGES, AcceleratorConfig, Coding, load_confi
 SIMULATED_CORES = ("core", "int8_core")
 """The cores each configuration runs (the FP16 baseline has its own tests)."""
 
-DEFAULT_EXAMPLES = 4
+DEFAULT_EXAMPLES = 2
 DEFAULT_SEED = 20251
 DEFAULT_BOUNDS = FuzzBounds(lanes=16, pes=8, chunks=8, out_tiles=8, layers=16, tokens=3, run_work=400)
 """The default suite's examples: few, fixed, smaller sizes, and only the cores emitted

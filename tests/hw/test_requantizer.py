@@ -12,7 +12,7 @@ from spikemllm.sim.patterns import pattern
 
 BLOCK = "requantizer"
 VERILATOR_CONFIGS = ("small", "default")
-ICARUS_CONFIGS = ("small",)
+ICARUS_CONFIGS = ()  # the requantizer's comparison with Verilator runs behind slow; the PE array's in the default suite
 
 
 def test_over_the_accumulator_range():
