@@ -197,7 +197,7 @@ class SpikeCoreDriver:
             raise TypeError(f"program must be a LayerProgram (firmware.compiler.compile_layer), not {type(program).__name__}")
         if program.config != self.config:
             raise ValueError(f"program was compiled for {program.config.name!r}, the core is {self.config.name!r}")
-        await self._check_idle("load_layer")
+        await self._check_ready("load_layer")
         transfers = {
             "weights": Transfer([{"addr": a, "row": list(r)} for a, r in program.weight_rows]),
             "bias": Transfer([{"tile": j, "bias": list(b)} for j, b in program.bias_tiles]),
@@ -208,11 +208,13 @@ class SpikeCoreDriver:
         await self.write("OUT_FEATURES", program.padded_out)
         await self.check()
 
-    async def _check_idle(self, what: str) -> None:
-        """Raise if the core is busy, or holds an error (a START would be refused)."""
+    async def _check_ready(self, what: str) -> None:
+        """Raise if the core holds an error (it refuses START until :meth:`clear`) or is busy."""
         status = await self.status()
         if status["error"]:
-            raise SpikeCoreError(status["error_code"])
+            error = SpikeCoreError(status["error_code"])
+            error.add_note(f"{what}: an earlier operation was refused and the error is still set; clear() it first")
+            raise error
         if status["busy"]:
             done = await self.read("TOKENS_DONE")
             raise RuntimeError(f"{what}: the core is busy with a run ({done} of {await self.read('TOKENS')} tokens done); "
@@ -254,7 +256,7 @@ class SpikeCoreDriver:
             raise ValueError(f"tokens must be a positive integer, not {tokens!r}")
         if _integer(timeout) is None or timeout < 1:
             raise ValueError(f"timeout must be a positive number of cycles, not {timeout!r}")
-        await self._check_idle("run")
+        await self._check_ready("run")
         chunks = await self.read("IN_FEATURES") // self.config.lanes
         tiles = await self.read("OUT_FEATURES") // self.config.pes
         if out_tiles != tiles:

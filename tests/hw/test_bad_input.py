@@ -9,7 +9,7 @@ import pytest
 import torch
 from core_suite import CORE_SMALL
 from spikemllm.firmware.compiler import compile_layer
-from spikemllm.firmware.driver import Transfer, TransferTimeout
+from spikemllm.firmware.driver import SpikeCoreError, Transfer, TransferTimeout
 from spikemllm.golden.convert.schedule import Schedule
 from spikemllm.golden.layer import IntegerLayer
 from spikemllm.hw.registers import ERRORS
@@ -174,3 +174,25 @@ def test_loads_and_configuration_writes_during_a_run_change_nothing():
     outputs, status, again = run_with_driver(CORE_SMALL, body)
     assert outputs == CASE.expected and status["done"] and not status["error"]
     _exact(again)
+
+
+def test_a_pending_error_refuses_the_next_run_until_cleared():
+    """After a refused write the core refuses START until CLEAR; the driver raises the
+    pending error before starting, and the run after ``clear()`` is exact."""
+    async def body(driver):
+        await driver.load_layer(CASE.program)
+        await driver.set_timestep_table(CASE.table)
+        await driver.write("TTABLE", CORE_SMALL.t_max + 1)   # refused: BAD_T
+        with pytest.raises(SpikeCoreError, match="BAD_T") as info:
+            await driver.run(CASE.beats, **RUN)
+        status = await driver.status()
+        await driver.write("TOKENS", CASE.tokens)
+        await driver.start()                                  # the core itself refuses it too
+        started = await driver.status()
+        await driver.clear()
+        return info.value, status, started, await driver.run(CASE.beats, **RUN)
+
+    error, status, started, result = run_with_driver(CORE_SMALL, body)
+    assert any("clear() it first" in note for note in error.__notes__)
+    assert status["error"] and not status["busy"] and not started["busy"]
+    _exact(result)
