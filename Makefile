@@ -15,7 +15,7 @@ RUN = VERILATOR_ROOT=$(VERILATOR_ROOT) PATH="$(VERILATOR_ROOT)/bin:$(CURDIR)/$(V
 SIM ?= verilator
 SIMULATORS := verilator icarus
 
-.PHONY: setup tools-icarus demo test test-all fuzz bench-golden plots verilog sim perf soak synth formal train eval clean distclean help
+.PHONY: setup tools-icarus demo test test-all fuzz bench-golden plots verilog sim perf soak synth formal bitstream board-run train eval clean distclean help
 
 help:
 	@echo "make setup         create .venv and install the project (every target does this first)"
@@ -36,6 +36,10 @@ help:
 	@echo "make synth         area (generic, sky130), FPGA Fmax, activity energy of spike/INT8/FP16 -> build/reports/ppa.*"
 	@echo "make formal        SymbiYosys proofs of the blocks and the core (stream protocol, conservation, overflow,"
 	@echo "                   refused operations) -> build/formal/, build/reports/formal.json"
+	@echo "make bitstream     BOARD=icebreaker|ulx3s: the board top level (UART bridge + core) through YoWASP"
+	@echo "                   Yosys/nextpnr/icepack|ecppack -> build/board/<board>/, build/reports/board_<board>.{json,md}"
+	@echo "make board-run     BOARD=... PORT=/dev/ttyUSB0: run the board's layer through the driver on a"
+	@echo "                   programmed board, compare with golden -> build/reports/board_run_<board>.json"
 	@echo "make train         train the small Qwen2-VL on shapes-VQA (cached: build/vqa/qwen2vl_shapes.pt)"
 	@echo "make eval          float vs spiking accuracy, MED, MSTS, MiniLM -> build/reports/accuracy.{json,md}"
 
@@ -94,6 +98,16 @@ synth: $(STAMP)
 
 formal: $(STAMP)
 	$(RUN) -m spikemllm.flow.formal --out $(BUILD)/reports
+
+# The board of `make bitstream` and `make board-run` (spikemllm.hw.board.top.BOARDS).
+BOARD ?= icebreaker
+
+bitstream: $(STAMP)
+	$(RUN) -m spikemllm.flow.board bitstream --board $(BOARD) --build $(BUILD)
+
+board-run: $(STAMP)
+	$(if $(PORT),,$(error PORT is not set: make board-run BOARD=$(BOARD) PORT=/dev/ttyUSB0))
+	$(RUN) -m spikemllm.flow.board run --board $(BOARD) --port $(PORT) --build $(BUILD)
 
 CHECKPOINT := $(BUILD)/vqa/qwen2vl_shapes.pt
 

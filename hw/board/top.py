@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from amaranth.hdl import Elaboratable, Module
+from amaranth.lib import io
 
 from spikemllm.config import PRESETS, AcceleratorConfig
 
@@ -106,8 +107,11 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         bridge = m.submodules.bridge = self.bridge_for(platform.default_clk_frequency)
-        uart = platform.request("uart", 0)
-        m.d.comb += [bridge.rx.eq(uart.rx.i), uart.tx.o.eq(bridge.tx)]
+        uart = platform.request("uart", 0, dir={"rx": "-", "tx": "-"})
+        m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [bridge.rx.eq(rx.i), tx.o.eq(bridge.tx)]
         for output, (resource, number) in self.board.leds.items():
-            m.d.comb += platform.request(resource, number).o.eq(getattr(bridge, output))
+            led = m.submodules[f"led_{output}"] = io.Buffer("o", platform.request(resource, number, dir="-"))
+            m.d.comb += led.o.eq(getattr(bridge, output))
         return m

@@ -15,7 +15,7 @@ from amaranth.hdl import Module
 from amaranth.sim import Simulator
 from spikemllm.firmware.driver import SpikeCoreDriver, Transfer
 from spikemllm.firmware.serial_backend import SerialBackend, open_port
-from spikemllm.flow.board import run_layer
+from spikemllm.flow.board import board_case, run_layer
 from spikemllm.hw.board.bridge import HostBridge
 from spikemllm.hw.board.protocol import (
     Command,
@@ -29,7 +29,7 @@ from spikemllm.hw.board.top import BAUD
 from spikemllm.hw.board.uart import UARTReceiver, UARTTransmitter
 from spikemllm.hw.registers import register_map
 from spikemllm.sim.backends.uart_pty import SimulatedBoard
-from spikemllm.sim.core.cases import qwen2vl_case, random_case
+from spikemllm.sim.core.cases import qwen2vl_case
 
 from spikemllm.config import PRESETS
 
@@ -168,12 +168,12 @@ def test_real_layer_through_the_serial_link():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["board_ice40", "small"])
 def test_board_configuration_through_the_serial_link(name):
-    """The iCEBreaker's configuration on a random layer of the largest shape it holds, and
+    """The iCEBreaker's configuration on its board layer (random, 39 tokens), and
     the Qwen2-VL layer's 39 tokens on ``small`` (more tokens than the input buffer holds
     with a 32-beat buffer, so the run streams through the link)."""
     config = PRESETS[name]
     if name == "board_ice40":
-        case, params = random_case(config, seed=15, tokens=20, in_features=8, out_features=8), {}
+        case, params = board_case(config), {}
     else:
         case, params = qwen2vl_case(config), {"in_depth": 32}
     with SimulatedBoard(config, divisor=4, **params) as board:
