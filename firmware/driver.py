@@ -3,7 +3,8 @@
 The driver knows the register map (from :func:`spikemllm.hw.registers.register_map`, the
 single declaration) and the load streams; a *backend* knows how to reach the core. The
 cocotb simulation is one backend and ``amaranth.sim`` another
-(:mod:`spikemllm.sim.backends`); a hardware backend implements the same three calls.
+(:mod:`spikemllm.sim.backends`); :mod:`.serial_backend` reaches a board over a serial port
+with the same three calls.
 All calls are coroutines, so one driver serves simulators and hosts alike.
 
 Typical use::
