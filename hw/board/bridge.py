@@ -148,6 +148,7 @@ class HostBridge(wiring.Component):
         # the payload's position within a beat of the addressed stream: 0 at the end of a
         # frame of whole beats (a modulo without a divider)
         beat_position = Signal(range(len(beat) // 8))
+        beats = Signal(16)  # whole beats in the payload
 
         def respond(code: Status, payload_length=0, pull=False):
             m.d.sync += [status.eq(code), resp_length.eq(payload_length), resp_pull.eq(pull),
@@ -199,7 +200,7 @@ class HostBridge(wiring.Component):
                 declared = Cat(length[:8], byte)
                 with m.If(rx.o.valid):
                     m.d.comb += crc_rx.valid.eq(1)
-                    m.d.sync += [length[8:].eq(byte), count.eq(0), beat_position.eq(0)]
+                    m.d.sync += [length[8:].eq(byte), count.eq(0), beat_position.eq(0), beats.eq(0)]
                     with m.If(declared > self.max_payload):
                         refuse_later(Status.BAD_FRAME)
                     with m.Elif(declared == 0):
@@ -212,6 +213,8 @@ class HostBridge(wiring.Component):
                 m.d.comb += [buf_w.addr.eq(count), buf_w.data.eq(byte), buf_w.en.eq(rx.o.valid)]
                 receive("PAYLOAD", word.eq(Cat(word[8:], byte)), count.eq(count + 1),
                         beat_position.eq(Mux(beat_position == push_bytes - 1, 0, beat_position + 1)))
+                with m.If(rx.o.valid & (beat_position == push_bytes - 1)):
+                    m.d.sync += beats.eq(beats + 1)
                 with m.If(rx.o.valid & (count == length - 1)):
                     m.next = "CHECKSUM"
             with m.State("CHECKSUM"):
@@ -225,12 +228,19 @@ class HostBridge(wiring.Component):
                     m.next = "READ"
                 with m.Elif((command == Command.PUSH) & (address < len(PUSH_STREAMS)) & (length != 0)
                             & (beat_position == 0)):
-                    m.d.sync += [count.eq(0), index.eq(0)]
-                    m.next = "PUSH_READ"
+                    # a push the stream cannot take now would stall the bridge: refused
+                    with m.If(Mux(address == 0, beats > in_free, self.busy)):
+                        respond(Status.BUSY)
+                    with m.Else():
+                        m.d.sync += [count.eq(0), index.eq(0)]
+                        m.next = "PUSH_READ"
                 with m.Elif((command == Command.PULL) & (address < len(PULL_STREAMS)) & (length == 2)
                             & (word[16:] <= 0xFFFF // o_bytes)):
-                    m.d.sync += pull_left.eq(word[16:])
-                    respond(Status.OK, word[16:] * o_bytes, pull=True)
+                    with m.If(word[16:] > out_level):
+                        respond(Status.BUSY)
+                    with m.Else():
+                        m.d.sync += pull_left.eq(word[16:])
+                        respond(Status.OK, word[16:] * o_bytes, pull=True)
                 with m.Elif((command == Command.LEVELS) & (address == 0) & (length == 0)):
                     m.d.sync += word.eq(Cat(in_free, out_level))
                     respond(Status.OK, 4)

@@ -39,7 +39,10 @@ length beyond ``max_payload`` is discarded together with every byte that follows
 the line has been idle for ``idle_timeout`` cycles, and then answered with an error;
 a frame cut short is answered with ``TIMEOUT`` once the line has been idle that long; a
 frame that checks but asks for something impossible (unknown command, address or length)
-is answered at once. An error response has no payload; nothing was executed.
+is answered at once, and so is a push or pull the stream cannot serve now (``BUSY``: a
+load stream while the core runs, more input beats than the input buffer has free, more
+output beats than it holds), which would otherwise stall the bridge. An error response
+has no payload; nothing was executed.
 """
 
 from __future__ import annotations
@@ -77,6 +80,9 @@ class Status(enum.IntEnum):
     """wrong sync byte, unknown command, address or length"""
     TIMEOUT = 3
     """the frame stopped before its declared end"""
+    BUSY = 4
+    """a push or pull the stream cannot serve now: a load stream while the core runs, more
+    input beats than the input buffer has free, more output beats than it holds"""
 
 
 PUSH_STREAMS = ("i", "weights", "bias", "params")

@@ -133,7 +133,8 @@ def _refusals(board: SimulatedBoard, backend: SerialBackend, config) -> None:
     corrupted = good[:7] + bytes([good[7] ^ 0x04]) + good[8:]  # one payload bit flipped, CRC kept
     cases = [(corrupted, Status.BAD_CRC), (good[:5], Status.TIMEOUT),
              (_recrc(bytes([0x5A, 0x7F]) + good[2:-1]), Status.BAD_FRAME),  # no command 0x7F
-             (b"\x00" + good, Status.BAD_FRAME)]  # a stray byte before the sync byte
+             (b"\x00" + good, Status.BAD_FRAME),  # a stray byte before the sync byte
+             (encode_request(Command.PULL, 0, (1).to_bytes(2, "little")), Status.BUSY)]  # the output buffer is empty
     for frame, status in cases:
         backend.port.write(frame)
         with pytest.raises(LinkError) as refused:
