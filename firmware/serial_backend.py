@@ -25,7 +25,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from spikemllm.hw.board.protocol import (
-    HEADER_BYTES,
     PULL_STREAMS,
     PUSH_STREAMS,
     RESPONSE_SYNC,

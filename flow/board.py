@@ -8,12 +8,13 @@ resources used on the device and the achieved Fmax of the board clock, measured 
 nextpnr on the real pinout. nextpnr fails the build when the design does not reach the
 board's clock frequency.
 
-``python -m spikemllm.flow.board run --board icebreaker --port /dev/ttyUSB0`` runs the
-Qwen2-VL layer (:func:`spikemllm.sim.core.cases.qwen2vl_case`) through the firmware
-driver over the serial link on a board that has the bitstream loaded (it programs
-nothing) and compares the outputs with the golden model and ``CYCLES`` with the cycle
-model; ``build/reports/board_run_<board>.json`` holds the result. A port that does not
-exist is an error naming it.
+``python -m spikemllm.flow.board run --board icebreaker --port /dev/ttyUSB1`` runs the
+board's layer (:func:`board_case`: the Qwen2-VL layer where its fixture has a slice for
+the configuration, else a seeded random layer) through the firmware driver over the
+serial link on a board that has the bitstream loaded (it programs nothing) and compares
+the outputs with the golden model and ``CYCLES`` with the cycle model;
+``build/reports/board_run_<board>.json`` holds the result. A port that does not exist is
+an error naming it.
 """
 
 from __future__ import annotations

@@ -54,14 +54,12 @@ from amaranth.hdl import Shape
 from amaranth.lib.crc import catalog
 
 __all__ = [
-    "REQUEST_SYNC", "RESPONSE_SYNC", "HEADER_BYTES", "Command", "Status", "PUSH_STREAMS", "PULL_STREAMS", "CRC",
+    "REQUEST_SYNC", "RESPONSE_SYNC", "Command", "Status", "PUSH_STREAMS", "PULL_STREAMS", "CRC",
     "crc8", "beat_bytes", "stream_layouts", "encode_request", "encode_response", "LinkError",
 ]
 
 REQUEST_SYNC = 0x5A
 RESPONSE_SYNC = 0xA5
-HEADER_BYTES = 6
-"""Bytes before a request's payload: sync, command, address (2), length (2)."""
 
 
 class Command(enum.IntEnum):
