@@ -228,19 +228,17 @@ def tool_versions() -> dict:
 
 
 def source_version() -> str:
-    """SHA-256 of the project's installed source and data files (every subpackage of ``spikemllm``)."""
+    """SHA-256 of the project's installed source and data files (``spikemllm`` and its
+    subpackages, which live in folders of their own)."""
     import spikemllm
+    from spikemllm import firmware, flow, golden, hw, sim
 
     digest = hashlib.sha256()
-    roots = sorted({Path(p) for p in spikemllm.__path__})
-    from spikemllm import golden, hw, sim, firmware, flow  # noqa: F401 -- their folders are the source
-
-    for module in (spikemllm, golden, hw, sim, firmware, flow):
-        roots += [Path(p) for p in module.__path__]
-    for root in sorted(set(roots)):
+    roots = sorted({Path(p).resolve() for m in (spikemllm, golden, hw, sim, firmware, flow) for p in m.__path__})
+    for root in roots:
         for path in sorted(root.rglob("*")):
             if path.suffix in (".py", ".json", ".toml") and "__pycache__" not in path.parts:
-                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+                digest.update(f"{root.name}/{path.relative_to(root)}".encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 
@@ -741,6 +739,9 @@ def plot(rows: list[dict], path: Path) -> Path:
         pts = [(r["energy_per_token_j"] * 1e9, r["throughput_per_mm2"]) for r in with_energy]
         front = pareto_front(pts)
         a1.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "k--", linewidth=0.8, label="Pareto front")
+    else:
+        a1.text(0.5, 0.5, "no energy figures (the sweep ran without the energy stage)", ha="center",
+                transform=a1.transAxes)
     a1.set_xlabel("energy per token, logic + clock + SRAM (nJ, estimate)")
     a1.set_ylabel("throughput per area (tokens/s/mm^2)")
     a1.set_title("throughput per area vs energy per token")
@@ -826,7 +827,12 @@ def main(argv=None) -> int:
     except SweepError as exc:
         parser.error(str(exc))
     start = time.monotonic()
-    result = run_sweep(sweep, args.build, address=args.address, cpus=args.cpus, retry_failed=args.retry_failed)
+    try:
+        result = run_sweep(sweep, args.build, address=args.address, cpus=args.cpus, retry_failed=args.retry_failed)
+    finally:
+        import ray
+
+        ray.shutdown()  # disconnects from a cluster, stops a local Ray this command started
     report = write_reports(sweep, str(args.sweep or DEFAULT_SWEEP), result, args.out, time.monotonic() - start)
     for r in report["points"]:
         if r["status"] != "ok":

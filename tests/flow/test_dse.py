@@ -141,3 +141,14 @@ def test_sweep_on_local_ray_caches_and_reports_failures(local_ray, tmp_path):
     assert second["computed"] == [] and sorted(second["cached"]) == sorted(rows)
     assert {r["label"]: {k: v for k, v in r.items() if k != "cached"} for r in second["rows"]} == \
         {label: {k: v for k, v in r.items() if k != "cached"} for label, r in rows.items()}
+
+
+def test_command_line_refuses_a_malformed_sweep_before_running(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[points]]\nconfig = 'small'\nrequantizers = 3\n")
+    with pytest.raises(SystemExit) as info:
+        dse.main(["--sweep", str(bad), "--out", str(tmp_path / "out"), "--build", str(tmp_path / "build")])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "points[0] (requantizers=3)" in err and "requantizers must divide pes=4, not 3" in err
+    assert not (tmp_path / "build").exists() and not (tmp_path / "out").exists()
