@@ -461,7 +461,7 @@ def run_sweep(sweep: Sweep, build: Path, *, address: str | None = None, cpus: in
     computed, cached = [], []
     ray = None
     pending = {}
-    bar = tqdm(total=0, desc="dse", unit="point", disable=not progress)
+    bar = tqdm(total=len(sweep.points), desc="dse", unit="point", disable=not progress)
 
     def finish(key: str, spec: dict, row: dict, *, from_cache: bool) -> None:
         row = {**row, "label": spec["label"], "matched_to": spec["matched_to"], "key": key, "cached": from_cache}
@@ -480,8 +480,9 @@ def run_sweep(sweep: Sweep, build: Path, *, address: str | None = None, cpus: in
             labels[key].append(point.matched_to or point.label)
             return
         labels[key] = [point.matched_to or point.label]
-        bar.total += 1
-        bar.refresh()
+        if point.matched_to:  # a baseline joins the count when its spike point is done
+            bar.total += 1
+            bar.refresh()
         entry = cache / f"{key}.json"
         if entry.exists():
             row = json.loads(entry.read_text())["row"]
@@ -630,15 +631,21 @@ def held_out_error(rows: list[dict]) -> dict:
     return {"method": "leave-one-out over the synthesized points", "summary": summary, "points": per_point}
 
 
-def estimate_rows(sweep: Sweep, model: dict) -> list[dict]:
+def estimate_rows(sweep: Sweep, model: dict, measured: list[dict] = ()) -> list[dict]:
     """Rows of the sweep's ``[[estimate]]`` points and their matched baselines: cycles from
-    the exact cycle model, area and energy from ``model``."""
+    the exact cycle model, area and energy from ``model``. Cores among the ``measured`` rows
+    (same kind and configuration) are left out: their figures are measured."""
     rows = []
     clock_hz = sweep.clock_mhz * 1e6
+    done = {(r["kind"], json.dumps(r["config"], sort_keys=True)) for r in measured if r["status"] == "ok"}
     for point in sweep.estimate:
         todo = [point]
         while todo:
             p = todo.pop(0)
+            identity = (p.kind, json.dumps(p.config.to_dict()["parameters"], sort_keys=True))
+            if identity in done:
+                continue
+            done.add(identity)
             row = {"label": p.label, "kind": p.kind, "matched_to": p.matched_to, "status": "ok",
                    "source": "estimate", "config": p.config.to_dict()["parameters"], "stages": [],
                    "dense_inputs": p.config.dense_inputs if p.kind != "spike" else None}
@@ -795,7 +802,7 @@ def write_reports(sweep: Sweep, sweep_file: str, result: dict, out: Path, second
     out.mkdir(parents=True, exist_ok=True)
     rows = result["rows"]
     model = fit_estimator(rows)
-    estimates = estimate_rows(sweep, model) if sweep.estimate else []
+    estimates = estimate_rows(sweep, model, rows) if sweep.estimate else []
     report = {
         "sweep": {"file": sweep_file, "workload": sweep.workload, "tokens": next((r["tokens"] for r in rows if "tokens" in r), None),
                   "clock_mhz": sweep.clock_mhz, "stages": list(sweep.stages), "fpga": list(sweep.fpga),
