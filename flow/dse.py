@@ -719,8 +719,9 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 
 def plot(rows: list[dict], path: Path) -> Path:
-    """Throughput per area against energy per token (Pareto front drawn) and utilization
-    against throughput per area; measured points filled, estimated ones hollow."""
+    """Throughput per area against energy per token (each kind's Pareto front, measured and
+    estimated points together, dashed) and utilization against throughput per area;
+    measured points filled, estimated ones hollow."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -742,11 +743,13 @@ def plot(rows: list[dict], path: Path) -> Path:
             a2.scatter([r["utilization"] for r in sel], [r["throughput_per_mm2"] for r in sel], label=label,
                        **{k: v for k, v in style.items() if k != "color"})
     with_energy = [r for r in ok if r.get("energy_per_token_j")]
-    if with_energy:
-        pts = [(r["energy_per_token_j"] * 1e9, r["throughput_per_mm2"]) for r in with_energy]
+    for kind in KINDS:
+        pts = [(r["energy_per_token_j"] * 1e9, r["throughput_per_mm2"]) for r in with_energy if r["kind"] == kind]
         front = pareto_front(pts)
-        a1.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "k--", linewidth=0.8, label="Pareto front")
-    else:
+        if front:
+            a1.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "--", color=colors[kind], linewidth=0.8,
+                    marker="*", markersize=12, fillstyle="none", label=f"{kind} Pareto front")
+    if not with_energy:
         a1.text(0.5, 0.5, "no energy figures (the sweep ran without the energy stage)", ha="center",
                 transform=a1.transAxes)
     a1.set_xlabel("energy per token, logic + clock + SRAM (nJ, estimate)")
