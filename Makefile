@@ -15,7 +15,7 @@ RUN = VERILATOR_ROOT=$(VERILATOR_ROOT) PATH="$(VERILATOR_ROOT)/bin:$(CURDIR)/$(V
 SIM ?= verilator
 SIMULATORS := verilator icarus
 
-.PHONY: setup tools-icarus demo test test-all fuzz bench-golden plots verilog sim perf soak synth formal bitstream board-run train eval clean distclean help
+.PHONY: setup tools-icarus demo test test-all fuzz bench-golden plots verilog sim perf soak synth dse formal bitstream board-run train eval clean distclean help
 
 help:
 	@echo "make setup         create .venv and install the project (every target does this first)"
@@ -34,6 +34,8 @@ help:
 	@echo "make perf          real layers (Qwen2-VL, MiniLM) on the RTL + full-size projections -> build/reports/perf.json, perf.md"
 	@echo "make soak          1000 seeded random layers on the SpikeCore RTL (ideal, stalled, aborted runs) -> build/reports/soak.json"
 	@echo "make synth         area (generic, sky130), FPGA Fmax, activity energy of spike/INT8/FP16 -> build/reports/ppa.*"
+	@echo "make dse           design-space sweep on Ray (SWEEP=file.toml, RAY_ADDRESS=host:port for a cluster):"
+	@echo "                   every point checked, synthesized, measured; estimator; Pareto plots -> build/reports/dse.*"
 	@echo "make formal        SymbiYosys proofs of the blocks and the core (stream protocol, conservation, overflow,"
 	@echo "                   refused operations) -> build/formal/, build/reports/formal.json"
 	@echo "make bitstream     BOARD=icebreaker|ulx3s: the board top level (UART bridge + core) through YoWASP"
@@ -95,6 +97,10 @@ soak: $(STAMP)
 
 synth: $(STAMP)
 	$(RUN) -m spikemllm.flow.ppa --out $(BUILD)/reports $(if $(WORKLOAD),--workload $(WORKLOAD))
+
+dse: $(STAMP)
+	$(RUN) -m spikemllm.flow.dse --out $(BUILD)/reports --build $(BUILD)/dse $(if $(SWEEP),--sweep $(SWEEP)) \
+		$(if $(RAY_ADDRESS),--address $(RAY_ADDRESS))
 
 formal: $(STAMP)
 	$(RUN) -m spikemllm.flow.formal --out $(BUILD)/reports

@@ -259,13 +259,14 @@ def _write_schedule(folder: Path, tv: int, tt: int) -> Path:
     return path
 
 
-def _simulate(v: Variant, out: Path, workload: str) -> dict:
-    """Traced simulation of a variant's workload and what :func:`measure_run` reads from it."""
+def _simulate(v: Variant, out: Path, workload: str, options: dict | None = None) -> dict:
+    """Traced simulation of a variant's workload and what :func:`measure_run` reads from it;
+    ``options`` go to the workload's case function (e.g. ``{"tokens": 8}``)."""
     root = out / "power" / (v.reuse_build or v.label)
     build = build_block(v.config, v.block, waves=True, root=root)
     results = build.build_dir / f"run_results_{v.label}.json"
     schedule = _write_schedule(out / "schedules", *v.schedule) if v.schedule else None
-    run_block(build, results=results, waves=True, schedule=schedule, case={"workload": workload})
+    run_block(build, results=results, waves=True, schedule=schedule, case={"workload": workload, **(options or {})})
     run = json.loads(results.read_text())
     module = BLOCKS[v.block].module
     netlist = activity_netlist(build.build_dir / "rtl" / f"{module}.v", module, build.build_dir / "activity")
