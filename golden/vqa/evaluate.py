@@ -123,8 +123,8 @@ def evaluate(
     """Run the whole evaluation and write the reports; returns the ``accuracy.json`` content."""
     start = time.time()
     model, meta = load_checkpoint(checkpoint)
-    heldout = generate(heldout_size, HELDOUT_SEED)
-    calibration = generate(calibration_size, CALIBRATION_SEED)
+    heldout = generate(heldout_size, HELDOUT_SEED, split="heldout")
+    calibration = generate(calibration_size, CALIBRATION_SEED, split="train")
     ev = _Evaluator(model, heldout, calibration, log)
     levels = list(levels)
     for needed in (HEADLINE, HEADLINE_BITS_READING):

@@ -33,6 +33,28 @@ def test_generation_is_deterministic_and_seeded():
         generate(0, 1)
 
 
+def _pairs(objects_and_questions):
+    """(layout, question) keys recomputed here: the objects as a sorted tuple and the words."""
+    return {(tuple(sorted(tuple(o) for o in objects)), tuple(words)) for objects, words in objects_and_questions}
+
+
+def test_heldout_pairs_never_appear_in_training():
+    from spikemllm.golden.vqa.evaluate import CALIBRATION_SEED
+    from spikemllm.golden.vqa.train import HELDOUT_SEED, TRAIN_SEED
+
+    training = generate_training(1500, TRAIN_SEED, questions=6)
+    seen = _pairs((item.scene.objects, q) for item in training for _kind, q, _answer in item.questions)
+    heldout = generate(500, HELDOUT_SEED, split="heldout")
+    assert not seen & _pairs((s.scene.objects, s.question) for s in heldout)
+    calibration = generate(128, CALIBRATION_SEED, split="train")
+    assert not _pairs((s.scene.objects, s.question) for s in calibration) & _pairs((s.scene.objects, s.question) for s in heldout)
+    # without the partition, held-out questions repeat training pairs (few-object layouts are few)
+    assert len(seen & _pairs((s.scene.objects, s.question) for s in generate(500, HELDOUT_SEED))) > 50
+    assert len({s.kind for s in heldout}) == len(vqa_data.KINDS)
+    with pytest.raises(ValueError, match="split"):
+        generate(3, 1, split="test")
+
+
 def _cell_colors(image):
     """Independent reading of a rendered scene: the dominant object colour in each cell."""
     found = {}
