@@ -18,7 +18,7 @@ from spikemllm.golden.vqa.data import (
     generate_training,
     to_patches,
 )
-from spikemllm.golden.vqa.evaluate import evaluate, parse_level
+from spikemllm.golden.vqa.evaluate import evaluate, paired_gap, parse_level
 from spikemllm.golden.vqa.model import build_model, load_checkpoint, save_checkpoint
 from spikemllm.golden.vqa.train import train
 
@@ -137,7 +137,7 @@ def test_evaluation_pipeline_writes_the_report(tmp_path):
     model = build_model("tiny", seed=1).eval()
     save_checkpoint(model, tmp_path / "ck.pt", {"size": "tiny", "parameters": 1})
     report = evaluate(tmp_path / "ck.pt", tmp_path / "reports", heldout_size=12, calibration_size=6,
-                      levels=("3/4", "2/3"), minilm=False, log=lambda msg: None)
+                      levels=("3/4", "2/3"), integer_levels=("3/4",), minilm=False, log=lambda msg: None)
     data = json.loads((tmp_path / "reports" / "accuracy.json").read_text())
     assert data == json.loads(json.dumps(report))
     assert 0.0 <= data["fp"] <= 1.0
@@ -145,6 +145,12 @@ def test_evaluation_pipeline_writes_the_report(tmp_path):
     # the spike path and fake quantization form the same integers, so the same answers
     assert data["spike"] == data["fake_quant"]
     assert data["count_equal_levels"]["3/4"]["accuracy"] == data["spike"]["3/4"]
+    assert set(data["integer"]) == {"3/4", "2/3"} and set(data["gaps"]) == {"3/4", "2/3"}
+    for level, gaps in data["gaps"].items():
+        assert gaps["integer"]["gap_points"] == round(100 * (data["fp"] - data["integer"][level]), 2)
+        low, high = gaps["integer"]["ci95_points"]
+        assert low <= gaps["integer"]["gap_points"] <= high
+    assert data["headline"]["timesteps_reading"]["integer"] == data["gaps"]["3/4"]["integer"]
     assert data["headline"]["timesteps_reading"]["level"] == "3/4"
     assert data["headline"]["bits_reading"]["level"] == "2/3"
     assert [row["uniform"] for row in data["msts"]["comparisons"]] == ["2/2", "2/3", "3/3", "3/4"]
@@ -169,3 +175,20 @@ def test_shared_training_positions_equal_the_models_own():
         shared = model(**inputs, position_ids=_positions(model, inputs)).logits
     real = inputs["attention_mask"].bool()
     assert torch.equal(own[real], shared[real])
+
+
+def test_paired_gap_counts_discordant_questions_and_brackets_the_gap():
+    rng = np.random.default_rng(5)
+    a = rng.random(400) < 0.9
+    b = a.copy()
+    b[:30] = ~b[:30]  # flip 30 answers
+    g = paired_gap(a.tolist(), b.tolist())
+    assert g["only_reference_right"] == int((a & ~b).sum()) and g["only_other_right"] == int((~a & b).sum())
+    assert g["gap_points"] == round(100 * (a.mean() - b.mean()), 2)
+    low, high = g["ci95_points"]
+    # the paired standard error of the difference is sqrt(discordant) / n; the interval is about +-2 of them
+    se = 100 * np.sqrt(30) / 400
+    assert low < g["gap_points"] < high and 3 * se < high - low < 5 * se
+    assert paired_gap([True, False], [True, False])["ci95_points"] == [0.0, 0.0]
+    with pytest.raises(ValueError, match="equal"):
+        paired_gap([True], [True, False])
