@@ -50,13 +50,21 @@ from spikemllm.modality import Modality
 
 from ..encoding import tc_lif_max
 from ..layer import IntegerLayer, run_integer_layer
-from ..quantize import calibrate_mse_scale, qmax, quantize_static, quantize_weight_per_channel
+from ..quantize import (
+    calibrate_mse_scale,
+    hadamard_matrix,
+    qmax,
+    quantize_static,
+    quantize_weight_per_channel,
+    smoothquant_factors,
+)
 from ..requantize import requantize
 from ..spike_linear import integer_matmul
 from .model import ModalityRouter, convert_layers
 from .schedule import Schedule
 
-__all__ = ["StaticProgram", "IntegerLinear", "convert_integer", "integer_layers", "set_spikes", "CALIBRATION_VALUES"]
+__all__ = ["StaticProgram", "IntegerLinear", "convert_integer", "integer_layers", "set_spikes", "block_hadamard",
+           "TRANSFORMS", "CALIBRATION_VALUES"]
 
 CALIBRATION_VALUES = 1 << 16
 """Input magnitudes kept per (layer, modality) for choosing the input scale (evenly strided)."""
@@ -99,20 +107,32 @@ class StaticProgram:
 
 
 class _Statistics:
-    """Calibration statistics of one layer for one modality."""
+    """Calibration statistics of one layer for one modality: its input rows and output maxima."""
 
     def __init__(self, out_features: int):
         self.inputs: list[torch.Tensor] = []
         self.out_absmax = torch.zeros(out_features, dtype=torch.float64)
 
     def add(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        self.inputs.append(x.detach().abs().flatten().float())
+        self.inputs.append(x.detach().float())
         self.out_absmax = torch.maximum(self.out_absmax, y.detach().abs().amax(dim=0).double())
 
-    def input_sample(self) -> torch.Tensor:
-        values = torch.cat(self.inputs)
-        stride = max(1, values.numel() // CALIBRATION_VALUES)
-        return values[::stride]
+    def input_rows(self) -> torch.Tensor:
+        """At most about ``CALIBRATION_VALUES`` values, as whole rows evenly strided."""
+        rows = torch.cat(self.inputs)
+        stride = max(1, rows.numel() // CALIBRATION_VALUES)
+        return rows[::stride]
+
+
+TRANSFORMS = ("none", "smoothquant", "hadamard")
+"""Input transforms folded into the integer weights (:class:`IntegerLinear`)."""
+
+
+def block_hadamard(n: int) -> torch.Tensor:
+    """Orthonormal block-diagonal Hadamard matrix of size ``n``: blocks of the largest power
+    of two dividing ``n`` (96 = 3 blocks of 32), so widths that are not powers of two rotate too."""
+    block = n & -n
+    return torch.block_diag(*[hadamard_matrix(block, dtype=torch.float64)] * (n // block))
 
 
 class IntegerLinear(nn.Module):
@@ -125,22 +145,48 @@ class IntegerLinear(nn.Module):
     layer_name: str
     router: ModalityRouter
 
-    def __init__(self, linear: nn.Linear, *, config: AcceleratorConfig = WIDE_CONFIG):
+    def __init__(self, linear: nn.Linear, *, config: AcceleratorConfig = WIDE_CONFIG, transform: str = "none",
+                 alpha: float = 0.5):
         super().__init__()
         if not isinstance(linear, nn.Linear):
             raise TypeError(f"expected an nn.Linear, not {type(linear).__name__}")
+        if transform not in TRANSFORMS:
+            raise ValueError(f"transform must be one of {TRANSFORMS}, not {transform!r}")
+        self.transform, self.alpha = transform, alpha
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.config = config
         self.float_dtype = linear.weight.dtype
         self.register_buffer("float_weight", linear.weight.detach().double().clone())
         self.register_buffer("float_bias", None if linear.bias is None else linear.bias.detach().double().clone())
-        wq = quantize_weight_per_channel(self.float_weight, config.weight_bits)
-        self.register_buffer("weight_int", wq.q)
-        self.register_buffer("weight_scale", wq.scale.double())
+        self.register_buffer("input_map", None)
+        self._quantize_weight(self.float_weight)
         self.calibrating = False
         self.spikes = False
         self.statistics: dict[int, _Statistics] = {}
         self._programs: dict[tuple[int, int], StaticProgram] = {}
+
+    def _quantize_weight(self, weight: torch.Tensor) -> None:
+        wq = quantize_weight_per_channel(weight, self.config.weight_bits)
+        self.weight_int, self.weight_scale = wq.q, wq.scale.double()
+        self.folded_weight = weight
+
+    def map_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Host side: the input transform whose inverse is folded into the weights
+        (SmoothQuant: divide by the per-channel factors; Hadamard: rotate), in float64."""
+        return x if self.input_map is None else x @ self.input_map
+
+    def _fit_transform(self) -> None:
+        """Fold the transform into the weights from the calibration inputs of every modality."""
+        if self.transform == "none":
+            return
+        if self.transform == "smoothquant":
+            rows = torch.cat([s.input_rows() for s in self.statistics.values()]).double()
+            factors = smoothquant_factors(rows.abs().amax(dim=0), self.float_weight, self.alpha)
+            self.input_map = torch.diag(1.0 / factors)
+            self._quantize_weight(self.float_weight * factors)
+        else:
+            self.input_map = block_hadamard(self.in_features)
+            self._quantize_weight(self.float_weight @ self.input_map)
 
     @property
     def weight(self) -> torch.Tensor:
@@ -160,12 +206,12 @@ class IntegerLinear(nn.Module):
             if not 1 <= T <= self.config.t_max:
                 raise ValueError(f"T={T} for {self.layer_name!r} is outside the core's [1, {self.config.t_max}]")
             stats = self.statistics[int(modality)]
-            in_scale = float(calibrate_mse_scale(stats.input_sample(), T + 1))
+            in_scale = float(calibrate_mse_scale(self.map_input(stats.input_rows().double()), T + 1))
             out_max = stats.out_absmax
             out_scale = torch.where(out_max > 0, out_max, out_max.max().clamp(min=1.0)) / qmax(self.config.out_bits)
             linear = nn.Linear(self.in_features, self.out_features, bias=self.float_bias is not None, dtype=torch.float64)
             with torch.no_grad():
-                linear.weight.copy_(self.float_weight)
+                linear.weight.copy_(self.folded_weight)
                 if self.float_bias is not None:
                     linear.bias.copy_(self.float_bias)
             c = self.config
@@ -179,6 +225,7 @@ class IntegerLinear(nn.Module):
     def finish_calibration(self) -> None:
         self.calibrating = False
         self._programs.clear()
+        self._fit_transform()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:
@@ -199,12 +246,13 @@ class IntegerLinear(nn.Module):
             entry = router.schedule.timesteps[self.layer_name]
             for m in modality.unique().tolist():
                 rows = modality == m
-                out[rows] = self.program(m, entry[Modality(int(m)).label])(flat[rows], spikes=self.spikes)
+                program = self.program(m, entry[Modality(int(m)).label])
+                out[rows] = program(self.map_input(flat[rows]), spikes=self.spikes)
         return out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
         return (f"layer={self.layer_name!r}, in_features={self.in_features}, out_features={self.out_features}, "
-                f"config={self.config.name!r}, calibrated={self.calibrated}")
+                f"config={self.config.name!r}, transform={self.transform!r}, calibrated={self.calibrated}")
 
 
 def integer_layers(model: nn.Module) -> dict[str, IntegerLinear]:
@@ -224,6 +272,8 @@ def convert_integer(
     schedule: Schedule | None = None,
     *,
     config: AcceleratorConfig = WIDE_CONFIG,
+    transform: str = "none",
+    alpha: float = 0.5,
 ) -> nn.Module:
     """A calibrated hardware-exact integer copy of ``model``.
 
@@ -231,11 +281,16 @@ def convert_integer(
     ["inputs"]``), run through the float layers to fix the static scales. ``config`` gives
     the core's widths (weight bits, ``out_bits``, multiplier bits, shifts, ``t_max``).
     ``schedule`` as for :func:`convert_model` (:func:`set_schedule` changes it later;
-    programs for a new ``T`` are built from the same statistics).
+    programs for a new ``T`` are built from the same statistics). ``transform``:
+    ``"smoothquant"`` (per-input-channel factors with migration strength ``alpha``) or
+    ``"hadamard"`` (block Hadamard rotation) folded into the integer weights, the host
+    applying the inverse to the inputs; ``"none"`` by default.
     """
+    if transform not in TRANSFORMS:
+        raise ValueError(f"transform must be one of {TRANSFORMS}, not {transform!r}")
     if not isinstance(config, AcceleratorConfig):
         raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
-    converted = convert_layers(model, schedule, lambda linear, _T: IntegerLinear(linear, config=config),
+    converted = convert_layers(model, schedule, lambda linear, _T: IntegerLinear(linear, config=config, transform=transform, alpha=alpha),
                                kind="integer", weight_bits=config.weight_bits)
     layers = integer_layers(converted)
     for layer in layers.values():

@@ -16,6 +16,8 @@ Writes ``accuracy.json`` and ``accuracy.md`` (and plots, MED, schedules) under `
 * ``gaps``: per level, the float model's accuracy minus fake quantization's and the integer
   path's, and fake quantization's minus the integer path's, in points, each with a 95%
   paired bootstrap confidence interval over questions (``ci_method``);
+* ``integer_transforms``: the integer path at ``3/4`` with SmoothQuant and with a block
+  Hadamard rotation folded into the integer weights;
 * ``headline``: the gap at ``3/4`` read as timesteps, and at ``2/3`` timesteps (``3/4``
   read as bit widths), for the spike path and the integer path;
 * ``msts``: MED-guided and error-driven schedules against uniform ones at equal
@@ -62,6 +64,8 @@ MSTS_BUDGETS = ("2/2", "2/3", "3/3", "3/4")
 """Uniform schedules whose token-weighted average steps are the budgets of the MSTS comparison."""
 INTEGER_LEVELS = ("2/2", "2/3", "3/3", "3/4", "4/4")
 """Uniform levels the hardware-exact integer path is measured at."""
+INTEGER_TRANSFORMS = ("smoothquant", "hadamard")
+"""Quantizers folded into the integer path, measured at the headline level."""
 INTEGER_CONFIG = WIDE_CONFIG
 """The core whose widths the integer path uses; every linear layer of the model fits one of its programs."""
 BOOTSTRAP = {"n_resamples": 10000, "seed": 0}
@@ -116,9 +120,11 @@ class _Evaluator:
         self.hits = {}
 
     def converted_model(self, kind: str, schedule: Schedule):
-        if kind == "integer" and kind not in self.converted:
+        if kind.startswith("integer") and kind not in self.converted:
             batches = [collate(self.calibration[i : i + 64])["inputs"] for i in range(0, len(self.calibration), 64)]
-            self.converted[kind] = convert_integer(self.model, batches, schedule, config=INTEGER_CONFIG)
+            transform = kind.partition("_")[2] or "none"
+            self.converted[kind] = convert_integer(self.model, batches, schedule, config=INTEGER_CONFIG,
+                                                   transform=transform)
         elif kind not in self.converted:
             self.converted[kind] = convert_model(self.model, schedule, kind=kind)
         else:
@@ -218,6 +224,16 @@ def evaluate(
     }
     fp_hits = fp["hits"]
     report["ci_method"] = CI_METHOD
+    report["integer_transforms"] = {}
+    for transform in INTEGER_TRANSFORMS:
+        acc = ev.accuracy(f"integer_{transform}", ev.uniform(HEADLINE), HEADLINE)
+        hits = ev.hits[(f"integer_{transform}", HEADLINE)]
+        report["integer_transforms"][transform] = {
+            "level": HEADLINE,
+            "accuracy": acc,
+            "gap": paired_gap(fp_hits, hits),
+            "vs_integer": paired_gap(ev.hits[("integer", HEADLINE)], hits),
+        }
     report["gaps"] = {
         lv: {
             "fake_quant": paired_gap(fp_hits, ev.hits[("fake_quant", lv)]),
@@ -358,6 +374,11 @@ def markdown(report: dict) -> str:
             f"| {lv} | {100 * fp:.2f}% | {100 * report['fake_quant'][lv]:.2f}% | {cell(g['fake_quant'])} | "
             f"{100 * acc:.2f}% | {cell(g['integer'])} | {cell(g['integer_vs_fake_quant'])} |"
         )
+    lines += ["", "Quantizers folded into the integer weights, at `3/4` (gap: float minus the path; "
+              "vs. integer: plain integer path minus this one):", "",
+              "| quantizer | accuracy | gap [95% CI] | vs. plain integer [95% CI] |", "|---|---|---|---|"]
+    for name, row in report["integer_transforms"].items():
+        lines.append(f"| {name} | {100 * row['accuracy']:.2f}% | {cell(row['gap'])} | {cell(row['vs_integer'])} |")
     h = report["headline"]
     lines += [
         "",

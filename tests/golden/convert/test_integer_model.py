@@ -107,3 +107,24 @@ def test_errors_name_the_problem(qwen2vl, qwen2vl_batch, integer_qwen2vl):
         convert_integer(qwen2vl, [qwen2vl_batch], config="wide")
     with pytest.raises(TypeError, match="nn.Linear"):
         IntegerLinear(nn.Conv1d(2, 2, 1))
+
+
+@pytest.mark.parametrize("transform", ["smoothquant", "hadamard"])
+def test_transforms_fold_into_the_weights_without_changing_the_float_product(qwen2vl, qwen2vl_batch, transform):
+    model = convert_integer(qwen2vl, [qwen2vl_batch], config=WIDE_CONFIG, transform=transform)
+    for layer in integer_layers(model).values():
+        assert layer.transform == transform and layer.input_map is not None
+        x = torch.randn(5, layer.in_features, dtype=torch.float64)
+        assert torch.allclose(layer.map_input(x) @ layer.folded_weight.T, x @ layer.float_weight.T, atol=1e-9)
+    ref, plain = _logits(qwen2vl, qwen2vl_batch), _logits(model, qwen2vl_batch)
+    assert float((plain - ref).abs().mean()) < float(ref.abs().mean())
+
+
+def test_block_hadamard_is_orthonormal_for_widths_that_are_not_powers_of_two():
+    from spikemllm.golden.convert.integer_model import block_hadamard
+
+    h = block_hadamard(96)
+    assert torch.allclose(h @ h.T, torch.eye(96, dtype=torch.float64), atol=1e-12)
+    assert int((h != 0).sum(dim=1)[0]) == 32
+    with pytest.raises(ValueError, match="transform"):
+        convert_integer(nn.Linear(2, 2), [], transform="gptq")
