@@ -52,6 +52,7 @@ from ..encoding import tc_lif_max
 from ..layer import IntegerLayer, run_integer_layer
 from ..quantize import (
     calibrate_mse_scale,
+    calibrate_static_scale,
     hadamard_matrix,
     qmax,
     quantize_static,
@@ -64,7 +65,7 @@ from .model import ModalityRouter, convert_layers
 from .schedule import Schedule
 
 __all__ = ["StaticProgram", "IntegerLinear", "convert_integer", "integer_layers", "set_spikes", "block_hadamard",
-           "TRANSFORMS", "CALIBRATION_VALUES"]
+           "TRANSFORMS", "CLIPS", "CALIBRATION_VALUES"]
 
 CALIBRATION_VALUES = 1 << 16
 """Input magnitudes kept per (layer, modality) for choosing the input scale (evenly strided)."""
@@ -124,6 +125,8 @@ class _Statistics:
         return rows[::stride]
 
 
+CLIPS = ("mse", "absmax")
+"""How the static input scale is chosen from calibration inputs (:class:`IntegerLinear`)."""
 TRANSFORMS = ("none", "smoothquant", "hadamard")
 """Input transforms folded into the integer weights (:class:`IntegerLinear`)."""
 
@@ -146,13 +149,15 @@ class IntegerLinear(nn.Module):
     router: ModalityRouter
 
     def __init__(self, linear: nn.Linear, *, config: AcceleratorConfig = WIDE_CONFIG, transform: str = "none",
-                 alpha: float = 0.5):
+                 alpha: float = 0.5, clip: str = "mse"):
         super().__init__()
         if not isinstance(linear, nn.Linear):
             raise TypeError(f"expected an nn.Linear, not {type(linear).__name__}")
         if transform not in TRANSFORMS:
             raise ValueError(f"transform must be one of {TRANSFORMS}, not {transform!r}")
-        self.transform, self.alpha = transform, alpha
+        if clip not in CLIPS:
+            raise ValueError(f"clip must be one of {CLIPS}, not {clip!r}")
+        self.transform, self.alpha, self.clip = transform, alpha, clip
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.config = config
         self.float_dtype = linear.weight.dtype
@@ -206,7 +211,11 @@ class IntegerLinear(nn.Module):
             if not 1 <= T <= self.config.t_max:
                 raise ValueError(f"T={T} for {self.layer_name!r} is outside the core's [1, {self.config.t_max}]")
             stats = self.statistics[int(modality)]
-            in_scale = float(calibrate_mse_scale(self.map_input(stats.input_rows().double()), T + 1))
+            inputs = self.map_input(stats.input_rows().double())
+            if self.clip == "mse":
+                in_scale = float(calibrate_mse_scale(inputs, T + 1))
+            else:
+                in_scale = float(calibrate_static_scale(inputs, T + 1))
             out_max = stats.out_absmax
             out_scale = torch.where(out_max > 0, out_max, out_max.max().clamp(min=1.0)) / qmax(self.config.out_bits)
             linear = nn.Linear(self.in_features, self.out_features, bias=self.float_bias is not None, dtype=torch.float64)
@@ -274,6 +283,7 @@ def convert_integer(
     config: AcceleratorConfig = WIDE_CONFIG,
     transform: str = "none",
     alpha: float = 0.5,
+    clip: str = "mse",
 ) -> nn.Module:
     """A calibrated hardware-exact integer copy of ``model``.
 
@@ -284,13 +294,16 @@ def convert_integer(
     programs for a new ``T`` are built from the same statistics). ``transform``:
     ``"smoothquant"`` (per-input-channel factors with migration strength ``alpha``) or
     ``"hadamard"`` (block Hadamard rotation) folded into the integer weights, the host
-    applying the inverse to the inputs; ``"none"`` by default.
+    applying the inverse to the inputs; ``"none"`` by default. ``clip``: the input scale's
+    clipping level minimizes the squared error (``"mse"``, default) or is the calibration
+    inputs' absolute maximum (``"absmax"``).
     """
     if transform not in TRANSFORMS:
         raise ValueError(f"transform must be one of {TRANSFORMS}, not {transform!r}")
     if not isinstance(config, AcceleratorConfig):
         raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
-    converted = convert_layers(model, schedule, lambda linear, _T: IntegerLinear(linear, config=config, transform=transform, alpha=alpha),
+    converted = convert_layers(model, schedule, lambda linear, _T: IntegerLinear(linear, config=config, transform=transform, alpha=alpha,
+                                                                    clip=clip),
                                kind="integer", weight_bits=config.weight_bits)
     layers = integer_layers(converted)
     for layer in layers.values():

@@ -18,6 +18,9 @@ Writes ``accuracy.json`` and ``accuracy.md`` (and plots, MED, schedules) under `
   paired bootstrap confidence interval over questions (``ci_method``);
 * ``integer_transforms``: the integer path at ``3/4`` with SmoothQuant and with a block
   Hadamard rotation folded into the integer weights;
+* ``integer_ablations``: the integer path at ``3/4`` with one change each (input scales
+  at the calibration absolute maximum instead of MSE-optimal clipping; 16-bit instead of
+  8-bit requantized outputs);
 * ``headline``: the gap at ``3/4`` read as timesteps, and at ``2/3`` timesteps (``3/4``
   read as bit widths), for the spike path and the integer path;
 * ``msts``: MED-guided and error-driven schedules against uniform ones at equal
@@ -29,6 +32,7 @@ Writes ``accuracy.json`` and ``accuracy.md`` (and plots, MED, schedules) under `
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -64,10 +68,16 @@ MSTS_BUDGETS = ("2/2", "2/3", "3/3", "3/4")
 """Uniform schedules whose token-weighted average steps are the budgets of the MSTS comparison."""
 INTEGER_LEVELS = ("2/2", "2/3", "3/3", "3/4", "4/4")
 """Uniform levels the hardware-exact integer path is measured at."""
-INTEGER_TRANSFORMS = ("smoothquant", "hadamard")
-"""Quantizers folded into the integer path, measured at the headline level."""
 INTEGER_CONFIG = WIDE_CONFIG
 """The core whose widths the integer path uses; every linear layer of the model fits one of its programs."""
+INTEGER_TRANSFORMS = ("smoothquant", "hadamard")
+"""Quantizers folded into the integer path, measured at the headline level."""
+INTEGER_ABLATIONS = {
+    "absmax input scales": {"clip": "absmax"},
+    "out_bits 16": {"config": dataclasses.replace(WIDE_CONFIG, name="wide_out16", out_bits=16)},
+}
+"""Where the integer path's gap comes from, at the headline level: one change each."""
+INTEGER_VARIANTS = {"": {}, **{t: {"transform": t} for t in INTEGER_TRANSFORMS}, **INTEGER_ABLATIONS}
 BOOTSTRAP = {"n_resamples": 10000, "seed": 0}
 CI_METHOD = ("paired bootstrap over questions (scipy.stats.bootstrap, paired=True, percentile method, "
              f"{BOOTSTRAP['n_resamples']} resamples, seed {BOOTSTRAP['seed']}); gap = reference minus other, in points")
@@ -122,9 +132,8 @@ class _Evaluator:
     def converted_model(self, kind: str, schedule: Schedule):
         if kind.startswith("integer") and kind not in self.converted:
             batches = [collate(self.calibration[i : i + 64])["inputs"] for i in range(0, len(self.calibration), 64)]
-            transform = kind.partition("_")[2] or "none"
-            self.converted[kind] = convert_integer(self.model, batches, schedule, config=INTEGER_CONFIG,
-                                                   transform=transform)
+            options = INTEGER_VARIANTS[kind.partition("_")[2]]
+            self.converted[kind] = convert_integer(self.model, batches, schedule, **{"config": INTEGER_CONFIG, **options})
         elif kind not in self.converted:
             self.converted[kind] = convert_model(self.model, schedule, kind=kind)
         else:
@@ -224,6 +233,16 @@ def evaluate(
     }
     fp_hits = fp["hits"]
     report["ci_method"] = CI_METHOD
+    report["integer_ablations"] = {}
+    for name in INTEGER_ABLATIONS:
+        acc = ev.accuracy(f"integer_{name}", ev.uniform(HEADLINE), f"{HEADLINE} {name}")
+        hits = ev.hits[(f"integer_{name}", f"{HEADLINE} {name}")]
+        report["integer_ablations"][name] = {
+            "level": HEADLINE,
+            "accuracy": acc,
+            "gap": paired_gap(fp_hits, hits),
+            "vs_integer": paired_gap(ev.hits[("integer", HEADLINE)], hits),
+        }
     report["integer_transforms"] = {}
     for transform in INTEGER_TRANSFORMS:
         acc = ev.accuracy(f"integer_{transform}", ev.uniform(HEADLINE), HEADLINE)
@@ -378,6 +397,10 @@ def markdown(report: dict) -> str:
               "vs. integer: plain integer path minus this one):", "",
               "| quantizer | accuracy | gap [95% CI] | vs. plain integer [95% CI] |", "|---|---|---|---|"]
     for name, row in report["integer_transforms"].items():
+        lines.append(f"| {name} | {100 * row['accuracy']:.2f}% | {cell(row['gap'])} | {cell(row['vs_integer'])} |")
+    lines += ["", "One change to the integer path each, at `3/4` (where the gap comes from):", "",
+              "| change | accuracy | gap [95% CI] | vs. plain integer [95% CI] |", "|---|---|---|---|"]
+    for name, row in report["integer_ablations"].items():
         lines.append(f"| {name} | {100 * row['accuracy']:.2f}% | {cell(row['gap'])} | {cell(row['vs_integer'])} |")
     h = report["headline"]
     lines += [

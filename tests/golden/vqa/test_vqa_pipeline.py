@@ -151,6 +151,8 @@ def test_evaluation_pipeline_writes_the_report(tmp_path):
         low, high = gaps["integer"]["ci95_points"]
         assert low <= gaps["integer"]["gap_points"] <= high
     assert data["headline"]["timesteps_reading"]["integer"] == data["gaps"]["3/4"]["integer"]
+    assert set(data["integer_transforms"]) == {"smoothquant", "hadamard"}
+    assert "Hardware-exact integer path" in (tmp_path / "reports" / "accuracy.md").read_text()
     assert data["headline"]["timesteps_reading"]["level"] == "3/4"
     assert data["headline"]["bits_reading"]["level"] == "2/3"
     assert [row["uniform"] for row in data["msts"]["comparisons"]] == ["2/2", "2/3", "3/3", "3/4"]
