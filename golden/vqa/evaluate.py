@@ -41,7 +41,8 @@ from pathlib import Path
 import numpy as np
 import scipy.stats
 import torch
-from spikemllm.golden.convert.integer_model import convert_integer
+from spikemllm.firmware.compiler import compile_layer
+from spikemllm.golden.convert.integer_model import convert_integer, integer_layers
 from spikemllm.golden.convert.med import measure_med, plot_med
 from spikemllm.golden.convert.model import convert_model, discover_layers, set_schedule
 from spikemllm.golden.convert.schedule import (
@@ -54,6 +55,7 @@ from spikemllm.golden.convert.schedule import (
 from spikemllm.golden.convert.sentence_check import minilm_similarity
 
 from spikemllm.config import WIDE_CONFIG
+from spikemllm.modality import Modality
 
 from .data import collate, generate
 from .model import DEFAULT_CHECKPOINT, accuracy, load_checkpoint
@@ -108,6 +110,19 @@ def paired_gap(reference, other) -> dict:
         "only_reference_right": int(((a == 1) & (b == 0)).sum()),
         "only_other_right": int(((a == 0) & (b == 1)).sum()),
     }
+
+
+def compiled_programs(model, schedule: Schedule) -> int:
+    """Compile every (layer, modality) program of an integer model at ``schedule`` for
+    ``INTEGER_CONFIG`` (``compile_layer`` raises naming what does not fit); returns the count."""
+    set_schedule(model, schedule)
+    count = 0
+    for layer in integer_layers(model).values():
+        entry = schedule.timesteps[layer.layer_name]
+        for modality in layer.statistics:
+            compile_layer(INTEGER_CONFIG, layer.program(modality, entry[Modality(modality).label]).layer)
+            count += 1
+    return count
 
 
 def parse_level(level: str) -> tuple[int, int]:
@@ -219,6 +234,7 @@ def evaluate(
         if level not in report["fake_quant"]:
             report["fake_quant"][level] = ev.accuracy("fake_quant", ev.uniform(level), level)
     report["integer"] = {lv: ev.accuracy("integer", ev.uniform(lv), lv) for lv in integer_levels}
+    programs = {lv: compiled_programs(ev.converted["integer"], ev.uniform(lv)) for lv in integer_levels}
     c = INTEGER_CONFIG
     report["integer_path"] = {
         "config": c.name,
@@ -230,6 +246,7 @@ def evaluate(
         "calibration_scenes": calibration_size,
         "calibration_seed": CALIBRATION_SEED,
         "exact_form": "dense integer product (equals TC-LIF spikes + spike_linear exactly; tests check)",
+        "compiled_programs": programs,
     }
     fp_hits = fp["hits"]
     report["ci_method"] = CI_METHOD
@@ -377,7 +394,9 @@ def markdown(report: dict) -> str:
         "",
         f"Static scales calibrated on {report['integer_path']['calibration_scenes']} scenes, "
         f"{report['integer_path']['weight_bits']}-bit weights, requantization to "
-        f"{report['integer_path']['out_bits']}-bit outputs on the core (`{report['integer_path']['config']}` configuration). "
+        f"{report['integer_path']['out_bits']}-bit outputs on the core (`{report['integer_path']['config']}` configuration; "
+        f"every (layer, modality) program compiled for it: "
+        f"{', '.join(f'{n} at {lv}' for lv, n in report['integer_path']['compiled_programs'].items())}). "
         f"Gaps are float minus the path, in points, with 95% intervals: {report['ci_method']}.",
         "",
         "| Tv/Tt (timesteps) | float | fake-quant (per token) | gap [95% CI] | integer (static) | gap [95% CI] | integer vs fake-quant [95% CI] |",
