@@ -31,10 +31,13 @@ the modality's input scale). The core runs vision tokens with one and text token
 the other.
 
 Calibration runs the float model on calibration inputs and records, per layer and
-modality, the input magnitudes and each output channel's largest magnitude. The input
-scale for ``T`` is the MSE-optimal clipping of those inputs at ``T + 1`` bits
-(:func:`~spikemllm.golden.quantize.calibrate_mse_scale`), the output scale the channel's
-largest magnitude over ``Q_out = 2^(out_bits-1) - 1``.
+modality, input rows and each output channel's largest magnitude. The input scale for
+``T`` is the MSE-optimal clipping of those inputs at ``T + 1`` bits
+(:func:`~spikemllm.golden.quantize.calibrate_mse_scale`; ``clip="absmax"``: their largest
+magnitude), the output scale the channel's largest magnitude over
+``Q_out = 2^(out_bits-1) - 1``. Optionally SmoothQuant factors or a block Hadamard
+rotation are folded into the weights (``transform``); the host then applies the inverse
+to each input before quantizing it (:meth:`IntegerLinear.map_input`).
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ __all__ = ["StaticProgram", "IntegerLinear", "convert_integer", "integer_layers"
            "TRANSFORMS", "CLIPS", "CALIBRATION_VALUES"]
 
 CALIBRATION_VALUES = 1 << 16
-"""Input magnitudes kept per (layer, modality) for choosing the input scale (evenly strided)."""
+"""Input values kept per (layer, modality) for choosing the input scale (whole rows, evenly strided)."""
 
 
 @dataclass(frozen=True)
