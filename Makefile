@@ -43,7 +43,8 @@ help:
 	@echo "make board-run     BOARD=... PORT=/dev/ttyUSB0: run the board's layer through the driver on a"
 	@echo "                   programmed board, compare with golden -> build/reports/board_run_<board>.json"
 	@echo "make train         train the small Qwen2-VL on shapes-VQA (cached: build/vqa/qwen2vl_shapes.pt)"
-	@echo "make eval          float vs spiking accuracy, MED, MSTS, MiniLM -> build/reports/accuracy.{json,md}"
+	@echo "make eval          float vs spiking and hardware-exact integer accuracy (95% paired intervals), MED, MSTS,"
+	@echo "                   MiniLM -> build/reports/accuracy.{json,md} (THREADS=n for train and eval; default 2)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -121,10 +122,10 @@ train: $(CHECKPOINT)
 
 # Order-only on the venv: reinstalling the project does not retrain the cached model.
 $(CHECKPOINT): | $(STAMP)
-	$(RUN) -m spikemllm.golden.vqa.train --out $@
+	$(RUN) -m spikemllm.golden.vqa.train --out $@ $(if $(THREADS),--threads $(THREADS))
 
 eval: $(CHECKPOINT)
-	$(RUN) -m spikemllm.golden.vqa.evaluate --checkpoint $(CHECKPOINT) --out $(BUILD)/reports
+	$(RUN) -m spikemllm.golden.vqa.evaluate --checkpoint $(CHECKPOINT) --out $(BUILD)/reports $(if $(THREADS),--threads $(THREADS))
 
 clean:
 	rm -rf $(BUILD)

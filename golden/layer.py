@@ -17,7 +17,7 @@ from torch import nn
 from ._checks import check_integer_tensor, check_timesteps
 from .encoding import encode_tc_lif
 from .quantize import quantize_weight_per_channel
-from .requantize import quantize_multiplier, requantize
+from .requantize import MAX_SHIFT, quantize_multiplier, requantize
 from .rounding import round_half_away
 from .spike_linear import check_weight, spike_linear
 
@@ -131,28 +131,35 @@ class IntegerLayer:
         linear: nn.Linear,
         *,
         in_scale: float,
-        out_scale: float,
+        out_scale: float | torch.Tensor,
         out_bits: int,
         weight_bits: int = 8,
         multiplier_bits: int = 16,
+        max_shift: int = MAX_SHIFT,
     ) -> "IntegerLayer":
         """Fold a float layer and static input/output scales into integers.
 
         The weight is quantized per channel; the bias becomes ``round(b / (s_in * s_w))``;
-        the rescale ``s_in * s_w[o] / s_out`` becomes a multiplier and shift.
+        the rescale ``s_in * s_w[o] / s_out`` becomes a multiplier and shift (at most
+        ``max_shift``). ``out_scale`` is one number or one per output channel (the
+        requantizer's multiplier is per channel, so per-channel output scales cost nothing).
         """
         if not isinstance(linear, nn.Linear):
             raise TypeError(f"expected an nn.Linear, not {type(linear).__name__}")
-        for name, value in (("in_scale", in_scale), ("out_scale", out_scale)):
-            if not value > 0:
-                raise ValueError(f"{name} must be positive, not {value!r}")
+        out_scale = torch.as_tensor(out_scale, dtype=torch.float64)
+        if out_scale.dim() not in (0, 1) or (out_scale.dim() == 1 and out_scale.shape != (linear.out_features,)):
+            raise ValueError(f"out_scale must be one number or have shape ({linear.out_features},), "
+                             f"not {tuple(out_scale.shape)}")
+        for name, value in (("in_scale", torch.as_tensor(float(in_scale))), ("out_scale", out_scale)):
+            if not bool((value > 0).all() and torch.isfinite(value).all()):
+                raise ValueError(f"{name} must be positive and finite, not {value.tolist()!r}")
         wq = quantize_weight_per_channel(linear.weight.detach().double(), weight_bits)
         acc_scale = float(in_scale) * wq.scale.double()
         if linear.bias is None:
             bias = torch.zeros(linear.out_features, dtype=torch.int64)
         else:
             bias = round_half_away(linear.bias.detach().double() / acc_scale).to(torch.int64)
-        mult, shift = quantize_multiplier(acc_scale / float(out_scale), multiplier_bits=multiplier_bits)
+        mult, shift = quantize_multiplier(acc_scale / out_scale, multiplier_bits=multiplier_bits, max_shift=max_shift)
         return cls(wq.q, bias, mult, shift, out_bits=out_bits, weight_bits=weight_bits)
 
 

@@ -217,13 +217,23 @@ class ModalityRouter:
         values = set(entry.values())
         if len(values) == 1:
             return values.pop()
+        return torch.where(self.modality_of(layer, tokens) == VISION, entry["vision"], entry["text"])
+
+    def modality_of(self, layer: str, tokens: torch.Size) -> torch.Tensor:
+        """Modality tag (int64, shape ``tokens``) of each token entering a linear layer of ``layer``.
+
+        Vision-encoder and projector tokens are all vision; language-model tokens carry the
+        tags of the current call (``RuntimeError`` when the call gave none).
+        """
+        tokens = tuple(tokens)
+        if self._stage[layer] != "language_model":
+            return torch.full(tokens, int(VISION), dtype=torch.int64)
         if self.modality is None:
             raise RuntimeError(
                 f"layer {layer!r} needs each token's modality, but none is known: call the converted "
                 "top-level model with input_ids (and mm_token_type_ids where the model uses them)"
             )
         modality = self.modality
-        tokens = tuple(tokens)
         if (
             len(tokens) == modality.dim()
             and tokens[:-1] == tuple(modality.shape[:-1])
@@ -233,10 +243,10 @@ class ModalityRouter:
             modality = modality[..., -tokens[-1] :]
         if tuple(modality.shape) != tokens:
             raise RuntimeError(
-                f"layer {layer!r} received tokens of shape {tuple(tokens)}, but the modality map of this "
+                f"layer {layer!r} received tokens of shape {tokens}, but the modality map of this "
                 f"call has shape {tuple(self.modality.shape)}"
             )
-        return torch.where(modality == VISION, entry["vision"], entry["text"])
+        return modality
 
 
 class _Routed:
@@ -385,6 +395,17 @@ def convert_model(
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {sorted(KINDS)}, not {kind!r}")
+    cls = KINDS[kind]
+    return convert_layers(model, schedule, lambda linear, T: cls.from_linear(linear, timesteps=T, weight_bits=weight_bits),
+                          kind=kind, weight_bits=weight_bits, inplace=inplace)
+
+
+def convert_layers(model: nn.Module, schedule: Schedule | None, make, *, kind: str, weight_bits: int,
+                   inplace: bool = False) -> nn.Module:
+    """:func:`convert_model` with the replacement of each linear layer given: ``make(linear, T)``
+    returns the module for ``linear`` (``T``: the unit's first scheduled timesteps); the
+    result gets ``layer_name``, ``router`` and ``float_dtype`` set and is routed like the
+    built-in kinds."""
     layers = discover_layers(model)
     if schedule is None:
         schedule = uniform_schedule(layers)
@@ -393,14 +414,13 @@ def convert_model(
         raise ValueError("model is already converted; convert the float model")
     if not inplace:
         model = copy.deepcopy(model)
-    cls = KINDS[kind]
     conversion = Conversion(layers, router, kind, weight_bits)
     for spec in layers:
         for path in spec.linears:
             module = model.get_submodule(path)
             linear = module if isinstance(module, nn.Linear) else _as_linear(module)
             first_T = next(iter(schedule.timesteps[spec.name].values()))
-            new = cls.from_linear(linear, timesteps=first_T, weight_bits=weight_bits)
+            new = make(linear, first_T)
             new.layer_name = spec.name
             new.router = router
             new.float_dtype = linear.weight.dtype

@@ -21,6 +21,12 @@ exists         is there a blue square ?                        yes no
 they name is unique. Everything is deterministic from a seed: the train and held-out
 splits come from different seeds of one generator.
 
+Held out means held out: the key space of ``(object layout, question)`` pairs is
+partitioned by a hash of the pair (:func:`pair_key`, :func:`key_split`), one pair in
+``HELDOUT_SHARE`` belongs to the held-out split and the rest to training. Scenes with few
+objects have few distinct layouts (one object: 108), so without the partition a held-out
+question often repeats a training pair exactly with only the rendering jitter changed.
+
 The tokenizer is a small word-level vocabulary built here (no pretrained tokenizer
 exists offline). A sample becomes the sequence::
 
@@ -32,6 +38,7 @@ and the model must produce the answer word as the next token. With 8-pixel patch
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +54,10 @@ __all__ = [
     "Sample",
     "Vocabulary",
     "make_scene",
+    "SPLITS",
+    "HELDOUT_SHARE",
+    "pair_key",
+    "key_split",
     "render",
     "ask",
     "generate",
@@ -70,6 +81,10 @@ CELL = 16
 IMAGE_SIZE = GRID * CELL
 MAX_OBJECTS = 4
 MAX_QUESTION_WORDS = 8
+SPLITS = ("train", "heldout")
+HELDOUT_SHARE = 8
+"""One (layout, question) pair in ``HELDOUT_SHARE`` belongs to the held-out split."""
+_ASK_TRIES = 32
 
 
 @dataclass(frozen=True)
@@ -164,18 +179,55 @@ def ask(scene: Scene, rng: np.random.Generator) -> tuple[str, tuple[str, ...], s
     return kind, ("is", "there", "a", c, s, "?"), "yes" if by_both[(c, s)] else "no"
 
 
-def generate(n: int, seed: int) -> list[Sample]:
-    """``n`` samples, deterministic from ``seed`` (one question per scene)."""
+def pair_key(objects, question) -> tuple:
+    """Canonical ``(object layout, question)`` key: objects as sorted ``(cell, color, shape)``."""
+    return tuple(sorted(tuple(o) for o in objects)), tuple(question)
+
+
+def key_split(objects, question) -> str:
+    """``"heldout"`` or ``"train"``: the split that owns this (layout, question) pair.
+
+    A fixed hash of the canonical key (not Python's salted ``hash``), so the partition is
+    the same in every process.
+    """
+    digest = hashlib.blake2b(repr(pair_key(objects, question)).encode(), digest_size=8).digest()
+    return "heldout" if int.from_bytes(digest, "little") % HELDOUT_SHARE == 0 else "train"
+
+
+def _check_split(split):
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS} or None, not {split!r}")
+
+
+def _ask_in(scene: Scene, rng: np.random.Generator, split) -> tuple | None:
+    """A question about ``scene`` whose pair belongs to ``split`` (any when None), or None."""
+    for _ in range(1 if split is None else _ASK_TRIES):
+        kind, words, answer = ask(scene, rng)
+        if split is None or key_split(scene.objects, words) == split:
+            return kind, words, answer
+    return None
+
+
+def generate(n: int, seed: int, *, split: str | None = None) -> list[Sample]:
+    """``n`` samples, deterministic from ``seed`` (one question per scene).
+
+    ``split`` keeps only (layout, question) pairs of that split (``"heldout"`` for the
+    evaluation, ``"train"`` for calibration): questions are re-asked, and a scene with no
+    such question after a few tries is replaced. ``None`` keeps every pair (the generator
+    before the partition; the captured Qwen2-VL fixture used it).
+    """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, not {n!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, not {seed!r}")
+    _check_split(split)
     rng = np.random.default_rng(seed)
     samples = []
-    for _ in range(n):
+    while len(samples) < n:
         scene = make_scene(rng)
-        kind, words, answer = ask(scene, rng)
-        samples.append(Sample(scene, kind, words, answer))
+        asked = _ask_in(scene, rng, split)
+        if asked is not None:
+            samples.append(Sample(scene, *asked))
     return samples
 
 
@@ -279,17 +331,24 @@ class TrainingScene:
     questions: tuple[tuple[str, tuple[str, ...], str], ...]
 
 
-def generate_training(n: int, seed: int, *, questions: int = 4) -> list[TrainingScene]:
-    """``n`` scenes with ``questions`` questions each, deterministic from ``seed``."""
+def generate_training(n: int, seed: int, *, questions: int = 4, split: str | None = "train") -> list[TrainingScene]:
+    """``n`` scenes with ``questions`` questions each, deterministic from ``seed``.
+
+    Every question's (layout, question) pair belongs to ``split`` (default the training
+    split; see :func:`generate`).
+    """
     if isinstance(questions, bool) or not isinstance(questions, int) or questions < 1:
         raise ValueError(f"questions must be a positive int, not {questions!r}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, not {n!r}")
+    _check_split(split)
     rng = np.random.default_rng(seed)
     out = []
-    for _ in range(n):
+    while len(out) < n:
         scene = make_scene(rng)
-        out.append(TrainingScene(scene, tuple(ask(scene, rng) for _ in range(questions))))
+        asked = [_ask_in(scene, rng, split) for _ in range(questions)]
+        if all(a is not None for a in asked):
+            out.append(TrainingScene(scene, tuple(asked)))
     return out
 
 

@@ -10,8 +10,19 @@ Writes ``accuracy.json`` and ``accuracy.md`` (and plots, MED, schedules) under `
   :func:`spike_linear` in every converted layer);
 * ``count_equal_steps`` (count coding with the same number of steps, hence fewer levels)
   and ``count_equal_levels`` (count coding carrying the same integers, ``2^T - 1`` steps);
+* ``integer``: ``{"Tv/Tt": accuracy}`` of the hardware-exact integer path
+  (:func:`~spikemllm.golden.convert.integer_model.convert_integer`: static scales,
+  requantization to ``out_bits`` between layers), described in ``integer_path``;
+* ``gaps``: per level, the float model's accuracy minus fake quantization's and the integer
+  path's, and fake quantization's minus the integer path's, in points, each with a 95%
+  paired bootstrap confidence interval over questions (``ci_method``);
+* ``integer_transforms``: the integer path at ``3/4`` with SmoothQuant and with a block
+  Hadamard rotation folded into the integer weights;
+* ``integer_ablations``: the integer path at ``3/4`` with one change each (input scales
+  at the calibration absolute maximum instead of MSE-optimal clipping; 16-bit instead of
+  8-bit requantized outputs);
 * ``headline``: the gap at ``3/4`` read as timesteps, and at ``2/3`` timesteps (``3/4``
-  read as bit widths);
+  read as bit widths), for the spike path and the integer path;
 * ``msts``: MED-guided and error-driven schedules against uniform ones at equal
   token-weighted average budgets;
 * ``minilm``: cosine similarity of the converted MiniLM's sentence embeddings to the float
@@ -21,12 +32,17 @@ Writes ``accuracy.json`` and ``accuracy.md`` (and plots, MED, schedules) under `
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import scipy.stats
 import torch
+from spikemllm.firmware.compiler import compile_layer
+from spikemllm.golden.convert.integer_model import convert_integer, integer_layers
 from spikemllm.golden.convert.med import measure_med, plot_med
 from spikemllm.golden.convert.model import convert_model, discover_layers, set_schedule
 from spikemllm.golden.convert.schedule import (
@@ -38,20 +54,75 @@ from spikemllm.golden.convert.schedule import (
 )
 from spikemllm.golden.convert.sentence_check import minilm_similarity
 
+from spikemllm.config import WIDE_CONFIG
+from spikemllm.modality import Modality
+
 from .data import collate, generate
 from .model import DEFAULT_CHECKPOINT, accuracy, load_checkpoint
 from .train import HELDOUT_SEED
 
-__all__ = ["CALIBRATION_SEED", "LEVELS", "parse_level", "evaluate", "main"]
+__all__ = ["CALIBRATION_SEED", "LEVELS", "INTEGER_LEVELS", "INTEGER_CONFIG", "parse_level", "paired_gap", "evaluate", "main"]
 
 CALIBRATION_SEED = 3
 """Calibration scenes come from the training distribution, never from the held-out split."""
 LEVELS = ("2/2", "2/3", "3/3", "3/4", "4/4", "4/5", "5/5", "7/7")
 MSTS_BUDGETS = ("2/2", "2/3", "3/3", "3/4")
 """Uniform schedules whose token-weighted average steps are the budgets of the MSTS comparison."""
+INTEGER_LEVELS = ("2/2", "2/3", "3/3", "3/4", "4/4")
+"""Uniform levels the hardware-exact integer path is measured at."""
+INTEGER_CONFIG = WIDE_CONFIG
+"""The core whose widths the integer path uses; every linear layer of the model fits one of its programs."""
+INTEGER_TRANSFORMS = ("smoothquant", "hadamard")
+"""Quantizers folded into the integer path, measured at the headline level."""
+INTEGER_ABLATIONS = {
+    "absmax input scales": {"clip": "absmax"},
+    "out_bits 16": {"config": dataclasses.replace(WIDE_CONFIG, name="wide_out16", out_bits=16)},
+}
+"""Where the integer path's gap comes from, at the headline level: one change each."""
+INTEGER_VARIANTS = {"": {}, **{t: {"transform": t} for t in INTEGER_TRANSFORMS}, **INTEGER_ABLATIONS}
+BOOTSTRAP = {"n_resamples": 10000, "seed": 0}
+CI_METHOD = ("paired bootstrap over questions (scipy.stats.bootstrap, paired=True, percentile method, "
+             f"{BOOTSTRAP['n_resamples']} resamples, seed {BOOTSTRAP['seed']}); gap = reference minus other, in points")
 HEADLINE = "3/4"
 HEADLINE_BITS_READING = "2/3"
 T_RANGE = (1, 6)
+
+
+def paired_gap(reference, other) -> dict:
+    """Accuracy of ``reference`` minus ``other`` (per-question hit lists) in points, with a
+    95% paired bootstrap interval and the discordant counts (questions only one got right)."""
+    a, b = np.asarray(reference, dtype=float), np.asarray(other, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or not a.size:
+        raise ValueError(f"paired hit lists must have one equal, non-zero length, not {a.shape} and {b.shape}")
+    gap = float(a.mean() - b.mean())
+    if np.array_equal(a, b):
+        low = high = 0.0  # every resample is zero
+    else:
+        result = scipy.stats.bootstrap(
+            (a, b), lambda x, y, axis=-1: x.mean(axis=axis) - y.mean(axis=axis), paired=True, vectorized=True,
+            n_resamples=BOOTSTRAP["n_resamples"], method="percentile",
+            rng=np.random.default_rng(BOOTSTRAP["seed"]),
+        )
+        low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    return {
+        "gap_points": round(100 * gap, 2),
+        "ci95_points": [round(100 * low, 2), round(100 * high, 2)],
+        "only_reference_right": int(((a == 1) & (b == 0)).sum()),
+        "only_other_right": int(((a == 0) & (b == 1)).sum()),
+    }
+
+
+def compiled_programs(model, schedule: Schedule) -> int:
+    """Compile every (layer, modality) program of an integer model at ``schedule`` for
+    ``INTEGER_CONFIG`` (``compile_layer`` raises naming what does not fit); returns the count."""
+    set_schedule(model, schedule)
+    count = 0
+    for layer in integer_layers(model).values():
+        entry = schedule.timesteps[layer.layer_name]
+        for modality in layer.statistics:
+            compile_layer(INTEGER_CONFIG, layer.program(modality, entry[Modality(modality).label]).layer)
+            count += 1
+    return count
 
 
 def parse_level(level: str) -> tuple[int, int]:
@@ -71,9 +142,14 @@ class _Evaluator:
         self.log = log
         self.layers = discover_layers(model)
         self.converted = {}
+        self.hits = {}
 
     def converted_model(self, kind: str, schedule: Schedule):
-        if kind not in self.converted:
+        if kind.startswith("integer") and kind not in self.converted:
+            batches = [collate(self.calibration[i : i + 64])["inputs"] for i in range(0, len(self.calibration), 64)]
+            options = INTEGER_VARIANTS[kind.partition("_")[2]]
+            self.converted[kind] = convert_integer(self.model, batches, schedule, **{"config": INTEGER_CONFIG, **options})
+        elif kind not in self.converted:
             self.converted[kind] = convert_model(self.model, schedule, kind=kind)
         else:
             set_schedule(self.converted[kind], schedule)
@@ -83,6 +159,7 @@ class _Evaluator:
         start = time.time()
         result = accuracy(self.converted_model(kind, schedule), self.heldout)
         self.log(f"  {kind:10s} {label:24s} accuracy {result['accuracy']:.4f}  ({time.time() - start:.0f}s)")
+        self.hits[(kind, label)] = result["hits"]
         return result["accuracy"]
 
     def uniform(self, level: str) -> Schedule:
@@ -117,14 +194,15 @@ def evaluate(
     heldout_size: int = 1000,
     calibration_size: int = 128,
     levels=LEVELS,
+    integer_levels=INTEGER_LEVELS,
     minilm: bool = True,
     log=print,
 ) -> dict:
     """Run the whole evaluation and write the reports; returns the ``accuracy.json`` content."""
     start = time.time()
     model, meta = load_checkpoint(checkpoint)
-    heldout = generate(heldout_size, HELDOUT_SEED)
-    calibration = generate(calibration_size, CALIBRATION_SEED)
+    heldout = generate(heldout_size, HELDOUT_SEED, split="heldout")
+    calibration = generate(calibration_size, CALIBRATION_SEED, split="train")
     ev = _Evaluator(model, heldout, calibration, log)
     levels = list(levels)
     for needed in (HEADLINE, HEADLINE_BITS_READING):
@@ -150,6 +228,57 @@ def evaluate(
     report["fake_quant"] = {lv: ev.accuracy("fake_quant", ev.uniform(lv), lv) for lv in levels}
     report["spike"] = {lv: ev.accuracy("spike", ev.uniform(lv), lv) for lv in levels}
 
+    log("hardware-exact integer path (static scales, requantization between layers):")
+    integer_levels = list(dict.fromkeys([*integer_levels, HEADLINE, HEADLINE_BITS_READING]))
+    for level in integer_levels:
+        if level not in report["fake_quant"]:
+            report["fake_quant"][level] = ev.accuracy("fake_quant", ev.uniform(level), level)
+    report["integer"] = {lv: ev.accuracy("integer", ev.uniform(lv), lv) for lv in integer_levels}
+    programs = {lv: compiled_programs(ev.converted["integer"], ev.uniform(lv)) for lv in integer_levels}
+    c = INTEGER_CONFIG
+    report["integer_path"] = {
+        "config": c.name,
+        "weight_bits": c.weight_bits,
+        "out_bits": c.out_bits,
+        "multiplier_bits": c.multiplier_bits,
+        "activation_scales": "static, per tensor per (layer, modality), MSE-optimal clipping at T + 1 bits",
+        "output_scales": "static, per output channel per (layer, modality): calibration absmax / Q_out",
+        "calibration_scenes": calibration_size,
+        "calibration_seed": CALIBRATION_SEED,
+        "exact_form": "dense integer product (equals TC-LIF spikes + spike_linear exactly; tests check)",
+        "compiled_programs": programs,
+    }
+    fp_hits = fp["hits"]
+    report["ci_method"] = CI_METHOD
+    report["integer_ablations"] = {}
+    for name in INTEGER_ABLATIONS:
+        acc = ev.accuracy(f"integer_{name}", ev.uniform(HEADLINE), f"{HEADLINE} {name}")
+        hits = ev.hits[(f"integer_{name}", f"{HEADLINE} {name}")]
+        report["integer_ablations"][name] = {
+            "level": HEADLINE,
+            "accuracy": acc,
+            "gap": paired_gap(fp_hits, hits),
+            "vs_integer": paired_gap(ev.hits[("integer", HEADLINE)], hits),
+        }
+    report["integer_transforms"] = {}
+    for transform in INTEGER_TRANSFORMS:
+        acc = ev.accuracy(f"integer_{transform}", ev.uniform(HEADLINE), HEADLINE)
+        hits = ev.hits[(f"integer_{transform}", HEADLINE)]
+        report["integer_transforms"][transform] = {
+            "level": HEADLINE,
+            "accuracy": acc,
+            "gap": paired_gap(fp_hits, hits),
+            "vs_integer": paired_gap(ev.hits[("integer", HEADLINE)], hits),
+        }
+    report["gaps"] = {
+        lv: {
+            "fake_quant": paired_gap(fp_hits, ev.hits[("fake_quant", lv)]),
+            "integer": paired_gap(fp_hits, ev.hits[("integer", lv)]),
+            "integer_vs_fake_quant": paired_gap(ev.hits[("fake_quant", lv)], ev.hits[("integer", lv)]),
+        }
+        for lv in integer_levels
+    }
+
     log("count coding:")
     report["count_equal_steps"] = {lv: ev.accuracy("count", ev.uniform(lv), f"{lv} steps") for lv in levels}
     equal_levels = {}
@@ -170,8 +299,10 @@ def evaluate(
         }
 
     report["headline"] = {
-        "timesteps_reading": {**gap(HEADLINE), "meaning": "vision 3 steps (4-bit), text 4 steps (5-bit)"},
-        "bits_reading": {**gap(HEADLINE_BITS_READING), "meaning": "vision 3-bit (2 steps), text 4-bit (3 steps)"},
+        "timesteps_reading": {**gap(HEADLINE), "meaning": "vision 3 steps (4-bit), text 4 steps (5-bit)",
+                              "integer": report["gaps"][HEADLINE]["integer"]},
+        "bits_reading": {**gap(HEADLINE_BITS_READING), "meaning": "vision 3-bit (2 steps), text 4-bit (3 steps)",
+                         "integer": report["gaps"][HEADLINE_BITS_READING]["integer"]},
         "paper_gap_points": {"InternVL2-8B": 0.72, "Qwen2VL-7B": 1.03, "Qwen2VL-72B": 1.19},
         "target_gap_points": 0.5,
     }
@@ -257,12 +388,47 @@ def markdown(report: dict) -> str:
             f"| {lv} | {tv + 1}/{tt + 1} | {100 * report['fake_quant'][lv]:.2f}% | {100 * acc:.2f}% | "
             f"{100 * (fp - acc):.2f} | {100 * report['count_equal_steps'][lv]:.2f}% | {eq_text} |"
         )
+    lines += [
+        "",
+        "## Hardware-exact integer path",
+        "",
+        f"Static scales calibrated on {report['integer_path']['calibration_scenes']} scenes, "
+        f"{report['integer_path']['weight_bits']}-bit weights, requantization to "
+        f"{report['integer_path']['out_bits']}-bit outputs on the core (`{report['integer_path']['config']}` configuration; "
+        f"every (layer, modality) program compiled for it: "
+        f"{', '.join(f'{n} at {lv}' for lv, n in report['integer_path']['compiled_programs'].items())}). "
+        f"Gaps are float minus the path, in points, with 95% intervals: {report['ci_method']}.",
+        "",
+        "| Tv/Tt (timesteps) | float | fake-quant (per token) | gap [95% CI] | integer (static) | gap [95% CI] | integer vs fake-quant [95% CI] |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def cell(g):
+        return f"{g['gap_points']:.2f} [{g['ci95_points'][0]:.2f}, {g['ci95_points'][1]:.2f}]"
+
+    for lv, acc in report["integer"].items():
+        g = report["gaps"][lv]
+        lines.append(
+            f"| {lv} | {100 * fp:.2f}% | {100 * report['fake_quant'][lv]:.2f}% | {cell(g['fake_quant'])} | "
+            f"{100 * acc:.2f}% | {cell(g['integer'])} | {cell(g['integer_vs_fake_quant'])} |"
+        )
+    lines += ["", "Quantizers folded into the integer weights, at `3/4` (gap: float minus the path; "
+              "vs. integer: plain integer path minus this one):", "",
+              "| quantizer | accuracy | gap [95% CI] | vs. plain integer [95% CI] |", "|---|---|---|---|"]
+    for name, row in report["integer_transforms"].items():
+        lines.append(f"| {name} | {100 * row['accuracy']:.2f}% | {cell(row['gap'])} | {cell(row['vs_integer'])} |")
+    lines += ["", "One change to the integer path each, at `3/4` (where the gap comes from):", "",
+              "| change | accuracy | gap [95% CI] | vs. plain integer [95% CI] |", "|---|---|---|---|"]
+    for name, row in report["integer_ablations"].items():
+        lines.append(f"| {name} | {100 * row['accuracy']:.2f}% | {cell(row['gap'])} | {cell(row['vs_integer'])} |")
     h = report["headline"]
     lines += [
         "",
         f"Headline, `3/4` as timesteps: gap **{h['timesteps_reading']['gap_points']:.2f}** points "
         f"(paper: 0.72 on InternVL2-8B; target <= 0.5). `3/4` as bit widths (= `2/3` timesteps): "
-        f"gap **{h['bits_reading']['gap_points']:.2f}** points.",
+        f"gap **{h['bits_reading']['gap_points']:.2f}** points. Hardware-exact integer path: "
+        f"**{h['timesteps_reading']['integer']['gap_points']:.2f}** points at `3/4`, "
+        f"**{h['bits_reading']['integer']['gap_points']:.2f}** at `2/3`.",
         "",
         "## MSTS against uniform at equal token-weighted average steps",
         "",

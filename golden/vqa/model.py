@@ -109,7 +109,10 @@ def answers(model, batch: dict) -> torch.Tensor:
 
 
 def accuracy(model, samples: list[Sample], *, batch_size: int = 100, progress=None) -> dict:
-    """Exact-match accuracy of the greedy one-word answer, overall and per question kind."""
+    """Exact-match accuracy of the greedy one-word answer, overall and per question kind.
+
+    ``hits`` lists whether each sample was answered correctly (for paired comparisons).
+    """
     correct = []
     kinds = []
     with torch.no_grad():
@@ -125,4 +128,5 @@ def accuracy(model, samples: list[Sample], *, batch_size: int = 100, progress=No
     for kind in sorted(set(kinds)):
         idx = torch.tensor([k == kind for k in kinds])
         per_kind[kind] = float(hits[idx].float().mean())
-    return {"accuracy": float(hits.float().mean()), "correct": int(hits.sum()), "total": len(samples), "per_kind": per_kind}
+    return {"accuracy": float(hits.float().mean()), "correct": int(hits.sum()), "total": len(samples), "per_kind": per_kind,
+            "hits": hits.tolist()}

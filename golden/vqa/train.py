@@ -155,7 +155,7 @@ def main(argv=None) -> int:
         log_every=args.log_every,
         log=lambda msg: print(msg, flush=True),
     )
-    heldout = generate(args.heldout_size, HELDOUT_SEED)
+    heldout = generate(args.heldout_size, HELDOUT_SEED, split="heldout")
     result = accuracy(model, heldout)
     meta.update(heldout_seed=HELDOUT_SEED, heldout_size=args.heldout_size, heldout_accuracy=result["accuracy"])
     meta["heldout_per_kind"] = result["per_kind"]

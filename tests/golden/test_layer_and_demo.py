@@ -25,6 +25,20 @@ def test_integer_layer_trace_matches_its_pieces_and_the_float_layer():
     assert (trace.out - direct).abs().max() <= 2
 
 
+def test_per_channel_output_scales_set_each_channels_multiplier():
+    torch.manual_seed(1)
+    lin = nn.Linear(16, 6)
+    out_scale = torch.tensor([0.01, 0.02, 0.05, 0.1, 0.2, 0.4], dtype=torch.float64)
+    layer = IntegerLayer.from_linear(lin, in_scale=0.03, out_scale=out_scale, out_bits=8, max_shift=40)
+    w_scale = lin.weight.detach().double().abs().amax(dim=1) / 127
+    rescale = layer.multiplier.double() / 2.0 ** layer.shift.double()
+    assert torch.allclose(rescale, 0.03 * w_scale / out_scale, rtol=2 ** -15)
+    with pytest.raises(ValueError, match="out_scale must be one number or have shape \\(6,\\)"):
+        IntegerLayer.from_linear(lin, in_scale=0.03, out_scale=torch.ones(5), out_bits=8)
+    with pytest.raises(ValueError, match="out_scale must be positive"):
+        IntegerLayer.from_linear(lin, in_scale=0.03, out_scale=torch.zeros(6), out_bits=8)
+
+
 def test_integer_layer_validates():
     with pytest.raises(ValueError, match="bias must have shape \\(2,\\)"):
         IntegerLayer(torch.zeros(2, 3, dtype=torch.int64), torch.zeros(3), torch.ones(2), torch.zeros(2), out_bits=4)

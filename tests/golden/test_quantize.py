@@ -57,6 +57,27 @@ def test_static_scale_saturates_by_definition():
     assert q.tolist() == [7, -7, 3]  # 2.5 rounds away from zero
 
 
+def test_mse_calibration_clips_outliers_and_minimizes_the_error():
+    from spikemllm.golden.quantize import calibrate_mse_scale
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.cat([torch.randn(4000, generator=g, dtype=torch.float64), torch.tensor([40.0])])
+    bits = 4
+    chosen = float(calibrate_mse_scale(x, bits, candidates=50))
+
+    def error(scale):  # quantize-dequantize by hand: round half away from zero, clamp to +-7
+        q = torch.clamp(torch.sign(x) * torch.floor(x.abs() / scale + 0.5), -7, 7)
+        return float(((q * scale - x) ** 2).mean())
+
+    grid = [40.0 * k / (50 * 7) for k in range(1, 51)]
+    assert chosen == pytest.approx(min(grid, key=error), rel=1e-12)
+    assert chosen < 40.0 / 7 / 4  # an outlier 10 sigma out is clipped, not covered
+    with pytest.raises(ValueError, match="all zero"):
+        calibrate_mse_scale(torch.zeros(5), 4)
+    with pytest.raises(ValueError, match="candidates"):
+        calibrate_mse_scale(x, 4, candidates=0)
+
+
 def test_percentile_calibration():
     calib = torch.arange(1, 101, dtype=torch.float32)
     assert float(calibrate_static_scale(calib, 8, percentile=50.0)) == pytest.approx(50.5 / 127)

@@ -176,7 +176,8 @@ def _fingerprint_or_skip():
     found, made_from = fingerprint(model), QWEN2VL["model"]["checkpoint_sha256"]
     if found != made_from:
         pytest.skip(f"{CHECKPOINT} (tensors sha256 {found[:12]}) is not the checkpoint the fixture was made from "
-                    f"({made_from[:12]}); training on another thread count changes the weights' last bits")
+                    f"({made_from[:12]}), which was trained before the held-out partition of the shapes-VQA data "
+                    "(and training on another thread count changes the weights' last bits)")
 
 
 def test_qwen2vl_fixture_is_up_to_date():

@@ -18,7 +18,7 @@ from spikemllm.golden.vqa.data import (
     generate_training,
     to_patches,
 )
-from spikemllm.golden.vqa.evaluate import evaluate, parse_level
+from spikemllm.golden.vqa.evaluate import evaluate, paired_gap, parse_level
 from spikemllm.golden.vqa.model import build_model, load_checkpoint, save_checkpoint
 from spikemllm.golden.vqa.train import train
 
@@ -31,6 +31,28 @@ def test_generation_is_deterministic_and_seeded():
         generate(3, -1)
     with pytest.raises(ValueError, match="n must"):
         generate(0, 1)
+
+
+def _pairs(objects_and_questions):
+    """(layout, question) keys recomputed here: the objects as a sorted tuple and the words."""
+    return {(tuple(sorted(tuple(o) for o in objects)), tuple(words)) for objects, words in objects_and_questions}
+
+
+def test_heldout_pairs_never_appear_in_training():
+    from spikemllm.golden.vqa.evaluate import CALIBRATION_SEED
+    from spikemllm.golden.vqa.train import HELDOUT_SEED, TRAIN_SEED
+
+    training = generate_training(1500, TRAIN_SEED, questions=6)
+    seen = _pairs((item.scene.objects, q) for item in training for _kind, q, _answer in item.questions)
+    heldout = generate(500, HELDOUT_SEED, split="heldout")
+    assert not seen & _pairs((s.scene.objects, s.question) for s in heldout)
+    calibration = generate(128, CALIBRATION_SEED, split="train")
+    assert not _pairs((s.scene.objects, s.question) for s in calibration) & _pairs((s.scene.objects, s.question) for s in heldout)
+    # without the partition, held-out questions repeat training pairs (few-object layouts are few)
+    assert len(seen & _pairs((s.scene.objects, s.question) for s in generate(500, HELDOUT_SEED))) > 50
+    assert len({s.kind for s in heldout}) == len(vqa_data.KINDS)
+    with pytest.raises(ValueError, match="split"):
+        generate(3, 1, split="test")
 
 
 def _cell_colors(image):
@@ -115,7 +137,7 @@ def test_evaluation_pipeline_writes_the_report(tmp_path):
     model = build_model("tiny", seed=1).eval()
     save_checkpoint(model, tmp_path / "ck.pt", {"size": "tiny", "parameters": 1})
     report = evaluate(tmp_path / "ck.pt", tmp_path / "reports", heldout_size=12, calibration_size=6,
-                      levels=("3/4", "2/3"), minilm=False, log=lambda msg: None)
+                      levels=("3/4", "2/3"), integer_levels=("3/4",), minilm=False, log=lambda msg: None)
     data = json.loads((tmp_path / "reports" / "accuracy.json").read_text())
     assert data == json.loads(json.dumps(report))
     assert 0.0 <= data["fp"] <= 1.0
@@ -123,6 +145,16 @@ def test_evaluation_pipeline_writes_the_report(tmp_path):
     # the spike path and fake quantization form the same integers, so the same answers
     assert data["spike"] == data["fake_quant"]
     assert data["count_equal_levels"]["3/4"]["accuracy"] == data["spike"]["3/4"]
+    assert set(data["integer"]) == {"3/4", "2/3"} and set(data["gaps"]) == {"3/4", "2/3"}
+    for level, gaps in data["gaps"].items():
+        assert gaps["integer"]["gap_points"] == round(100 * (data["fp"] - data["integer"][level]), 2)
+        low, high = gaps["integer"]["ci95_points"]
+        assert low <= gaps["integer"]["gap_points"] <= high
+    assert data["headline"]["timesteps_reading"]["integer"] == data["gaps"]["3/4"]["integer"]
+    assert set(data["integer_transforms"]) == {"smoothquant", "hadamard"}
+    # tiny model: 1 vision block (4) + patch embedding + projector (2) vision-only, 1 LM layer (7) + head twice
+    assert data["integer_path"]["compiled_programs"] == {"3/4": 7 + 2 * 8, "2/3": 7 + 2 * 8}
+    assert "Hardware-exact integer path" in (tmp_path / "reports" / "accuracy.md").read_text()
     assert data["headline"]["timesteps_reading"]["level"] == "3/4"
     assert data["headline"]["bits_reading"]["level"] == "2/3"
     assert [row["uniform"] for row in data["msts"]["comparisons"]] == ["2/2", "2/3", "3/3", "3/4"]
@@ -147,3 +179,20 @@ def test_shared_training_positions_equal_the_models_own():
         shared = model(**inputs, position_ids=_positions(model, inputs)).logits
     real = inputs["attention_mask"].bool()
     assert torch.equal(own[real], shared[real])
+
+
+def test_paired_gap_counts_discordant_questions_and_brackets_the_gap():
+    rng = np.random.default_rng(5)
+    a = rng.random(400) < 0.9
+    b = a.copy()
+    b[:30] = ~b[:30]  # flip 30 answers
+    g = paired_gap(a.tolist(), b.tolist())
+    assert g["only_reference_right"] == int((a & ~b).sum()) and g["only_other_right"] == int((~a & b).sum())
+    assert g["gap_points"] == round(100 * (a.mean() - b.mean()), 2)
+    low, high = g["ci95_points"]
+    # the paired standard error of the difference is sqrt(discordant) / n; the interval is about +-2 of them
+    se = 100 * np.sqrt(30) / 400
+    assert low < g["gap_points"] < high and 3 * se < high - low < 5 * se
+    assert paired_gap([True, False], [True, False])["ci95_points"] == [0.0, 0.0]
+    with pytest.raises(ValueError, match="equal"):
+        paired_gap([True], [True, False])
