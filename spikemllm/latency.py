@@ -18,7 +18,7 @@ dense MAC array, FP16       7+lg D   weight read, multiply, one FP32 add per
                                      level of the D-input tree, accumulate (2:
                                      align; add and round), combine the two
                                      accumulators (2), conversion to integer
-requantizer                 G + 4    final accumulator vector -> output vector
+requantizer                 G + 5    final accumulator vector -> output vector
                                      (G = pes / requantizers groups through
                                      bias add, multiply, rounding, shift and
                                      saturate)
@@ -75,11 +75,11 @@ def mac_array_latency(arithmetic: str, inputs: int) -> int:
 
 def requantizer_latency(config) -> int:
     """Cycles from a final accumulator vector's handshake to its output vector being valid:
-    its ``G = pes / requantizers`` groups enter the first of four stages (bias add,
-    multiply, magnitude plus rounding bias, shift and saturate) one per cycle from the
-    cycle after the handshake, and the last one leaves the fourth stage ``G + 4`` cycles
+    its ``G = pes / requantizers`` groups enter the first of five stages (bias add,
+    multiply, rounding bias, shift, saturate) one per cycle from the
+    cycle after the handshake, and the last one leaves the fifth stage ``G + 5`` cycles
     after the handshake."""
-    return config.requant_cycles + 4
+    return config.requant_cycles + 5
 
 
 # -- the cores' timeline ------------------------------------------------------------------
