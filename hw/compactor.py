@@ -67,6 +67,10 @@ class SpikeEventCompactor(Block):
        as its non-zero lanes (``mask``), their signs, its spike count (a popcount), ``base``
        and its ``step_end``/``last``/``more`` flags. A vector without a spike that ends no
        step is taken and dropped. ``i`` is ready while fewer than ``DEPTH`` are stored.
+       The two oldest vectors are also held in registers of their own (``head``, ``nxt``,
+       reloaded as the FIFO moves), as is the head's number of pending events (``p0``),
+       so the plan starts from flip-flops and no read-pointer mux or subtraction lies on
+       its loop.
     2. **Plan.** From the counts of the two oldest vectors and the number of the head's
        events already taken, the beat is planned by the rule of
        :func:`spikemllm.golden.timing.spike_datapath.plan_beat`: the head's lowest pending
