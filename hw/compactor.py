@@ -67,6 +67,10 @@ class SpikeEventCompactor(Block):
        as its non-zero lanes (``mask``), their signs, its spike count (a popcount), ``base``
        and its ``step_end``/``last``/``more`` flags. A vector without a spike that ends no
        step is taken and dropped. ``i`` is ready while fewer than ``DEPTH`` are stored.
+       The two oldest vectors are also held in registers of their own (``head``, ``nxt``,
+       reloaded as the FIFO moves), as is the head's number of pending events (``p0``),
+       so the plan starts from flip-flops and no read-pointer mux or subtraction lies on
+       its loop.
     2. **Plan.** From the counts of the two oldest vectors and the number of the head's
        events already taken, the beat is planned by the rule of
        :func:`spikemllm.golden.timing.spike_datapath.plan_beat`: the head's lowest pending
@@ -146,17 +150,30 @@ class SpikeEventCompactor(Block):
                     with m.Case(n):
                         m.d.sync += store[n].eq(incoming)  # an entry loads only when written
 
+        # The two oldest vectors (the head and the next) are also held in registers of their
+        # own, so that the plan below starts from flip-flops rather than from a mux of the
+        # FIFO addressed by read_ptr; the entries two and three past read_ptr are read
+        # beside the plan, and after each beat the registers load the FIFO's new oldest two.
         head = Signal(entry_layout)
         nxt = Signal(entry_layout)
+        ahead = [Signal(entry_layout, name=f"ahead_{r}") for r in (2, 3)]
         with m.Switch(read_ptr):
             for n in range(F):
                 with m.Case(n):
-                    m.d.comb += [head.eq(store[n]), nxt.eq(store[(n + 1) % F])]
+                    m.d.comb += [ahead[0].eq(store[(n + 2) % F]), ahead[1].eq(store[(n + 3) % F])]
+        # place r: the entry r places past read_ptr once this cycle's write is in (the vector
+        # written now is at place fill; past it nothing is read)
+        stored = [head, nxt, *ahead]
+        place = [Signal(entry_layout, name=f"place_{r}") for r in range(4)]
+        m.d.comb += [place[r].eq(Mux(fill > r, stored[r], incoming)) for r in range(4)]
 
         # -- stage 2: plan the beat from counts ----------------------------------------------
         offset = Signal(range(L + 1))  # events of the head already taken
+        # events of the head not yet taken (head.count - offset), a register of its own: the
+        # plan starts from it, and its next value is chosen among candidates computed
+        # beside the plan (p0_next), so no subtraction sits on the plan's loop
         p0 = Signal(range(L + 1))
-        m.d.comb += p0.eq(head.count - offset)
+        p0_next = Signal(range(L + 1))
         big = Signal()
         extend = Signal()
         room = Signal(range(E + 1))
@@ -179,6 +196,12 @@ class SpikeEventCompactor(Block):
         pops = Signal(2)
         next_offset = Signal(range(L + 1))
         m.d.comb += take0.eq(Mux(big, E, p0))
+        # p0 after the beat: what is left of the head (p0 - E), a whole new head (the entry
+        # at place pops), or what is left of the next vector once the beat took room = E - p0
+        # of its events (nxt.count + p0 - E; 0 when it took all of them)
+        head_rest = Signal(range(L + 1))
+        nxt_rest = Signal(range(L + 1))
+        m.d.comb += [head_rest.eq(p0 - E), nxt_rest.eq(Mux(exhausted, 0, nxt.count + p0 - E))]
         with m.If(big):
             done = p0 == E
             m.d.comb += [
@@ -187,21 +210,26 @@ class SpikeEventCompactor(Block):
                 last.eq(done & head.last),
                 pops.eq(done),
                 next_offset.eq(Mux(done, 0, offset + E)),
+                p0_next.eq(Mux(done, place[1].count, head_rest)),
             ]
         with m.Elif(~extend):  # the tile's final vector with no next tile following
-            m.d.comb += [boundary.eq(head.step_end), split.eq(p0), last.eq(head.last), pops.eq(1), next_offset.eq(0)]
+            m.d.comb += [boundary.eq(head.step_end), split.eq(p0), last.eq(head.last), pops.eq(1), next_offset.eq(0),
+                         p0_next.eq(place[1].count)]
         with m.Elif(head.step_end):  # the head's step end is the beat's boundary
             retire_both = exhausted & ~nxt.step_end
             m.d.comb += [
                 boundary.eq(1), split.eq(p0), last.eq(head.last),
                 pops.eq(Mux(retire_both, 2, 1)), next_offset.eq(Mux(retire_both, 0, take1)),
+                p0_next.eq(Mux(retire_both, place[2].count, nxt_rest)),
             ]
         with m.Elif(exhausted & nxt.step_end):  # the next vector's step end ends the beat
-            m.d.comb += [boundary.eq(1), split.eq(p0 + take1), last.eq(nxt.last), pops.eq(2), next_offset.eq(0)]
+            m.d.comb += [boundary.eq(1), split.eq(p0 + take1), last.eq(nxt.last), pops.eq(2), next_offset.eq(0),
+                         p0_next.eq(place[2].count)]
         with m.Else():
             m.d.comb += [
                 boundary.eq(0), split.eq(p0 + take1), last.eq(0),
                 pops.eq(Mux(exhausted, 2, 1)), next_offset.eq(Mux(exhausted, 0, take1)),
+                p0_next.eq(Mux(exhausted, place[2].count, nxt_rest)),
             ]
 
         # The select stage's ranks, from the masks and the plan: exclusive prefix counts of
@@ -244,6 +272,19 @@ class SpikeEventCompactor(Block):
             m.d.sync += [h_target[k].eq(offset + k) for k in range(E)]
             m.d.sync += [w_target[k].eq(Mux(k >= take0, k - take0, 0)) for k in range(E)]
         m.d.sync += fill.eq(fill + write - Mux(go, pops, 0))
+
+        # head and nxt after this cycle: the entries at places pops and pops + 1. Which
+        # entries those are is known from the registered fill before the plan settles, so
+        # the plan only drives the final three-way choice.
+        with m.If(go):
+            m.d.sync += p0.eq(p0_next)
+        with m.Elif(fill == 0):
+            m.d.sync += p0.eq(incoming.count)  # the vector written now becomes the head
+        with m.If(write | go):  # clock enable: the registers load only when the FIFO moves
+            with m.Switch(Mux(go, pops, 0)):
+                for popped in range(3):
+                    with m.Case(popped):
+                        m.d.sync += [head.eq(place[popped]), nxt.eq(place[popped + 1])]
 
         # -- stage 3: select the planned events ----------------------------------------------
         selected = Signal(event_beat_layout(c))

@@ -98,10 +98,12 @@ class Feed:
     the layer's ``K`` and ``IN``; ``begin``: high for one cycle when feeding a tile may
     start (``timesteps``, ``tile_base`` and ``bank`` hold the tile's values from the next
     cycle; within a token ``begin`` comes in the cycle ``finished`` reports the previous
-    tile's final item, so the datapath must accept it while it drains); ``flush``: high for one cycle when a run
+    tile's final item, so the datapath must accept it while it drains); ``flush``: high for one cycle in the cycle after a run
     starts or aborts: every register of the datapath that carries work in flight (the
     feeder's valid flags, its blocks, wrapped in ``ResetInserter(flush)``) returns to its
-    reset state in that clock edge, so the next run starts from the state of a fresh core.
+    reset state in that clock edge, so the next run starts from the state of a fresh core
+    (no ``begin`` comes before it: a run's first token needs a cycle to load and one to
+    look up ``T``).
     """
 
     act_read: object
@@ -182,7 +184,7 @@ class LayerCore(Block, abc.ABC):
     def elaborate(self, platform):
         m = Module()
         s = _Shell()
-        s.flush = Signal()  # a run starts or aborts: every stage of the datapath returns to its reset state
+        s.flush = Signal()  # a run started or aborted a cycle ago: every stage of the datapath returns to its reset state
         s.rq = Requantizer(config=self.config, held_params=True)
         m.submodules.requantizer = ResetInserter(s.flush)(s.rq)
         self._register_file(m, s)
@@ -305,8 +307,8 @@ class LayerCore(Block, abc.ABC):
     def _run_control(self, m: Module, s: "_Shell") -> None:
         """Start (refused with an error code when the layer cannot run, and while ``ERROR``
         is set: after a refused operation nothing computes until ``CLEAR``), clear, and abort (by
-        ``CTRL.ABORT`` during a run, or on a fault): ``busy`` drops and :meth:`_counters`
-        flushes the datapath in the same clock edge."""
+        ``CTRL.ABORT`` during a run, or on a fault): ``busy`` drops in the same clock edge
+        and :meth:`_counters` flushes the datapath in the next one."""
         s.abort = Signal()
         s.run_start = Signal()
         with m.If(s.start):
@@ -493,11 +495,12 @@ class LayerCore(Block, abc.ABC):
         out_last = Signal()
         m.d.comb += [
             out_last.eq(out_tile == s.out_tiles - 1),
-            self.o.valid.eq(rq.o.valid),
+            # withheld while idle: after an abort the requantizer is reset one edge later
+            self.o.valid.eq(rq.o.valid & s.busy),
             self.o.p.values.eq(rq.o.p.values),
             self.o.p.tile.eq(out_tile),
             self.o.p.last.eq(out_last),
-            rq.o.ready.eq(self.o.ready),
+            rq.o.ready.eq(self.o.ready & s.busy),
         ]
         s.token_done = Signal()
         m.d.comb += s.token_done.eq(self.o.valid & self.o.ready & out_last)
@@ -521,7 +524,11 @@ class LayerCore(Block, abc.ABC):
                 m.d.sync += counters["TOKENS_DONE"].eq(counters["TOKENS_DONE"] + 1)
                 with m.If(counters["TOKENS_DONE"] + 1 == s.tokens):
                     m.d.sync += [s.busy.eq(0), s.done.eq(1)]
-        m.d.comb += s.flush.eq(s.run_start | s.abort)
+        # The datapath's reset is registered: it follows a START or an abort by one clock
+        # edge, so neither the bus decode nor the fault checks drive the reset of every
+        # datapath register in the cycle they are decided. Meanwhile ``o`` is withheld (see
+        # :meth:`_output`) and the sequencer waits for a token, so nothing of the old run leaves.
+        m.d.sync += s.flush.eq(s.run_start | s.abort)
         with m.If(s.run_start | s.abort):
             m.d.sync += [s.bank_full.eq(0), s.load_bank.eq(0), s.load_chunk.eq(0), s.tokens_loaded.eq(0),
                          s.cur_bank.eq(0), s.out_tile.eq(0)]

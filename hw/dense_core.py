@@ -34,7 +34,7 @@ from spikemllm.latency import mac_array_latency
 
 from .block import Block
 from .core_shell import Datapath, Feed, LayerCore
-from .fp import FP32_ALIGNED, fp16_mul_fp32, fp32_add, fp32_add_align, fp32_add_finish, fp32_to_int, int_to_fp16
+from .fp import FP32_ALIGNED, fp16_mul_fp32, fp32_add_align, fp32_add_finish, fp32_to_int, int_to_fp16
 from .registers import CoreKind
 from .signatures import AccumulatorStream, WeightWriteStream
 
@@ -79,13 +79,16 @@ class DenseMACArray(Block):
     stage's advance as its enable):
 
     * read: the weight rows are read and the activations registered;
+    * weights: the rows read are registered (the memories' output registers), so that
+      the memory access and the multiplier are separate paths;
     * multiply: ``D x P`` products registered;
     * ``arithmetic="int8"``: the ``D`` products of a PE are summed by an adder tree and
       added to its accumulator (exact integers; the accumulator width is the spike core's);
     * ``arithmetic="fp16"``: weights become FP16 as they are written (the memories hold
       FP16), activations as they enter; products are exact FP32; the ``D`` products of a
-      PE are summed by a pairwise tree, one level per stage (level ``l`` adds elements
-      ``2k`` and ``2k+1`` of level ``l-1``, each addition FP32 round-to-nearest-even),
+      PE are summed by a pairwise tree, two stages per level (align; add, normalize and
+      round; level ``l`` adds elements ``2k`` and ``2k+1`` of level ``l-1``, each addition
+      FP32 round-to-nearest-even),
       then added to the FP32 accumulator, and in a last stage the tile's final sum is
       truncated to an integer.
 
@@ -143,9 +146,11 @@ class DenseMACArray(Block):
 
         # Stage valid/last bits: read, multiply, the FP tree levels, (FP) conversion.
         a_valid, a_last = Signal(), Signal()
+        r_valid, r_last = Signal(), Signal()
         b_valid, b_last = Signal(), Signal()
-        tree_valid = [Signal(name=f"tree_valid_{l}") for l in range(log_d if fp else 0)]
-        tree_last = [Signal(name=f"tree_last_{l}") for l in range(log_d if fp else 0)]
+        # the FP tree: two stages per level (align, then add/normalize/round)
+        tree_valid = [Signal(name=f"tree_valid_{l}") for l in range(2 * log_d if fp else 0)]
+        tree_last = [Signal(name=f"tree_last_{l}") for l in range(2 * log_d if fp else 0)]
         conv_valid = Signal()
         # FP16: the accumulation's stages (align, then add/normalize/round into one of two
         # accumulators) and the combination of the two accumulators at a tile's end.
@@ -155,7 +160,7 @@ class DenseMACArray(Block):
 
         idle = Signal()
         loading = Signal()
-        in_flight = Cat(a_valid, b_valid, *tree_valid, ac1_valid, cmb_valid, c1_valid, conv_valid)
+        in_flight = Cat(a_valid, r_valid, b_valid, *tree_valid, ac1_valid, cmb_valid, c1_valid, conv_valid)
         m.d.comb += [
             idle.eq(fresh & ~in_flight.any()),
             loading.eq(idle & self.weights.valid),
@@ -195,31 +200,51 @@ class DenseMACArray(Block):
                 value = self.i.p.values[k]
                 m.d.sync += v.eq(int_to_fp16(m, value, name=f"a16_{k}") if fp else value)
 
+        # Weight stage: the rows read are registered (a block RAM's output register), so
+        # that the memory's access time and the multiplier are not one path.
+        r_values = [Signal(v.shape(), name=f"r_value_{k}") for k, v in enumerate(a_values)]
+        r_weights = [[Signal(weight_shape, name=f"r_weight_{p}_{k}") for k in range(D)] for p in range(P)]
+        with m.If(go):
+            m.d.sync += r_valid.eq(a_valid)
+        with m.If(go & a_valid):
+            m.d.sync += [r_last.eq(a_last), *(r.eq(a) for r, a in zip(r_values, a_values))]
+            m.d.sync += [r_weights[p][k].eq(reads[k].data[p]) for p in range(P) for k in range(D)]
+
         # Multiply stage.
         product_shape = 32 if fp else signed(c.act_bits + c.weight_bits)
         products = [[Signal(product_shape, name=f"product_{p}_{k}") for k in range(D)] for p in range(P)]
         with m.If(go):
-            m.d.sync += b_valid.eq(a_valid)
-        with m.If(go & a_valid):
-            m.d.sync += b_last.eq(a_last)
+            m.d.sync += b_valid.eq(r_valid)
+        with m.If(go & r_valid):
+            m.d.sync += b_last.eq(r_last)
             for p in range(P):
                 for k in range(D):
-                    w = reads[k].data[p]
-                    m.d.sync += products[p][k].eq(fp16_mul_fp32(m, a_values[k], w, name=f"mul_{p}_{k}") if fp
-                                                  else a_values[k] * w)
+                    w = r_weights[p][k]
+                    m.d.sync += products[p][k].eq(fp16_mul_fp32(m, r_values[k], w, name=f"mul_{p}_{k}") if fp
+                                                  else r_values[k] * w)
 
-        # FP16: a pairwise FP32 tree, one registered level per stage.
+        # FP16: a pairwise FP32 tree, each level in two registered stages, as the
+        # accumulator's addition below: align | add, normalize, round.
         sums, s_valid, s_last = [list(row_) for row_ in products], b_valid, b_last
         for level in range(log_d if fp else 0):
+            aligned = [[Signal(FP32_ALIGNED, name=f"tree_align_{level}_{p}_{n}") for n in range(len(sums[p]) // 2)]
+                       for p in range(P)]
             nxt = [[Signal(32, name=f"tree_{level}_{p}_{n}") for n in range(len(sums[p]) // 2)] for p in range(P)]
+            align_valid, align_last = tree_valid[2 * level], tree_last[2 * level]
             with m.If(go):
-                m.d.sync += tree_valid[level].eq(s_valid)
+                m.d.sync += [align_valid.eq(s_valid), tree_valid[2 * level + 1].eq(align_valid)]
             with m.If(go & s_valid):
-                m.d.sync += tree_last[level].eq(s_last)
+                m.d.sync += align_last.eq(s_last)
+                for p in range(P):
+                    for n, dst in enumerate(aligned[p]):
+                        m.d.sync += dst.eq(fp32_add_align(m, sums[p][2 * n], sums[p][2 * n + 1],
+                                                          name=f"tree_add_{level}_{p}_{n}"))
+            with m.If(go & align_valid):
+                m.d.sync += tree_last[2 * level + 1].eq(align_last)
                 for p in range(P):
                     for n, dst in enumerate(nxt[p]):
-                        m.d.sync += dst.eq(fp32_add(m, sums[p][2 * n], sums[p][2 * n + 1], name=f"tree_add_{level}_{p}_{n}"))
-            sums, s_valid, s_last = nxt, tree_valid[level], tree_last[level]
+                        m.d.sync += dst.eq(fp32_add_finish(m, aligned[p][n], name=f"tree_add_{level}_{p}_{n}"))
+            sums, s_valid, s_last = nxt, tree_valid[2 * level + 1], tree_last[2 * level + 1]
 
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += out_valid.eq(0)

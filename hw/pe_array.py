@@ -11,7 +11,7 @@ from spikemllm.config import AcceleratorConfig
 from spikemllm.latency import PE_ARRAY_LATENCY
 
 from .block import Block
-from .signatures import AccumulatorStream, EventStream, WeightWriteStream
+from .signatures import AccumulatorStream, EventStream, WeightWriteStream, event_beat_layout
 
 __all__ = ["SparseAccumulatePEArray"]
 
@@ -64,7 +64,9 @@ class SparseAccumulatePEArray(Block):
     the beat's sums; the add into the accumulators). Throughput: one
     event beat (``E`` events) per cycle; a beat with a step end waits while ``o`` holds a
     vector that is not being taken (the next tile accumulates meanwhile, until its own
-    first step ends). Cycle model:
+    first step ends). ``i.ready`` comes from a register: a beat taken while the stages
+    wait is held in a skid register and enters first when they move, so the stall does
+    not reach back into the compactor within the cycle. Cycle model:
     :func:`spikemllm.golden.timing.cycle_model.pe_array_cycles`.
 
     Raises ``TypeError`` if ``config`` is not an :class:`AcceleratorConfig`.
@@ -138,15 +140,28 @@ class SparseAccumulatePEArray(Block):
             advance.eq(~s1_valid | s1_go),
         ]
 
+        # Skid register: ``i.ready`` is a register's output, not the end of the chain of
+        # stage enables above. A beat taken while stage 1 cannot advance waits in the
+        # skid, and enters before the next beat is taken.
+        skid_valid = Signal()
+        skid = Signal(event_beat_layout(c))
         idle = Signal()
         loading = Signal()
         m.d.comb += [
-            idle.eq(~busy & ~s1_valid & ~s2_valid),
+            idle.eq(~busy & ~skid_valid & ~s1_valid & ~s2_valid),
             loading.eq(idle & self.weights.valid),
             self.weights.ready.eq(idle),
-            self.i.ready.eq(advance & ~loading),
+            self.i.ready.eq(~skid_valid & ~loading),
         ]
-        accept = self.i.valid & self.i.ready
+        taken = self.i.valid & self.i.ready
+        beat = Signal(event_beat_layout(c))  # the beat entering stage 1 if it advances
+        m.d.comb += beat.eq(Mux(skid_valid, skid, self.i.p))
+        accept = Signal()
+        m.d.comb += accept.eq(advance & (skid_valid | taken))
+        with m.If(taken & ~advance):
+            m.d.sync += [skid_valid.eq(1), skid.eq(self.i.p)]
+        with m.If(skid_valid & advance):
+            m.d.sync += skid_valid.eq(0)
 
         m.d.comb += [
             write.addr.eq(self.weights.p.addr),
@@ -154,7 +169,7 @@ class SparseAccumulatePEArray(Block):
             write.en.eq(self.weights.valid & self.weights.ready),
         ]
 
-        events = self.i.p.events
+        events = beat.events
         for k, read in enumerate(reads):
             # A row is read only for a valid event of an accepted beat: one read per event.
             m.d.comb += [read.addr.eq(events[k].index), read.en.eq(accept & events[k].valid)]
@@ -163,12 +178,12 @@ class SparseAccumulatePEArray(Block):
         # Each event's coefficient: 2 before a doubling step end, 0 before a tile's end, else 1.
         valid = _gather(events, "valid", E)
         negative = valid & _gather(events, "negative", E)
-        before = Cat(self.i.p.split > k for k in range(E))
+        before = Cat(beat.split > k for k in range(E))
         if tc_lif:
-            double = valid & before & (self.i.p.step_end & ~self.i.p.last).replicate(E)
+            double = valid & before & (beat.step_end & ~beat.last).replicate(E)
         else:
             double = Const(0, E)
-        dropped = before & (self.i.p.step_end & self.i.p.last).replicate(E)
+        dropped = before & (beat.step_end & beat.last).replicate(E)
         single = valid & ~double & ~dropped
         with m.If(accept):  # the beat's flags load only with a beat (clock enable)
             m.d.sync += [
@@ -179,9 +194,9 @@ class SparseAccumulatePEArray(Block):
                 s1_double.eq(double),
                 s1_ones.eq(sum((single[k] & negative[k]) + ((double[k] & negative[k]) << 1) for k in range(E))),
                 s1_ones_before.eq(sum(before[k] & negative[k] for k in range(E))),
-                s1_step_end.eq(self.i.p.step_end),
-                s1_last.eq(self.i.p.last),
-                s1_work.eq(events[0].valid | self.i.p.step_end),
+                s1_step_end.eq(beat.step_end),
+                s1_last.eq(beat.last),
+                s1_work.eq(events[0].valid | beat.step_end),
             ]
         with m.If(~s2_valid | s2_go):
             m.d.sync += s2_valid.eq(s1_go)
@@ -232,7 +247,7 @@ class SparseAccumulatePEArray(Block):
                 m.d.sync += [step.eq(0), busy.eq(s2_has_after)]
             with m.Else():
                 m.d.sync += step.eq(step + 1)
-        with m.If(accept):
+        with m.If(taken):
             m.d.sync += busy.eq(1)
         return m
 

@@ -36,9 +36,9 @@ class Requantizer(Block):
     set on ``params`` while the vector's groups enter the first stage, which the source
     holds from the capture until the next final vector is taken (the core's shell reads
     it from its tile memories at the captured tile's address), so the requantizer keeps
-    no parameter registers at all. The ``G = pes / R`` groups of ``R`` channels then go through four stages, one group per
+    no parameter registers at all. The ``G = pes / R`` groups of ``R`` channels then go through five stages, one group per
     cycle: add the bias (the group's multipliers and shifts travel with the sums);
-    multiply; add the rounding bias; shift and saturate into the output register. The
+    multiply; add the rounding bias; shift; saturate into the output register. The
     rounding works on the signed product ``z``, so no stage negates: with ``S > 0``,
     ``sign(z) * ((|z| + 2^(S-1)) >> S)`` is ``(z + 2^(S-1)) >> S`` for ``z >= 0`` and
     ``(z + 2^(S-1) - 1) >> S`` for ``z < 0`` (arithmetic shifts: the ceiling of
@@ -53,7 +53,7 @@ class Requantizer(Block):
     Ports: ``i`` (in, accumulator vectors), ``params`` (in, biases, multipliers and
     shifts), ``o`` (out, output vectors).
 
-    Latency: ``G + 4`` cycles from a final vector's handshake to its output vector.
+    Latency: ``G + 5`` cycles from a final vector's handshake to its output vector.
     Throughput: one final vector per ``G`` cycles. Cycle model:
     :func:`spikemllm.golden.timing.cycle_model.requantizer_cycles`.
 
@@ -137,7 +137,7 @@ class Requantizer(Block):
         product, p_shift, p_valid, p_final, p_group = stage("product", signed(width))
         # Stage H: the product plus its rounding bias.
         rounding, h_shift, h_valid, h_final, h_group = stage("rounding", signed(width + 1))
-        # Stage S: shift and saturate into the output register.
+        # The output register.
         out_valid = Signal()
         result = [Signal(signed(c.out_bits), name=f"result_{p}") for p in range(P)]
         m.d.comb += self.o.valid.eq(out_valid)
@@ -160,23 +160,29 @@ class Requantizer(Block):
                 bias = Signal(unsigned(width), name=f"rounding_bias_{r}")
                 m.d.comb += bias.eq(Mux(product[r] < 0, below >> 1, half))
                 m.d.sync += [rounding[r].eq(product[r] + bias), h_shift[r].eq(p_shift[r])]
+        # Stage S: the shift. At least one bit above the output's, so that a product
+        # narrower than the output is sign-extended before the saturation reads those bits.
+        shifted, _s_shift, s_valid, s_final, s_group = stage("shifted", signed(max(width, c.out_bits) + 1))
+        with m.If(go):
+            m.d.sync += s_valid.eq(h_valid)
+        with m.If(go & h_valid):
+            m.d.sync += [s_group.eq(h_group), s_final.eq(h_final)]
+            for r in range(R):
+                m.d.sync += shifted[r].eq(rounding[r] >> h_shift[r])
+        # Output: saturate into the output register.
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += out_valid.eq(0)
-        with m.If(go & h_valid):
-            with m.If(h_final):
+        with m.If(go & s_valid):
+            with m.If(s_final):
                 m.d.sync += out_valid.eq(1)
             for r in range(R):
-                # at least one bit above the output's, so a product narrower than the
-                # output is sign-extended before the saturation reads those bits
-                shifted = Signal(signed(max(width, c.out_bits) + 1), name=f"shifted_{r}")
                 value = Signal(signed(c.out_bits), name=f"value_{r}")
-                m.d.comb += shifted.eq(rounding[r] >> h_shift[r])
-                sign = shifted[-1]
-                high = shifted[c.out_bits - 1:]  # the output's sign bit and the bits above it
-                low = shifted[:c.out_bits - 1]
+                sign = shifted[r][-1]
+                high = shifted[r][c.out_bits - 1:]  # the output's sign bit and the bits above it
+                low = shifted[r][:c.out_bits - 1]
                 fits = Mux(sign, high.all() & low.any(), ~high.any())  # -Q <= shifted <= Q
-                m.d.comb += value.eq(Mux(fits, shifted[:c.out_bits], Mux(sign, -Q, Q)))
-                with m.Switch(h_group):
+                m.d.comb += value.eq(Mux(fits, shifted[r][:c.out_bits], Mux(sign, -Q, Q)))
+                with m.Switch(s_group):
                     for g in range(G):
                         with m.Case(g):
                             m.d.sync += result[g * R + r].eq(value)

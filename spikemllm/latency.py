@@ -12,15 +12,17 @@ spike-event compactor       3        spike vector -> first event beat (FIFO
                                      write, beat plan, event selection)
 sparse-accumulate PE array  3        step-ending event beat -> accumulator vector
                                      (weight-memory read, sums, accumulate)
-dense MAC array, INT8       3        final input -> accumulator vector (weight
-                                     read, multiply, adder tree and accumulate)
-dense MAC array, FP16       7+lg D   weight read, multiply, one FP32 add per
-                                     level of the D-input tree, accumulate (2:
-                                     align; add and round), combine the two
-                                     accumulators (2), conversion to integer
-requantizer                 G + 4    final accumulator vector -> output vector
+dense MAC array, INT8       4        final input -> accumulator vector (weight
+                                     read, read row registered, multiply, adder
+                                     tree and accumulate)
+dense MAC array, FP16       8+2lg D  weight read, read row registered, multiply,
+                                     two stages per level of the D-input FP32
+                                     tree (align; add and round), accumulate (2),
+                                     combine the two accumulators (2),
+                                     conversion to integer
+requantizer                 G + 5    final accumulator vector -> output vector
                                      (G = pes / requantizers groups through
-                                     bias add, multiply, rounding, shift and
+                                     bias add, multiply, rounding, shift,
                                      saturate)
 ==========================  =======  ============================================
 
@@ -64,22 +66,23 @@ PE_ARRAY_LATENCY = 3
 
 def mac_array_latency(arithmetic: str, inputs: int) -> int:
     """Cycles from a tile's final beat's handshake to the dense MAC array's accumulator
-    vector: weight-memory read, multiply, then for ``"int8"`` the adder tree and
-    accumulation in one stage; for ``"fp16"`` one stage per level of the ``inputs``-wide
-    FP32 tree (``log2(inputs)``), the two-stage accumulation into two interleaved
-    accumulators, their two-stage combination and the conversion to an integer."""
+    vector: weight-memory read, the read rows registered, multiply, then for ``"int8"``
+    the adder tree and accumulation in one stage; for ``"fp16"`` two stages per level of
+    the ``inputs``-wide FP32 tree (``log2(inputs)`` levels: align, then add, normalize and
+    round), the two-stage accumulation into two interleaved accumulators, their two-stage
+    combination and the conversion to an integer."""
     if arithmetic == "int8":
-        return 3
-    return 7 + inputs.bit_length() - 1
+        return 4
+    return 8 + 2 * (inputs.bit_length() - 1)
 
 
 def requantizer_latency(config) -> int:
     """Cycles from a final accumulator vector's handshake to its output vector being valid:
-    its ``G = pes / requantizers`` groups enter the first of four stages (bias add,
-    multiply, magnitude plus rounding bias, shift and saturate) one per cycle from the
-    cycle after the handshake, and the last one leaves the fourth stage ``G + 4`` cycles
+    its ``G = pes / requantizers`` groups enter the first of five stages (bias add,
+    multiply, rounding bias, shift, saturate) one per cycle from the
+    cycle after the handshake, and the last one leaves the fifth stage ``G + 5`` cycles
     after the handshake."""
-    return config.requant_cycles + 4
+    return config.requant_cycles + 5
 
 
 # -- the cores' timeline ------------------------------------------------------------------

@@ -20,7 +20,7 @@ cycle at a time, register for register, around a model of the datapath: the spik
 * Requantizer: takes a tile's final accumulator vector at most every ``G = pes /
   requantizers`` cycles (its groups overlap the next tile's accumulation); a final vector
   that comes sooner waits in the datapath's output register and stalls the datapath. The
-  run ends ``G + 4`` cycles after the last tile's final vector is taken, when its output
+  run ends ``G + 5`` cycles after the last tile's final vector is taken, when its output
   leaves (:func:`spikemllm.latency.requantizer_latency`).
 
 The datapath's work per tile is about ``events / E`` beats for the spike core (events

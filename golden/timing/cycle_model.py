@@ -22,7 +22,7 @@ spike-event compactor       3         one beat of up to ``E`` events per cycle, 
                                       across spike vectors and step boundaries
                                       (:mod:`.spike_datapath`)
 sparse-accumulate PE array  3         one event beat per cycle
-requantizer                 G + 4     one final accumulator vector per ``G`` cycles
+requantizer                 G + 5     one final accumulator vector per ``G`` cycles
 ==========================  ========  ===================================================
 """
 

@@ -173,7 +173,8 @@ class SpikeDatapathModel:
         self.offset = 0
         self.plan: _Beat | None = None
         self.beat: _Beat | None = None
-        # PE array: stage 1 (weights read), stage 2 (sums) and the output register
+        # PE array: the skid register, stage 1 (weights read), stage 2 (sums) and the output register
+        self.skid: _Beat | None = None
         self.s1: _Beat | None = None
         self.s2: _Beat | None = None
         self.out: bool | None = None  # None: empty; else the vector's last flag
@@ -191,7 +192,8 @@ class SpikeDatapathModel:
     def idle(self) -> bool:
         """Nothing in flight anywhere."""
         return (not self.issuing and self.r is None and self.s is None and not self.fifo and self.plan is None
-                and self.beat is None and self.s1 is None and self.s2 is None and self.out is None)
+                and self.beat is None and self.skid is None and self.s1 is None and self.s2 is None
+                and self.out is None)
 
     def tick(self, begin: Sequence[SpikeVectorCount] | None = None, o_ready: bool = True, *,
              next_tile: Sequence[SpikeVectorCount] | None = None) -> None:
@@ -204,9 +206,12 @@ class SpikeDatapathModel:
         s2_go = self.s2 is not None and (not self.s2.boundary or out_free)
         s1_go = self.s1 is not None and (self.s2 is None or s2_go)
         pe_advance = self.s1 is None or s1_go
-        accept = self.beat is not None and pe_advance
+        # the PE array takes a beat while its skid register is empty; stage 1 takes the
+        # skid's beat, else the one taken now
+        taken = self.beat is not None and self.skid is None
+        entering = self.skid if self.skid is not None else (self.beat if taken else None)
         # compactor
-        b_advance = self.beat is None or accept
+        b_advance = self.beat is None or taken
         a_advance = self.plan is None or b_advance
         plan = None
         if a_advance and self.fifo:
@@ -219,8 +224,8 @@ class SpikeDatapathModel:
         if finished and begin is None:
             begin = next_tile
 
-        self.take = accept
-        self.work = self.beat.events if accept else 0
+        self.take = taken
+        self.work = self.beat.events if taken else 0
         self.finished = finished
         # registers
         if self.out is not None and o_ready:
@@ -230,7 +235,10 @@ class SpikeDatapathModel:
         if self.s2 is None or s2_go:
             self.s2 = self.s1 if s1_go else None
         if pe_advance:
-            self.s1 = self.beat if accept else None
+            self.s1 = entering
+            self.skid = None
+        elif taken:
+            self.skid = self.beat
         if b_advance:
             self.beat = self.plan
         if a_advance:

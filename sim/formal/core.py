@@ -38,10 +38,10 @@ def _core(m: Module, c: AcceleratorConfig, *, drop_valid: bool = False, check_o:
         port = getattr(bus, name)
         m.d.comb += port.eq(free(m, len(port), name=f"bus_{name}"))
     streams = {name: StreamIn(m, getattr(dut, name), name=name) for name in ("i", "weights", "bias", "params")}
-    # the shell's flush (a START or an abort) returns the datapath to reset in its clock
-    # edge: an abort may withdraw a tile on offer
+    # an abort (by the host or a fault) withdraws a tile on offer: busy drops in its clock
+    # edge, and with it o.valid
     streams["o"] = StreamOut(m, dut.o, name="o", drop_valid=drop_valid, check=check_o,
-                             withdraw=internal(fragment, "flush"))
+                             withdraw=internal(fragment, "abort"))
     return dut, fragment, streams
 
 

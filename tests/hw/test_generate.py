@@ -32,7 +32,7 @@ def test_description_round_trips_and_lists_ports(tmp_path):
     assert ports["i__ready"] == {"direction": "out", "width": 1}
     assert ports["weights__payload"]["direction"] == "in"
     # 4 channels on one multiplier: 4 groups, then round and saturate
-    assert description["blocks"]["requantizer"]["latency"] == SMALL_CONFIG.pes // SMALL_CONFIG.requantizers + 4 == 8
+    assert description["blocks"]["requantizer"]["latency"] == SMALL_CONFIG.pes // SMALL_CONFIG.requantizers + 5 == 9
 
 
 def test_bad_configuration_fails_before_anything_is_written(tmp_path):

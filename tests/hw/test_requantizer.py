@@ -26,6 +26,6 @@ def test_shared_multipliers(requantizers):
     """``pes / R`` cycles per final vector, the same outputs for every ``R``: exact cycles
     with ideal streams, and under stalls."""
     config = dataclasses.replace(DEFAULT_CONFIG, requantizers=requantizers)
-    assert requantizer_latency(config) == 8 // requantizers + 4
+    assert requantizer_latency(config) == 8 // requantizers + 5
     simulate(requantizer_bench(config, seed=requantizers))
     simulate(requantizer_bench(config, seed=5, source=pattern("random30"), sink=pattern("random70")))

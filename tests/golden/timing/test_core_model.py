@@ -27,12 +27,12 @@ def test_dense_cycles_follow_the_timeline_by_hand(arithmetic, tokens, in_feature
     # Without back-pressure (G <= IN / D) the dense timeline has a closed form: the first
     # token loads in K cycles, is looked up and begun (2), its tiles' IN / D beats issue
     # back to back, every later token costs TOKEN_SWITCH, the final beat passes the
-    # feeder's two registers and the MAC array's latency, and the requantizer's G + 4
+    # feeder's two registers and the MAC array's latency, and the requantizer's G + 5
     # cycles end the run.
     c = dataclasses.replace(DEFAULT_CONFIG, dense_inputs=D)
     K, beats, G = in_features // c.lanes, in_features // D, c.requant_cycles
     assert G <= beats
-    by_hand = (K + 2) + tokens * tiles * beats + (tokens - 1) * TOKEN_SWITCH + 2 + mac_array_latency(arithmetic, D) + G + 4
+    by_hand = (K + 2) + tokens * tiles * beats + (tokens - 1) * TOKEN_SWITCH + 2 + mac_array_latency(arithmetic, D) + G + 5
     r = dense_core_cycles(c, tokens, in_features, tiles, arithmetic)
     assert r.cycles == by_hand
     assert r.active_cycles == tokens * tiles * beats and r.events == tokens * tiles * in_features

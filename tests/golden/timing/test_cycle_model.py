@@ -63,9 +63,9 @@ def test_pack_refuses_a_stream_that_stops_mid_tile():
 def test_pe_and_requantizer():
     assert cm.pe_array_cycles(10, DEFAULT_CONFIG) == 10 + cm.PE_ARRAY_LATENCY
     G = DEFAULT_CONFIG.requant_cycles
-    assert cm.requantizer_cycles([0, 0, 1], DEFAULT_CONFIG) == 3 + G + 4
+    assert cm.requantizer_cycles([0, 0, 1], DEFAULT_CONFIG) == 3 + G + 5
     # back-to-back final vectors are taken G cycles apart
-    assert cm.requantizer_cycles([1, 1], DEFAULT_CONFIG) == G + G + 5
+    assert cm.requantizer_cycles([1, 1], DEFAULT_CONFIG) == G + G + 6
     assert cm.requantizer_beats([0, 1, 1]) == 2
     # steps of 0, 3 and 4 events in one vector each at E = 2: 7 events in 4 beats (the
     # empty first step's end shares the first beat)
