@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,7 +39,7 @@ from pathlib import Path
 
 from . import sky130
 
-__all__ = ["FPGA_TARGETS", "FpgaTarget", "tool", "run_tool", "synth_asic", "asic_results", "synth_fpga", "resource_counts",
+__all__ = ["FPGA_TARGETS", "FpgaTarget", "tool", "run_tool", "overfull_resources", "synth_asic", "asic_results", "synth_fpga", "resource_counts",
            "memory_cells", "fpga_harness"]
 
 
@@ -83,6 +84,16 @@ def run_tool(args: list[str], log: Path, *, cwd: Path, timeout: float | None = N
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
         raise RuntimeError(f"{Path(args[0]).name} failed ({proc.returncode}); see {log}:\n{tail}")
     return time.monotonic() - start
+
+
+def overfull_resources(nextpnr_log: str) -> dict[str, tuple[int, int]]:
+    """Resources that nextpnr's "Device utilisation" report (in its log) lists as used
+    beyond what the device has: ``{name: (used, available)}``, empty when all fit."""
+    over = {}
+    for name, used, available in re.findall(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", nextpnr_log, re.M):
+        if int(used) > int(available):
+            over[name] = (int(used), int(available))
+    return over
 
 
 def _stat_modules(path: Path) -> dict:
@@ -285,12 +296,22 @@ tee -q -o {family}_stat.json stat -json
     if place and fits:
         args = [tool(f"yowasp-nextpnr-{family}"), *target.device_args, "--json", f"{family}.json",
                 "--report", f"{family}_report.json", "--freq", "100", "--seed", str(seed), "--timing-allow-fail"]
+        log = out / f"{family}_nextpnr.log"
         try:
-            result["pnr_seconds"] = round(run_tool(args, out / f"{family}_nextpnr.log", cwd=out, timeout=place_timeout), 1)
+            result["pnr_seconds"] = round(run_tool(args, log, cwd=out, timeout=place_timeout), 1)
         except subprocess.TimeoutExpired:
             result["fmax_mhz"] = None
             result["flow"] = (f"yosys synth_{family}{dsp}; nextpnr-{family} stopped after the place-and-route "
                               f"time budget of {place_timeout:.0f} s, no Fmax")
+            return result
+        except RuntimeError:
+            over = overfull_resources(log.read_text(errors="replace"))
+            if not over:
+                raise
+            # the netlist's counts fit, but the cells nextpnr packs them into do not
+            result.update(fits=False, fmax_mhz=None, overfull=over,
+                          flow=f"yosys synth_{family}{dsp}; nextpnr-{family} could not place it: "
+                               + ", ".join(f"{k} {used}/{available}" for k, (used, available) in over.items()))
             return result
         report = json.loads((out / f"{family}_report.json").read_text())
         fmax = report.get("fmax", {})

@@ -8,10 +8,10 @@ from collections import Counter
 
 import pytest
 from spikemllm.flow import sky130
-from spikemllm.flow.synth import fpga_harness, synth_asic, synth_fpga
+from spikemllm.flow.synth import fpga_harness, overfull_resources, synth_asic, synth_fpga
 from spikemllm.hw.generate import generate
 
-from spikemllm.config import SMALL_CONFIG
+from spikemllm.config import PRESETS, SMALL_CONFIG
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +44,28 @@ def test_asic_flow_area_memories_and_transistors(spike_small):
     assert generic["blocks"]["requantizer"]["transistors"] > generic["blocks"]["compactor"]["transistors"]
 
 
-def test_fpga_flow_places_and_reports_fmax(spike_small):
-    ports = json.loads((spike_small / "rtl" / "config.json").read_text())["blocks"]["core"]["ports"]
-    r = synth_fpga(spike_small / "rtl" / "spike_core.v", "spike_core", "ice40", spike_small / "ice40", ports=ports)
+def test_fpga_flow_places_and_reports_fmax(tmp_path):
+    # `small` with the board's table sizes: `small` itself packs into more logic cells
+    # than the UP5K has once nextpnr packs it
+    generate(PRESETS["board_ice40"], tmp_path / "rtl", blocks=["core"])
+    ports = json.loads((tmp_path / "rtl" / "config.json").read_text())["blocks"]["core"]["ports"]
+    r = synth_fpga(tmp_path / "rtl" / "spike_core.v", "spike_core", "ice40", tmp_path / "ice40", ports=ports)
     assert r["fits"] and r["fmax_mhz"] > 1
     assert r["resources"]["lut"] > 0 and r["resources"]["bram"] > 0 and r["resources"]["dsp"] > 0
     assert r["resources"]["ff"] >= r["harness_flip_flops"]
     with pytest.raises(ValueError, match="family must be one of"):
-        synth_fpga(spike_small / "rtl" / "spike_core.v", "spike_core", "virtex", spike_small / "x", ports=ports)
+        synth_fpga(tmp_path / "rtl" / "spike_core.v", "spike_core", "virtex", tmp_path / "x", ports=ports)
+
+
+def test_overfull_device_is_read_from_nextpnr_utilisation():
+    log = (
+        "Info: Device utilisation:\n"
+        "Info: \t         ICESTORM_LC:    5398/   5280   102%\n"
+        "Info: \t        ICESTORM_RAM:       4/     30    13%\n"
+        "Info: \t               SB_IO:      13/     96    13%\n"
+    )
+    assert overfull_resources(log) == {"ICESTORM_LC": (5398, 5280)}
+    assert overfull_resources(log.replace("5398", "5000")) == {}
 
 
 def test_place_and_route_past_its_time_budget_reports_no_fmax(spike_small):
