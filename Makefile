@@ -42,7 +42,8 @@ help:
 	@echo "                   Yosys/nextpnr/icepack|ecppack -> build/board/<board>/, build/reports/board_<board>.{json,md}"
 	@echo "make board-run     BOARD=... PORT=/dev/ttyUSB0: run the board's layer through the driver on a"
 	@echo "                   programmed board, compare with golden -> build/reports/board_run_<board>.json"
-	@echo "make train         train the small Qwen2-VL on shapes-VQA (cached: build/vqa/qwen2vl_shapes.pt)"
+	@echo "make train         train the small Qwen2-VL on shapes-VQA (cached: build/vqa/qwen2vl_shapes.pt; without it,"
+	@echo "                   eval uses the committed golden/vqa/qwen2vl_shapes.pt; CHECKPOINT=file for another)"
 	@echo "make eval          float vs spiking and hardware-exact integer accuracy (95% paired intervals), MED, MSTS,"
 	@echo "                   MiniLM -> build/reports/accuracy.{json,md} (THREADS=n for train and eval; default 2)"
 
@@ -116,15 +117,19 @@ board-run: $(STAMP)
 	$(if $(PORT),,$(error PORT is not set: make board-run BOARD=$(BOARD) PORT=/dev/ttyUSB0))
 	$(RUN) -m spikemllm.flow.board run --board $(BOARD) --port $(PORT) --build $(BUILD)
 
-CHECKPOINT := $(BUILD)/vqa/qwen2vl_shapes.pt
+# The trained model: the one `make train` wrote when there is one, else the checkpoint
+# committed with the package (what `make train` makes), so a fresh clone needs no training.
+TRAINED_CHECKPOINT := $(BUILD)/vqa/qwen2vl_shapes.pt
+COMMITTED_CHECKPOINT := golden/vqa/qwen2vl_shapes.pt
+CHECKPOINT ?= $(if $(wildcard $(TRAINED_CHECKPOINT)),$(TRAINED_CHECKPOINT),$(COMMITTED_CHECKPOINT))
 
-train: $(CHECKPOINT)
+train: $(TRAINED_CHECKPOINT)
 
 # Order-only on the venv: reinstalling the project does not retrain the cached model.
-$(CHECKPOINT): | $(STAMP)
+$(TRAINED_CHECKPOINT): | $(STAMP)
 	$(RUN) -m spikemllm.golden.vqa.train --out $@ $(if $(THREADS),--threads $(THREADS))
 
-eval: $(CHECKPOINT)
+eval: $(STAMP)
 	$(RUN) -m spikemllm.golden.vqa.evaluate --checkpoint $(CHECKPOINT) --out $(BUILD)/reports $(if $(THREADS),--threads $(THREADS))
 
 clean:
