@@ -15,7 +15,7 @@ RUN = VERILATOR_ROOT=$(VERILATOR_ROOT) PATH="$(VERILATOR_ROOT)/bin:$(CURDIR)/$(V
 SIM ?= verilator
 SIMULATORS := verilator icarus
 
-.PHONY: setup tools-icarus demo test test-all fuzz bench-golden plots verilog sim perf soak synth dse formal bitstream board-run train eval clean distclean help
+.PHONY: setup tools-icarus demo test test-all fuzz bench-golden plots verilog sim perf soak synth dse formal bitstream board-run train eval eval-rtl clean distclean help
 
 help:
 	@echo "make setup         create .venv and install the project (every target does this first)"
@@ -43,9 +43,11 @@ help:
 	@echo "make board-run     BOARD=... PORT=/dev/ttyUSB0: run the board's layer through the driver on a"
 	@echo "                   programmed board, compare with golden -> build/reports/board_run_<board>.json"
 	@echo "make train         train the small Qwen2-VL on shapes-VQA (cached: build/vqa/qwen2vl_shapes.pt; without it,"
-	@echo "                   eval uses the committed golden/vqa/qwen2vl_shapes.pt; CHECKPOINT=file for another)"
+	@echo "                   eval and eval-rtl use the committed golden/vqa/qwen2vl_shapes.pt; CHECKPOINT=file for another)"
 	@echo "make eval          float vs spiking and hardware-exact integer accuracy (95% paired intervals), MED, MSTS,"
 	@echo "                   MiniLM -> build/reports/accuracy.{json,md} (THREADS=n for train and eval; default 2)"
+	@echo "make eval-rtl      held-out questions (QUESTIONS=n, default 20) with every linear layer on the SpikeCore RTL"
+	@echo "                   (Verilator, firmware driver), identical to golden -> build/reports/eval_rtl.{json,md}"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -131,6 +133,9 @@ $(TRAINED_CHECKPOINT): | $(STAMP)
 
 eval: $(STAMP)
 	$(RUN) -m spikemllm.golden.vqa.evaluate --checkpoint $(CHECKPOINT) --out $(BUILD)/reports $(if $(THREADS),--threads $(THREADS))
+
+eval-rtl: $(STAMP)
+	$(RUN) -m spikemllm.flow.eval_rtl --checkpoint $(CHECKPOINT) --out $(BUILD)/reports $(if $(QUESTIONS),--questions $(QUESTIONS))
 
 clean:
 	rm -rf $(BUILD)
