@@ -23,8 +23,10 @@ Writes ``accuracy.json`` and ``accuracy.md`` (and plots, MED, schedules) under `
   8-bit requantized outputs);
 * ``headline``: the gap at ``3/4`` read as timesteps, and at ``2/3`` timesteps (``3/4``
   read as bit widths), for the spike path and the integer path;
-* ``msts``: MED-guided and error-driven schedules against uniform ones at equal
-  token-weighted average budgets;
+* ``msts``: accuracy against the token-weighted average number of steps for uniform,
+  MED-guided and error-driven schedules at equal budgets, on the spike path and on the
+  integer path (``paths``), each allocator's difference from uniform with a 95% paired
+  interval; plot ``plots/msts_budget.png``;
 * ``minilm``: cosine similarity of the converted MiniLM's sentence embeddings to the float
   ones (real pretrained weights).
 """
@@ -66,7 +68,7 @@ __all__ = ["CALIBRATION_SEED", "LEVELS", "INTEGER_LEVELS", "INTEGER_CONFIG", "pa
 CALIBRATION_SEED = 3
 """Calibration scenes come from the training distribution, never from the held-out split."""
 LEVELS = ("2/2", "2/3", "3/3", "3/4", "4/4", "4/5", "5/5", "7/7")
-MSTS_BUDGETS = ("2/2", "2/3", "3/3", "3/4")
+MSTS_BUDGETS = ("2/2", "2/3", "3/3", "3/4", "4/4", "5/5")
 """Uniform schedules whose token-weighted average steps are the budgets of the MSTS comparison."""
 INTEGER_LEVELS = ("2/2", "2/3", "3/3", "3/4", "4/4")
 """Uniform levels the hardware-exact integer path is measured at."""
@@ -143,6 +145,7 @@ class _Evaluator:
         self.layers = discover_layers(model)
         self.converted = {}
         self.hits = {}
+        self._measured = {}
 
     def converted_model(self, kind: str, schedule: Schedule):
         if kind.startswith("integer") and kind not in self.converted:
@@ -156,8 +159,13 @@ class _Evaluator:
         return self.converted[kind]
 
     def accuracy(self, kind: str, schedule: Schedule, label: str) -> float:
+        """Held-out accuracy of ``kind`` under ``schedule``; hits kept under ``(kind, label)``.
+        A schedule already measured with ``kind`` is not run again."""
+        key = (kind, json.dumps(schedule.timesteps, sort_keys=True))
         start = time.time()
-        result = accuracy(self.converted_model(kind, schedule), self.heldout)
+        if key not in self._measured:
+            self._measured[key] = accuracy(self.converted_model(kind, schedule), self.heldout)
+        result = self._measured[key]
         self.log(f"  {kind:10s} {label:24s} accuracy {result['accuracy']:.4f}  ({time.time() - start:.0f}s)")
         self.hits[(kind, label)] = result["hits"]
         return result["accuracy"]
@@ -167,8 +175,9 @@ class _Evaluator:
         return uniform_schedule(self.layers, vision=tv, text=tt)
 
 
-def _kl_measure(evaluator: _Evaluator):
-    """Mean KL(float || quantized) of the answer distribution on the calibration set."""
+def _kl_measure(evaluator: _Evaluator, kind: str = "fake_quant"):
+    """Mean KL(float || quantized) of the answer distribution on the calibration set, with
+    the model of ``kind`` (``fake_quant`` or ``integer``) under a schedule."""
     batch = collate(evaluator.calibration)
     rows = torch.arange(len(evaluator.calibration))
     with torch.no_grad():
@@ -178,7 +187,7 @@ def _kl_measure(evaluator: _Evaluator):
     def measure(schedule: Schedule) -> float:
         key = json.dumps(schedule.timesteps, sort_keys=True)
         if key not in cache:
-            model = evaluator.converted_model("fake_quant", schedule)
+            model = evaluator.converted_model(kind, schedule)
             with torch.no_grad():
                 out = torch.log_softmax(model(**batch["inputs"]).logits[rows, batch["answer_index"]].double(), -1)
             cache[key] = float((ref.exp() * (ref - out)).sum(-1).mean())
@@ -195,6 +204,7 @@ def evaluate(
     calibration_size: int = 128,
     levels=LEVELS,
     integer_levels=INTEGER_LEVELS,
+    msts_budgets=MSTS_BUDGETS,
     minilm: bool = True,
     log=print,
 ) -> dict:
@@ -314,45 +324,9 @@ def evaluate(
     for name, d in med.discrepancy().items():
         log(f"  {name}: E(text) - E(vision) = {d:+.4f}")
 
-    log("MSTS: allocated schedules against uniform at equal average budget:")
-    measure = _kl_measure(ev)
-    msts = []
-    for base in MSTS_BUDGETS:
-        uniform = ev.uniform(base)
-        budget = average_timesteps(uniform, med.tokens)
-        row = {"uniform": base, "budget_avg_steps": round(budget, 4), "uniform_accuracy": report["spike"].get(base)}
-        if row["uniform_accuracy"] is None:
-            row["uniform_accuracy"] = ev.accuracy("spike", uniform, base)
-        row["uniform_kl"] = measure(uniform)
-        for name, make in (
-            ("med", lambda: allocate_med(ev.layers, med.med, med.tokens, budget, t_min=T_RANGE[0], t_max=T_RANGE[1])),
-            (
-                "error_driven",
-                lambda: allocate_error_driven(
-                    ev.layers, measure, med.tokens, budget, t_min=T_RANGE[0], t_max=T_RANGE[1]
-                ),
-            ),
-        ):
-            schedule = make()
-            schedule.meta["equal_budget_to"] = base
-            path = out / "schedules" / f"{name}_budget_{base.replace('/', '-')}.json"
-            schedule.save(path)
-            row[name] = {
-                "accuracy": ev.accuracy("spike", schedule, f"{name} @ {base} budget"),
-                "avg_steps": round(average_timesteps(schedule, med.tokens), 4),
-                "kl": measure(schedule),
-                "table": schedule.table(),
-                "schedule_file": str(path),
-            }
-        msts.append(row)
-    uniform_file = out / "schedules" / "uniform_3-4.json"
-    ev.uniform("3/4").save(uniform_file)
-    report["msts"] = {
-        "t_range": list(T_RANGE),
-        "layers": [spec.name for spec in ev.layers],
-        "table_columns": ["text", "vision"],
-        "comparisons": msts,
-    }
+    log("MSTS: allocated schedules against uniform at equal average budgets:")
+    report["msts"] = msts_curves(ev, med, out, fp_hits, budgets=msts_budgets)
+    ev.uniform(HEADLINE).save(out / "schedules" / "uniform_3-4.json")
 
     if minilm:
         log("MiniLM (real pretrained weights), cosine similarity to float sentence embeddings:")
@@ -366,6 +340,95 @@ def evaluate(
     (out / "accuracy.md").write_text(markdown(report))
     plot_accuracy(report, out / "plots" / "accuracy.png")
     return report
+
+
+MSTS_PATHS = {"spike": "per-token scales (spike path)", "integer": "hardware-exact integer path (static scales)"}
+"""The two forms of the model the MSTS curves are measured on."""
+MSTS_ALLOCATORS = ("med", "error_driven")
+
+
+def msts_curves(ev: _Evaluator, med, out: Path, fp_hits, *, budgets=MSTS_BUDGETS) -> dict:
+    """Accuracy against the token-weighted average number of steps for uniform, MED-guided
+    and error-driven schedules, on the spike path and on the integer path.
+
+    Each budget is the average of a uniform ``Tv/Tt`` level (``budgets``); the
+    allocators get the same budget (``T`` in ``T_RANGE``), so every comparison is at equal
+    or lower average steps and paired over the same questions. Error-driven allocation
+    measures the KL divergence of the answer distribution from the float model on the
+    calibration scenes, with the path's own model. Writes the schedules and
+    ``plots/msts_budget.png``.
+    """
+    result = {"t_range": list(T_RANGE), "layers": [spec.name for spec in ev.layers], "table_columns": ["text", "vision"],
+              "noise_model": "MED allocator: E * n * (2^T - 1)^-2", "paths": {}}
+    for path_kind, path_label in MSTS_PATHS.items():
+        measure = _kl_measure(ev, "fake_quant" if path_kind == "spike" else path_kind)
+        rows = []
+        for base in budgets:
+            uniform = ev.uniform(base)
+            budget = average_timesteps(uniform, med.tokens)
+            label = f"{base} uniform"
+            row = {"uniform": base, "budget_avg_steps": round(budget, 4),
+                   "uniform_accuracy": ev.accuracy(path_kind, uniform, label), "uniform_kl": measure(uniform),
+                   "uniform_gap": paired_gap(fp_hits, ev.hits[(path_kind, label)])}
+            for name in MSTS_ALLOCATORS:
+                if name == "med":
+                    schedule = allocate_med(ev.layers, med.med, med.tokens, budget, t_min=T_RANGE[0], t_max=T_RANGE[1])
+                else:
+                    schedule = allocate_error_driven(ev.layers, measure, med.tokens, budget, t_min=T_RANGE[0],
+                                                     t_max=T_RANGE[1])
+                schedule.meta["equal_budget_to"] = base
+                schedule.meta["path"] = path_kind
+                file = out / "schedules" / f"{path_kind}_{name}_budget_{base.replace('/', '-')}.json"
+                schedule.save(file)
+                name_label = f"{base} {name}"
+                row[name] = {
+                    "accuracy": ev.accuracy(path_kind, schedule, name_label),
+                    "avg_steps": round(average_timesteps(schedule, med.tokens), 4),
+                    "kl": measure(schedule),
+                    "vs_uniform": paired_gap(ev.hits[(path_kind, name_label)], ev.hits[(path_kind, label)]),
+                    "table": schedule.table(),
+                    "schedule_file": str(file),
+                }
+            rows.append(row)
+        result["paths"][path_kind] = {
+            "label": path_label,
+            "comparisons": rows,
+            "at_or_above_uniform": {name: sum(r[name]["accuracy"] >= r["uniform_accuracy"] for r in rows)
+                                    for name in MSTS_ALLOCATORS},
+            "budgets": len(rows),
+        }
+    plot_msts(result, fp=float(np.mean(fp_hits)), path=out / "plots" / "msts_budget.png")
+    return result
+
+
+def plot_msts(msts: dict, *, fp: float, path: Path) -> None:
+    """Accuracy against average steps, one panel per path, with the float model's line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = msts["paths"]
+    fig, axes = plt.subplots(1, len(paths), figsize=(5 * len(paths), 3.8), sharey=True, squeeze=False)
+    for ax, (kind, data) in zip(axes[0], paths.items()):
+        rows = data["comparisons"]
+        ax.axhline(100 * fp, color="black", lw=1, label="float")
+        ax.plot([r["budget_avg_steps"] for r in rows], [100 * r["uniform_accuracy"] for r in rows], "o-", label="uniform")
+        for name, marker in zip(MSTS_ALLOCATORS, "s^"):
+            ax.plot([r[name]["avg_steps"] for r in rows], [100 * r[name]["accuracy"] for r in rows], marker + "--",
+                    label={"med": "MED-guided", "error_driven": "error-driven"}[name])
+        for r in rows:
+            ax.annotate(r["uniform"], (r["budget_avg_steps"], 100 * r["uniform_accuracy"]), textcoords="offset points",
+                        xytext=(0, -12), ha="center", fontsize=7)
+        ax.set_title(data["label"], fontsize=9)
+        ax.set_xlabel("token-weighted average timesteps")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("held-out accuracy (%)")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def markdown(report: dict) -> str:
@@ -430,18 +493,27 @@ def markdown(report: dict) -> str:
         f"**{h['timesteps_reading']['integer']['gap_points']:.2f}** points at `3/4`, "
         f"**{h['bits_reading']['integer']['gap_points']:.2f}** at `2/3`.",
         "",
-        "## MSTS against uniform at equal token-weighted average steps",
+        "## MSTS: accuracy against the average number of steps",
         "",
-        "| uniform | avg steps | uniform acc. | MED acc. (avg) | error-driven acc. (avg) | KL uniform / MED / error |",
-        "|---|---|---|---|---|---|",
+        f"Budgets: the token-weighted average steps of uniform levels; allocators at `T` in "
+        f"{report['msts']['t_range']}, {report['msts']['noise_model']}; error-driven measures KL on the "
+        "calibration scenes with the path's own model. `vs uniform`: allocator minus uniform, points [95% CI].",
     ]
-    for row in report["msts"]["comparisons"]:
-        m, e = row["med"], row["error_driven"]
-        lines.append(
-            f"| {row['uniform']} | {row['budget_avg_steps']:.3f} | {100 * row['uniform_accuracy']:.2f}% | "
-            f"{100 * m['accuracy']:.2f}% ({m['avg_steps']:.3f}) | {100 * e['accuracy']:.2f}% ({e['avg_steps']:.3f}) | "
-            f"{row['uniform_kl']:.4f} / {m['kl']:.4f} / {e['kl']:.4f} |"
-        )
+    for kind, data in report["msts"]["paths"].items():
+        lines += ["", f"### {data['label']}", "",
+                  "| uniform | avg steps | uniform acc. | MED acc. (avg) | vs uniform | error-driven acc. (avg) | vs uniform "
+                  "| KL uniform / MED / error |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for row in data["comparisons"]:
+            m, e = row["med"], row["error_driven"]
+            lines.append(
+                f"| {row['uniform']} | {row['budget_avg_steps']:.3f} | {100 * row['uniform_accuracy']:.2f}% | "
+                f"{100 * m['accuracy']:.2f}% ({m['avg_steps']:.3f}) | {cell(m['vs_uniform'])} | "
+                f"{100 * e['accuracy']:.2f}% ({e['avg_steps']:.3f}) | {cell(e['vs_uniform'])} | "
+                f"{row['uniform_kl']:.4f} / {m['kl']:.4f} / {e['kl']:.4f} |"
+            )
+        lines += ["", "At or above uniform: " + ", ".join(
+            f"{name} at {n} of {data['budgets']} budgets" for name, n in data["at_or_above_uniform"].items()) + "."]
     if "minilm" in report:
         lines += [
             "",
