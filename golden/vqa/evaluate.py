@@ -18,6 +18,9 @@ Writes ``accuracy.json`` and ``accuracy.md`` (and plots, MED, schedules) under `
   paired bootstrap confidence interval over questions (``ci_method``);
 * ``integer_transforms``: the integer path at ``3/4`` with SmoothQuant and with a block
   Hadamard rotation folded into the integer weights;
+* ``spike_quantizers``: the spike path at ``3/4`` with each quantizer of
+  :func:`convert_model` (SmoothQuant, Hadamard rotation, GPTQ; 4-bit weights with and
+  without GPTQ), each with its gap to float and its difference from the plain spike path;
 * ``integer_ablations``: the integer path at ``3/4`` with one change each (input scales
   at the calibration absolute maximum instead of MSE-optimal clipping; 16-bit instead of
   8-bit requantized outputs);
@@ -82,6 +85,14 @@ INTEGER_ABLATIONS = {
 }
 """Where the integer path's gap comes from, at the headline level: one change each."""
 INTEGER_VARIANTS = {"": {}, **{t: {"transform": t} for t in INTEGER_TRANSFORMS}, **INTEGER_ABLATIONS}
+SPIKE_QUANTIZERS = {
+    "smoothquant": {"transform": "smoothquant"},
+    "hadamard": {"transform": "hadamard"},
+    "gptq": {"gptq": True},
+    "4-bit weights": {"weight_bits": 4},
+    "4-bit weights, gptq": {"weight_bits": 4, "gptq": True},
+}
+"""Quantizers of ``convert_model`` measured on the spike path at the headline level."""
 BOOTSTRAP = {"n_resamples": 10000, "seed": 0}
 CI_METHOD = ("paired bootstrap over questions (scipy.stats.bootstrap, paired=True, percentile method, "
              f"{BOOTSTRAP['n_resamples']} resamples, seed {BOOTSTRAP['seed']}); gap = reference minus other, in points")
@@ -147,11 +158,19 @@ class _Evaluator:
         self.hits = {}
         self._measured = {}
 
+    def calibration_batches(self) -> list[dict]:
+        return [collate(self.calibration[i : i + 64])["inputs"] for i in range(0, len(self.calibration), 64)]
+
     def converted_model(self, kind: str, schedule: Schedule):
         if kind.startswith("integer") and kind not in self.converted:
-            batches = [collate(self.calibration[i : i + 64])["inputs"] for i in range(0, len(self.calibration), 64)]
             options = INTEGER_VARIANTS[kind.partition("_")[2]]
-            self.converted[kind] = convert_integer(self.model, batches, schedule, **{"config": INTEGER_CONFIG, **options})
+            self.converted[kind] = convert_integer(self.model, self.calibration_batches(), schedule,
+                                                   **{"config": INTEGER_CONFIG, **options})
+        elif kind.startswith("spike_") and kind not in self.converted:
+            options = dict(SPIKE_QUANTIZERS[kind.partition("_")[2]])
+            if options.get("transform") == "smoothquant" or options.get("gptq"):
+                options["calibration"] = self.calibration_batches()
+            self.converted[kind] = convert_model(self.model, schedule, kind="spike", **options)
         elif kind not in self.converted:
             self.converted[kind] = convert_model(self.model, schedule, kind=kind)
         else:
@@ -279,6 +298,18 @@ def evaluate(
             "accuracy": acc,
             "gap": paired_gap(fp_hits, hits),
             "vs_integer": paired_gap(ev.hits[("integer", HEADLINE)], hits),
+        }
+    log("quantizers of convert_model on the spike path (per-token scales):")
+    report["spike_quantizers"] = {}
+    for name, options in SPIKE_QUANTIZERS.items():
+        acc = ev.accuracy(f"spike_{name}", ev.uniform(HEADLINE), HEADLINE)
+        hits = ev.hits[(f"spike_{name}", HEADLINE)]
+        report["spike_quantizers"][name] = {
+            "level": HEADLINE,
+            "options": {k: v for k, v in options.items()},
+            "accuracy": acc,
+            "gap": paired_gap(fp_hits, hits),
+            "vs_spike": paired_gap(ev.hits[("spike", HEADLINE)], hits),
         }
     report["gaps"] = {
         lv: {
@@ -480,6 +511,11 @@ def markdown(report: dict) -> str:
               "| quantizer | accuracy | gap [95% CI] | vs. plain integer [95% CI] |", "|---|---|---|---|"]
     for name, row in report["integer_transforms"].items():
         lines.append(f"| {name} | {100 * row['accuracy']:.2f}% | {cell(row['gap'])} | {cell(row['vs_integer'])} |")
+    lines += ["", "Quantizers of `convert_model` on the spike path (per-token scales), at `3/4` (vs. spike: "
+              "plain spike path with 8-bit nearest-rounded weights minus this one):", "",
+              "| quantizer | accuracy | gap [95% CI] | vs. plain spike [95% CI] |", "|---|---|---|---|"]
+    for name, row in report.get("spike_quantizers", {}).items():
+        lines.append(f"| {name} | {100 * row['accuracy']:.2f}% | {cell(row['gap'])} | {cell(row['vs_spike'])} |")
     lines += ["", "One change to the integer path each, at `3/4` (where the gap comes from):", "",
               "| change | accuracy | gap [95% CI] | vs. plain integer [95% CI] |", "|---|---|---|---|"]
     for name, row in report["integer_ablations"].items():

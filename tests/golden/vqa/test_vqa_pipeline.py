@@ -153,6 +153,9 @@ def test_evaluation_pipeline_writes_the_report(tmp_path):
         assert low <= gaps["integer"]["gap_points"] <= high
     assert data["headline"]["timesteps_reading"]["integer"] == data["gaps"]["3/4"]["integer"]
     assert set(data["integer_transforms"]) == {"smoothquant", "hadamard"}
+    assert set(data["spike_quantizers"]) == {"smoothquant", "hadamard", "gptq", "4-bit weights", "4-bit weights, gptq"}
+    for row in data["spike_quantizers"].values():
+        assert row["vs_spike"]["gap_points"] == round(100 * (data["spike"]["3/4"] - row["accuracy"]), 2)
     # tiny model: 1 vision block (4) + patch embedding + projector (2) vision-only, 1 LM layer (7) + head twice
     assert data["integer_path"]["compiled_programs"] == {"3/4": 7 + 2 * 8, "2/3": 7 + 2 * 8}
     assert "Hardware-exact integer path" in (tmp_path / "reports" / "accuracy.md").read_text()
