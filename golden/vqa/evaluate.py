@@ -12,7 +12,10 @@ Writes ``accuracy.json`` and ``accuracy.md`` (and plots, MED, schedules) under `
   and ``count_equal_levels`` (count coding carrying the same integers, ``2^T - 1`` steps);
 * ``integer``: ``{"Tv/Tt": accuracy}`` of the hardware-exact integer path
   (:func:`~spikemllm.golden.convert.integer_model.convert_integer`: static scales,
-  requantization to ``out_bits`` between layers), described in ``integer_path``;
+  requantization to ``out_bits`` between layers), described in ``integer_path``; its
+  input-scale rule (MSE-optimal clipping or the calibration maximum) is the one with the
+  better integer-path accuracy at ``3/4`` on a validation split from the training side
+  (``integer_path["clip_choice"]``), never chosen on held-out data;
 * ``gaps``: per level, the float model's accuracy minus fake quantization's and the integer
   path's, and fake quantization's minus the integer path's, in points, each with a 95%
   paired bootstrap confidence interval over questions (``ci_method``);
@@ -21,9 +24,8 @@ Writes ``accuracy.json`` and ``accuracy.md`` (and plots, MED, schedules) under `
 * ``spike_quantizers``: the spike path at ``3/4`` with each quantizer of
   :func:`convert_model` (SmoothQuant, Hadamard rotation, GPTQ; 4-bit weights with and
   without GPTQ), each with its gap to float and its difference from the plain spike path;
-* ``integer_ablations``: the integer path at ``3/4`` with one change each (input scales
-  at the calibration absolute maximum instead of MSE-optimal clipping; 16-bit instead of
-  8-bit requantized outputs);
+* ``integer_ablations``: the integer path at ``3/4`` with one change each (each input-scale
+  rule; 16-bit instead of 8-bit requantized outputs);
 * ``headline``: the gap at ``3/4`` read as timesteps, and at ``2/3`` timesteps (``3/4``
   read as bit widths), for the spike path and the integer path;
 * ``msts``: accuracy against the token-weighted average number of steps for uniform,
@@ -79,8 +81,13 @@ INTEGER_CONFIG = WIDE_CONFIG
 """The core whose widths the integer path uses; every linear layer of the model fits one of its programs."""
 INTEGER_TRANSFORMS = ("smoothquant", "hadamard")
 """Quantizers folded into the integer path, measured at the headline level."""
+CLIPS = ("mse", "absmax")
+"""Candidate rules for the integer path's static input scales, chosen on the validation split."""
+VALIDATION_SEED = 5
+"""Validation scenes come from the training side of the split, like calibration, never from held-out pairs."""
 INTEGER_ABLATIONS = {
-    "absmax input scales": {"clip": "absmax"},
+    "input scales: mse clipping": {"clip": "mse"},
+    "input scales: absmax": {"clip": "absmax"},
     "out_bits 16": {"config": dataclasses.replace(WIDE_CONFIG, name="wide_out16", out_bits=16)},
 }
 """Where the integer path's gap comes from, at the headline level: one change each."""
@@ -157,13 +164,27 @@ class _Evaluator:
         self.converted = {}
         self.hits = {}
         self._measured = {}
+        self.clip = CLIPS[0]
+
+    def choose_clip(self, validation, level: str) -> dict:
+        """The integer path's input-scale rule with the best accuracy on ``validation``
+        (training-side scenes) at ``level``; ties keep the first of ``CLIPS``. Sets
+        ``self.clip`` and returns the validation accuracy of each rule."""
+        scores = {}
+        for clip in CLIPS:
+            model = convert_integer(self.model, self.calibration_batches(), self.uniform(level), config=INTEGER_CONFIG,
+                                    clip=clip)
+            scores[clip] = accuracy(model, validation)["accuracy"]
+            self.log(f"  validation {clip:8s} input scales at {level}: accuracy {scores[clip]:.4f}")
+        self.clip = max(CLIPS, key=lambda c: (scores[c], -CLIPS.index(c)))
+        return scores
 
     def calibration_batches(self) -> list[dict]:
         return [collate(self.calibration[i : i + 64])["inputs"] for i in range(0, len(self.calibration), 64)]
 
     def converted_model(self, kind: str, schedule: Schedule):
         if kind.startswith("integer") and kind not in self.converted:
-            options = INTEGER_VARIANTS[kind.partition("_")[2]]
+            options = {"clip": self.clip, **INTEGER_VARIANTS[kind.partition("_")[2]]}
             self.converted[kind] = convert_integer(self.model, self.calibration_batches(), schedule,
                                                    **{"config": INTEGER_CONFIG, **options})
         elif kind.startswith("spike_") and kind not in self.converted:
@@ -221,6 +242,7 @@ def evaluate(
     *,
     heldout_size: int = 1000,
     calibration_size: int = 128,
+    validation_size: int = 1000,
     levels=LEVELS,
     integer_levels=INTEGER_LEVELS,
     msts_budgets=MSTS_BUDGETS,
@@ -258,6 +280,8 @@ def evaluate(
     report["spike"] = {lv: ev.accuracy("spike", ev.uniform(lv), lv) for lv in levels}
 
     log("hardware-exact integer path (static scales, requantization between layers):")
+    validation = generate(validation_size, VALIDATION_SEED, split="train")
+    clip_scores = ev.choose_clip(validation, HEADLINE)
     integer_levels = list(dict.fromkeys([*integer_levels, HEADLINE, HEADLINE_BITS_READING]))
     for level in integer_levels:
         if level not in report["fake_quant"]:
@@ -270,7 +294,11 @@ def evaluate(
         "weight_bits": c.weight_bits,
         "out_bits": c.out_bits,
         "multiplier_bits": c.multiplier_bits,
-        "activation_scales": "static, per tensor per (layer, modality), MSE-optimal clipping at T + 1 bits",
+        "activation_scales": f"static, per tensor per (layer, modality), {ev.clip} clipping at T + 1 bits",
+        "clip": ev.clip,
+        "clip_choice": {"rule": f"best integer-path accuracy at {HEADLINE} on {validation_size} validation questions "
+                                f"(training side of the split, seed {VALIDATION_SEED}); held-out data is not used",
+                        "validation_accuracy": clip_scores},
         "output_scales": "static, per output channel per (layer, modality): calibration absmax / Q_out",
         "calibration_scenes": calibration_size,
         "calibration_seed": CALIBRATION_SEED,
@@ -486,7 +514,10 @@ def markdown(report: dict) -> str:
         "",
         "## Hardware-exact integer path",
         "",
-        f"Static scales calibrated on {report['integer_path']['calibration_scenes']} scenes, "
+        f"Static scales calibrated on {report['integer_path']['calibration_scenes']} scenes "
+        f"(input scales: {report['integer_path']['clip']}, chosen by "
+        f"{report['integer_path']['clip_choice']['rule']}: validation accuracy "
+        f"{', '.join(f'{k} {100 * v:.2f}%' for k, v in report['integer_path']['clip_choice']['validation_accuracy'].items())}), "
         f"{report['integer_path']['weight_bits']}-bit weights, requantization to "
         f"{report['integer_path']['out_bits']}-bit outputs on the core (`{report['integer_path']['config']}` configuration; "
         f"every (layer, modality) program compiled for it: "

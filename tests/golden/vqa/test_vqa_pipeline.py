@@ -138,7 +138,7 @@ def test_evaluation_pipeline_writes_the_report(tmp_path):
     model = build_model("tiny", seed=1).eval()
     save_checkpoint(model, tmp_path / "ck.pt", {"size": "tiny", "parameters": 1})
     report = evaluate(tmp_path / "ck.pt", tmp_path / "reports", heldout_size=12, calibration_size=6,
-                      levels=("3/4", "2/3"), integer_levels=("3/4",), msts_budgets=("2/2", "3/4"), minilm=False, log=lambda msg: None)
+                      levels=("3/4", "2/3"), integer_levels=("3/4",), msts_budgets=("2/2", "3/4"), validation_size=12, minilm=False, log=lambda msg: None)
     data = json.loads((tmp_path / "reports" / "accuracy.json").read_text())
     assert data == json.loads(json.dumps(report))
     assert 0.0 <= data["fp"] <= 1.0
@@ -153,6 +153,11 @@ def test_evaluation_pipeline_writes_the_report(tmp_path):
         assert low <= gaps["integer"]["gap_points"] <= high
     assert data["headline"]["timesteps_reading"]["integer"] == data["gaps"]["3/4"]["integer"]
     assert set(data["integer_transforms"]) == {"smoothquant", "hadamard"}
+    choice = data["integer_path"]["clip_choice"]["validation_accuracy"]
+    assert data["integer_path"]["clip"] == max(choice, key=lambda c: (choice[c], c == "mse"))
+    # the chosen rule's ablation row is the integer path itself
+    chosen = data["integer_ablations"][f"input scales: {'mse clipping' if data['integer_path']['clip'] == 'mse' else 'absmax'}"]
+    assert chosen["accuracy"] == data["integer"]["3/4"]
     assert set(data["spike_quantizers"]) == {"smoothquant", "hadamard", "gptq", "4-bit weights", "4-bit weights, gptq"}
     for row in data["spike_quantizers"].values():
         assert row["vs_spike"]["gap_points"] == round(100 * (data["spike"]["3/4"] - row["accuracy"]), 2)
