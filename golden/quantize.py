@@ -125,8 +125,13 @@ def calibrate_mse_scale(samples: torch.Tensor, bits: int, *, candidates: int = 6
         raise ValueError("calibration samples are all zero; no scale can be formed")
     Q = qmax(bits)
     scales = top * torch.arange(1, candidates + 1, dtype=torch.float64) / (candidates * Q)
-    errors = torch.stack([((_quantize(mags, s, Q).double() * s - mags) ** 2).mean() for s in scales])
-    return scales[int(errors.argmin())]
+    errors = []
+    for chunk in scales.split(max(1, (1 << 20) // mags.numel())):  # about 1M values at a time
+        s = chunk[:, None]
+        # round_half_away of a non-negative value is floor(x + 0.5); in place to save memory traffic
+        err = (mags[None, :] / s).add_(0.5).floor_().clamp_(max=Q).mul_(s).sub_(mags[None, :])
+        errors.append(err.pow_(2).mean(dim=1))
+    return scales[int(torch.cat(errors).argmin())]
 
 
 def quantize_static(x: torch.Tensor, scale: torch.Tensor | float, bits: int) -> Quantized:
