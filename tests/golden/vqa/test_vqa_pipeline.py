@@ -180,6 +180,12 @@ def test_evaluation_pipeline_writes_the_report(tmp_path):
     # the uniform rows of the spike path are the spike accuracies measured per level
     assert data["msts"]["paths"]["spike"]["comparisons"][1]["uniform_accuracy"] == data["spike"]["3/4"]
     assert (tmp_path / "reports" / "plots" / "msts_budget.png").exists()
+    for kind, choice in data["headline"]["msts"].items():
+        if kind == "rule":
+            continue
+        row = data["msts"]["paths"][kind]["comparisons"][1]
+        kls = {"uniform": row["uniform_kl"], "med": row["med"]["kl"], "error_driven": row["error_driven"]["kl"]}
+        assert choice["schedule"] == min(kls, key=kls.get)
     assert (tmp_path / "reports" / "accuracy.md").read_text().startswith("# Spiking shapes-VQA")
     assert (tmp_path / "reports" / "plots" / "accuracy.png").exists()
     assert (tmp_path / "reports" / "med.json").exists()
