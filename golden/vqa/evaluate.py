@@ -170,13 +170,14 @@ class _Evaluator:
         """The integer path's input-scale rule with the best accuracy on ``validation``
         (training-side scenes) at ``level``; ties keep the first of ``CLIPS``. Sets
         ``self.clip`` and returns the validation accuracy of each rule."""
-        scores = {}
+        scores, models = {}, {}
         for clip in CLIPS:
-            model = convert_integer(self.model, self.calibration_batches(), self.uniform(level), config=INTEGER_CONFIG,
-                                    clip=clip)
-            scores[clip] = accuracy(model, validation)["accuracy"]
+            models[clip] = convert_integer(self.model, self.calibration_batches(), self.uniform(level),
+                                           config=INTEGER_CONFIG, clip=clip)
+            scores[clip] = accuracy(models[clip], validation)["accuracy"]
             self.log(f"  validation {clip:8s} input scales at {level}: accuracy {scores[clip]:.4f}")
         self.clip = max(CLIPS, key=lambda c: (scores[c], -CLIPS.index(c)))
+        self.converted["integer"] = models[self.clip]
         return scores
 
     def calibration_batches(self) -> list[dict]:
