@@ -36,7 +36,9 @@ from .encoding import (
 from .modules import FakeQuantLinear, SpikeLinear
 from .quantize import (
     Quantized,
+    block_hadamard,
     calibrate_static_scale,
+    gptq_weight_per_channel,
     hadamard_matrix,
     qmax,
     quantize_per_token,
@@ -58,6 +60,8 @@ __all__ = [
     "quantize_weight_per_channel",
     "smoothquant_factors",
     "hadamard_matrix",
+    "block_hadamard",
+    "gptq_weight_per_channel",
     "round_half_away",
     "shift_round_half_away",
     "tc_lif_thresholds",

@@ -3,6 +3,7 @@
 Float in, float out. Inside, per token:
 
 1. (optional) SmoothQuant: divide activations by the per-channel factors folded into W;
+   (optional) rotation: multiply by the orthonormal matrix ``R`` folded into W (``W R``);
 2. quantize activations per token (or with a static calibrated scale) to ``b = T + 1``
    bits, so the integers fit ``T`` TC-LIF steps;
 3. encode to TC-LIF spikes and accumulate through the integer weights with
@@ -26,7 +27,14 @@ from torch import nn
 
 from ._checks import check_integer_tensor, check_timesteps
 from .encoding import encode_tc_lif
-from .quantize import qmax, quantize_per_token, quantize_static, quantize_weight_per_channel, smoothquant_factors
+from .quantize import (
+    gptq_weight_per_channel,
+    qmax,
+    quantize_per_token,
+    quantize_static,
+    quantize_weight_per_channel,
+    smoothquant_factors,
+)
 from .spike_linear import integer_matmul, spike_linear
 
 __all__ = ["SpikeLinear", "FakeQuantLinear"]
@@ -45,6 +53,7 @@ class _QuantLinearBase(nn.Module, abc.ABC):
         weight_bits: int = 8,
         act_absmax: float | None = None,
         smooth: torch.Tensor | None = None,
+        rotation: torch.Tensor | None = None,
     ):
         super().__init__()
         check_timesteps(timesteps, name="timesteps")
@@ -61,6 +70,8 @@ class _QuantLinearBase(nn.Module, abc.ABC):
             raise ValueError(f"bias must have shape ({out_features},), not {tuple(bias.shape)}")
         if smooth is not None and smooth.shape != (in_features,):
             raise ValueError(f"smooth must have shape ({in_features},), not {tuple(smooth.shape)}")
+        if rotation is not None and rotation.shape != (in_features, in_features):
+            raise ValueError(f"rotation must have shape ({in_features}, {in_features}), not {tuple(rotation.shape)}")
         if act_absmax is not None and not act_absmax > 0:
             raise ValueError(f"act_absmax must be positive, not {act_absmax!r}")
         self.in_features = in_features
@@ -72,6 +83,7 @@ class _QuantLinearBase(nn.Module, abc.ABC):
         self.register_buffer("weight_scale", weight_scale.detach().double())
         self.register_buffer("bias", None if bias is None else bias.detach().double())
         self.register_buffer("smooth", None if smooth is None else smooth.detach().double())
+        self.register_buffer("rotation", None if rotation is None else rotation.detach().double())
 
     @classmethod
     def from_linear(
@@ -83,11 +95,19 @@ class _QuantLinearBase(nn.Module, abc.ABC):
         calibration: torch.Tensor | None = None,
         static: bool = False,
         smooth_alpha: float | None = None,
+        rotation: torch.Tensor | None = None,
+        gram: torch.Tensor | None = None,
     ):
         """Convert an ``nn.Linear``.
 
         ``calibration`` (inputs of shape ``(..., in)``) is needed for ``static=True``
         (per-tensor activation scale) and for SmoothQuant (``smooth_alpha``).
+        ``rotation``: an orthonormal ``(in, in)`` matrix ``R`` (e.g.
+        :func:`~.quantize.block_hadamard`); the layer quantizes ``x R`` and ``W R``, whose
+        product is ``x W^T``. ``gram``: ``X^T X`` of calibration inputs ``(in, in)``; the
+        weights are then rounded by GPTQ (:func:`~.quantize.gptq_weight_per_channel`) on
+        the inputs as the layer quantizes them (after smoothing and rotation) instead of to
+        nearest.
         """
         if not isinstance(linear, nn.Linear):
             raise TypeError(f"expected an nn.Linear, not {type(linear).__name__}")
@@ -100,14 +120,32 @@ class _QuantLinearBase(nn.Module, abc.ABC):
             smooth = smoothquant_factors(absmax, weight, smooth_alpha)
             weight = weight * smooth
             calibration = calibration.double() / smooth
-        wq = quantize_weight_per_channel(weight, weight_bits)
+        if rotation is not None:
+            rotation = rotation.detach().double()
+            if rotation.shape != (weight.shape[1], weight.shape[1]) or not torch.allclose(
+                rotation @ rotation.T, torch.eye(weight.shape[1], dtype=torch.float64), atol=1e-9
+            ):
+                raise ValueError(f"rotation must be an orthonormal ({weight.shape[1]}, {weight.shape[1]}) matrix")
+            weight = weight @ rotation
+            if calibration is not None:
+                calibration = calibration.double().reshape(-1, weight.shape[1]) @ rotation
+        if gram is not None:
+            g = gram.detach().double()
+            if smooth is not None:
+                g = g / smooth[:, None] / smooth[None, :]
+            if rotation is not None:
+                g = rotation.T @ g @ rotation
+            wq = gptq_weight_per_channel(weight, g, weight_bits)
+        else:
+            wq = quantize_weight_per_channel(weight, weight_bits)
         act_absmax = None
         if static:
             act_absmax = float(calibration.detach().abs().max())
             if not act_absmax > 0:
                 raise ValueError("calibration inputs are all zero; no static scale can be formed")
         bias = None if linear.bias is None else linear.bias.detach()
-        return cls(wq.q, wq.scale, bias, timesteps=timesteps, weight_bits=weight_bits, act_absmax=act_absmax, smooth=smooth)
+        return cls(wq.q, wq.scale, bias, timesteps=timesteps, weight_bits=weight_bits, act_absmax=act_absmax, smooth=smooth,
+                   rotation=rotation)
 
     def quantize_input(self, x: torch.Tensor, T: int):
         """Integers and scales of ``x`` (already smoothed) for ``T`` steps (``T+1`` bits)."""
@@ -142,6 +180,8 @@ class _QuantLinearBase(nn.Module, abc.ABC):
         flat = x.reshape(-1, self.in_features).double()
         if self.smooth is not None:
             flat = flat / self.smooth
+        if self.rotation is not None:
+            flat = flat @ self.rotation
         out = torch.empty(flat.shape[0], self.out_features, dtype=torch.float64, device=x.device)
         for T in steps.unique().tolist():
             rows = steps == T
@@ -157,7 +197,7 @@ class _QuantLinearBase(nn.Module, abc.ABC):
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"timesteps={self.timesteps}, weight_bits={self.weight_bits}, activations={mode}, "
-            f"smooth={self.smooth is not None}"
+            f"smooth={self.smooth is not None}, rotation={self.rotation is not None}"
         )
 
 

@@ -30,6 +30,8 @@ __all__ = [
     "quantize_weight_per_channel",
     "smoothquant_factors",
     "hadamard_matrix",
+    "block_hadamard",
+    "gptq_weight_per_channel",
 ]
 
 ACT_BITS_RANGE = (2, 16)
@@ -123,8 +125,13 @@ def calibrate_mse_scale(samples: torch.Tensor, bits: int, *, candidates: int = 6
         raise ValueError("calibration samples are all zero; no scale can be formed")
     Q = qmax(bits)
     scales = top * torch.arange(1, candidates + 1, dtype=torch.float64) / (candidates * Q)
-    errors = torch.stack([((_quantize(mags, s, Q).double() * s - mags) ** 2).mean() for s in scales])
-    return scales[int(errors.argmin())]
+    errors = []
+    for chunk in scales.split(max(1, (1 << 20) // mags.numel())):  # about 1M values at a time
+        s = chunk[:, None]
+        # round_half_away of a non-negative value is floor(x + 0.5); in place to save memory traffic
+        err = (mags[None, :] / s).add_(0.5).floor_().clamp_(max=Q).mul_(s).sub_(mags[None, :])
+        errors.append(err.pow_(2).mean(dim=1))
+    return scales[int(torch.cat(errors).argmin())]
 
 
 def quantize_static(x: torch.Tensor, scale: torch.Tensor | float, bits: int) -> Quantized:
@@ -196,3 +203,59 @@ def hadamard_matrix(n: int, *, dtype: torch.dtype = torch.float32) -> torch.Tens
     while h.shape[0] < n:
         h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
     return (h / math.sqrt(n)).to(dtype)
+
+
+def gptq_weight_per_channel(weight: torch.Tensor, gram: torch.Tensor, bits: int = 8, *, damp: float = 0.01) -> Quantized:
+    """Per-output-channel weight quantization with GPTQ's error compensation.
+
+    The grid is that of :func:`quantize_weight_per_channel` (``scale[o] = max|W[o, :]| / Q``),
+    so the integers fit the same hardware; only the rounding differs. Input columns are
+    quantized one after another, and each column's rounding error is spread over the columns
+    not yet quantized so as to minimize the layer's output error ``||X W^T - X Wq^T||^2`` on
+    calibration inputs, using the inverse of ``H = X^T X`` (method of Frantar et al., "GPTQ:
+    Accurate Post-Training Quantization for Generative Pre-trained Transformers", ICLR 2023:
+    Cholesky factor of ``H^-1``, damping ``damp * mean(diag H)``). Inputs that were always
+    zero in calibration (``H[j, j] = 0``) keep nearest rounding: no output depends on them.
+
+    ``gram``: ``X^T X`` of shape ``(in, in)`` (any positive multiple of it). Cost
+    ``O(in^2 * out)``. Raises ``ValueError`` for shapes that do not match or a gram matrix
+    that is not symmetric.
+    """
+    check_bits(bits, name="weight bits", low=WEIGHT_BITS_RANGE[0], high=WEIGHT_BITS_RANGE[1])
+    _check_float(weight, "weight")
+    _check_float(gram, "gram")
+    if weight.dim() != 2 or gram.shape != (weight.shape[1], weight.shape[1]):
+        raise ValueError(f"gram must have shape (in, in) = ({weight.shape[-1]}, {weight.shape[-1]}) for weight "
+                         f"of shape {tuple(weight.shape)}, not {tuple(gram.shape)}")
+    if not 0 < damp < 1:
+        raise ValueError(f"damp must be in (0, 1), not {damp!r}")
+    H = gram.detach().double().clone()
+    if not torch.allclose(H, H.T, rtol=1e-9, atol=1e-12 * float(H.abs().max().clamp(min=1e-300))):
+        raise ValueError("gram must be symmetric (X^T X)")
+    nearest = quantize_weight_per_channel(weight, bits)
+    Q, scale = qmax(bits), nearest.scale.double()
+    live = torch.diagonal(H) > 0
+    if not bool(live.any()):
+        return nearest
+    H = H[live][:, live]
+    H += damp * float(torch.diagonal(H).mean()) * torch.eye(H.shape[0], dtype=torch.float64)
+    U = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(H)), upper=True)
+    W = weight.detach().double()[:, live].clone()
+    q = torch.empty(W.shape, dtype=torch.int64)
+    for j in range(W.shape[1]):
+        q[:, j] = round_half_away(W[:, j] / scale).clamp(-Q, Q).to(torch.int64)
+        error = (W[:, j] - q[:, j].double() * scale) / U[j, j]
+        W[:, j + 1 :] -= error[:, None] * U[j, j + 1 :][None, :]
+    out = nearest.q.clone()
+    out[:, live] = q
+    return Quantized(out, nearest.scale)
+
+
+def block_hadamard(n: int) -> torch.Tensor:
+    """Orthonormal block-diagonal Hadamard matrix of size ``n`` (float64): blocks of the
+    largest power of two dividing ``n`` (96 = 3 blocks of 32), so widths that are not powers
+    of two rotate too."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"block Hadamard size must be a positive integer, not {n!r}")
+    block = n & -n
+    return torch.block_diag(*[hadamard_matrix(block, dtype=torch.float64)] * (n // block))

@@ -60,9 +60,9 @@ from spikemllm.modality import Modality
 from ..encoding import tc_lif_max
 from ..layer import IntegerLayer, run_integer_layer
 from ..quantize import (
+    block_hadamard,
     calibrate_mse_scale,
     calibrate_static_scale,
-    hadamard_matrix,
     qmax,
     quantize_static,
     quantize_weight_per_channel,
@@ -74,7 +74,7 @@ from .model import ModalityRouter, convert_layers
 from .schedule import Schedule
 
 __all__ = ["StaticProgram", "IntegerLinear", "Core", "convert_integer", "integer_layers", "set_spikes", "set_core",
-           "block_hadamard", "TRANSFORMS", "CLIPS", "CALIBRATION_VALUES"]
+           "TRANSFORMS", "CLIPS", "CALIBRATION_VALUES"]
 
 CALIBRATION_VALUES = 1 << 16
 """Input values kept per (layer, modality) for choosing the input scale (whole rows, evenly strided)."""
@@ -150,13 +150,6 @@ CLIPS = ("mse", "absmax")
 """How the static input scale is chosen from calibration inputs (:class:`IntegerLinear`)."""
 TRANSFORMS = ("none", "smoothquant", "hadamard")
 """Input transforms folded into the integer weights (:class:`IntegerLinear`)."""
-
-
-def block_hadamard(n: int) -> torch.Tensor:
-    """Orthonormal block-diagonal Hadamard matrix of size ``n``: blocks of the largest power
-    of two dividing ``n`` (96 = 3 blocks of 32), so widths that are not powers of two rotate too."""
-    block = n & -n
-    return torch.block_diag(*[hadamard_matrix(block, dtype=torch.float64)] * (n // block))
 
 
 class IntegerLinear(nn.Module):
@@ -334,9 +327,10 @@ def convert_integer(
         raise ValueError(f"transform must be one of {TRANSFORMS}, not {transform!r}")
     if not isinstance(config, AcceleratorConfig):
         raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
-    converted = convert_layers(model, schedule, lambda linear, _T: IntegerLinear(linear, config=config, transform=transform, alpha=alpha,
-                                                                    clip=clip),
-                               kind="integer", weight_bits=config.weight_bits)
+    def make(linear, _T, _path):
+        return IntegerLinear(linear, config=config, transform=transform, alpha=alpha, clip=clip)
+
+    converted = convert_layers(model, schedule, make, kind="integer", weight_bits=config.weight_bits)
     layers = integer_layers(converted)
     for layer in layers.values():
         layer.calibrating = True

@@ -31,7 +31,7 @@ blocks), so the same code converts a full-size model loaded by the user.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from math import prod
 
@@ -42,6 +42,7 @@ from torch import nn
 
 from spikemllm.modality import Modality
 
+from .quantizers import check_quantizer, input_statistics, quantizer_options
 from .schedule import LayerSpec, Schedule, uniform_schedule
 
 __all__ = [
@@ -268,6 +269,8 @@ class _Routed:
         that working. The forward pass never uses it.
         """
         w = self.weight_int.double() * self.weight_scale[:, None]
+        if self.rotation is not None:
+            w = w @ self.rotation.T
         if self.smooth is not None:
             w = w / self.smooth
         return w.to(self.float_dtype)
@@ -313,20 +316,30 @@ class SpikePatchConv(nn.Module):
         """The dequantized convolution weight ``(out, C, *kernel)`` (read-only)."""
         return self.linear.weight.reshape(-1, self.in_channels, *self.kernel_size)
 
+    def patches(self, x: torch.Tensor) -> torch.Tensor:
+        """The flattened patches of ``x``: ``(N, *grid, C * prod(kernel))``, one token each."""
+        return patches_of(x, self.kernel_size, self.in_channels)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.linear(self.patches(x))
         d = len(self.kernel_size)
-        if x.dim() != d + 2 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"expected input (N, {self.in_channels}, {d} spatial dims), not shape {tuple(x.shape)}"
-            )
-        grid = [s // k for s, k in zip(x.shape[2:], self.kernel_size)]
-        x = x[(slice(None), slice(None), *(slice(0, g * k) for g, k in zip(grid, self.kernel_size)))]
-        split = [n for g, k in zip(grid, self.kernel_size) for n in (g, k)]
-        x = x.reshape(x.shape[0], self.in_channels, *split)
-        order = (0, *range(2, 2 + 2 * d, 2), 1, *range(3, 3 + 2 * d, 2))
-        patches = x.permute(order).reshape(x.shape[0], *grid, self.in_channels * prod(self.kernel_size))
-        y = self.linear(patches)
         return y.permute(0, d + 1, *range(1, d + 1))
+
+
+def patches_of(x: torch.Tensor, kernel_size: Sequence[int], in_channels: int) -> torch.Tensor:
+    """Non-overlapping patches of ``x`` ``(N, C, *spatial)``, flattened in the order of the
+    convolution weight's ``(C, *kernel)``: ``(N, *spatial // kernel, C * prod(kernel))``;
+    trailing pixels that do not fill a patch are dropped, as the convolution drops them."""
+    kernel_size = tuple(int(k) for k in kernel_size)
+    d = len(kernel_size)
+    if x.dim() != d + 2 or x.shape[1] != in_channels:
+        raise ValueError(f"expected input (N, {in_channels}, {d} spatial dims), not shape {tuple(x.shape)}")
+    grid = [s // k for s, k in zip(x.shape[2:], kernel_size)]
+    x = x[(slice(None), slice(None), *(slice(0, g * k) for g, k in zip(grid, kernel_size)))]
+    split = [n for g, k in zip(grid, kernel_size) for n in (g, k)]
+    x = x.reshape(x.shape[0], in_channels, *split)
+    order = (0, *range(2, 2 + 2 * d, 2), 1, *range(3, 3 + 2 * d, 2))
+    return x.permute(order).reshape(x.shape[0], *grid, in_channels * prod(kernel_size))
 
 
 def _as_linear(conv: nn.Module) -> nn.Linear:
@@ -369,6 +382,10 @@ def convert_model(
     *,
     kind: str = "spike",
     weight_bits: int = 8,
+    transform: str = "none",
+    alpha: float = 0.5,
+    gptq: bool = False,
+    calibration: Iterable[Mapping] | None = None,
     inplace: bool = False,
 ) -> nn.Module:
     """Convert every linear layer of ``model`` and install modality routing.
@@ -385,6 +402,12 @@ def convert_model(
         integers, dense product) or ``"count"`` (signed count coding; ``T`` are count steps).
     weight_bits:
         Per-output-channel weight bits (8 default, 4 supported).
+    transform, alpha, gptq, calibration:
+        The ANN quantizer unified in spike space (:mod:`.quantizers`): ``transform``
+        ``"none"`` (default), ``"smoothquant"`` (migration strength ``alpha``) or
+        ``"hadamard"``; ``gptq=True`` rounds the weights by GPTQ. SmoothQuant and GPTQ
+        need ``calibration``: keyword-argument dicts for the float model's forward (e.g.
+        ``collate(...)["inputs"]``).
     inplace:
         Convert ``model`` itself instead of a deep copy (for full-size models).
 
@@ -395,17 +418,25 @@ def convert_model(
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {sorted(KINDS)}, not {kind!r}")
+    check_quantizer(transform, gptq, calibration)
     cls = KINDS[kind]
-    return convert_layers(model, schedule, lambda linear, T: cls.from_linear(linear, timesteps=T, weight_bits=weight_bits),
-                          kind=kind, weight_bits=weight_bits, inplace=inplace)
+    stats = {}
+    if transform == "smoothquant" or gptq:
+        stats = input_statistics(model, calibration, gram=gptq)
+
+    def make(linear, T, path):
+        options = quantizer_options(linear, stats.get(path), transform=transform, alpha=alpha, gptq=gptq)
+        return cls.from_linear(linear, timesteps=T, weight_bits=weight_bits, **options)
+
+    return convert_layers(model, schedule, make, kind=kind, weight_bits=weight_bits, inplace=inplace)
 
 
 def convert_layers(model: nn.Module, schedule: Schedule | None, make, *, kind: str, weight_bits: int,
                    inplace: bool = False) -> nn.Module:
-    """:func:`convert_model` with the replacement of each linear layer given: ``make(linear, T)``
-    returns the module for ``linear`` (``T``: the unit's first scheduled timesteps); the
-    result gets ``layer_name``, ``router`` and ``float_dtype`` set and is routed like the
-    built-in kinds."""
+    """:func:`convert_model` with the replacement of each linear layer given:
+    ``make(linear, T, path)`` returns the module for ``linear`` at module path ``path``
+    (``T``: the unit's first scheduled timesteps); the result gets ``layer_name``,
+    ``router`` and ``float_dtype`` set and is routed like the built-in kinds."""
     layers = discover_layers(model)
     if schedule is None:
         schedule = uniform_schedule(layers)
@@ -420,7 +451,7 @@ def convert_layers(model: nn.Module, schedule: Schedule | None, make, *, kind: s
             module = model.get_submodule(path)
             linear = module if isinstance(module, nn.Linear) else _as_linear(module)
             first_T = next(iter(schedule.timesteps[spec.name].values()))
-            new = make(linear, first_T)
+            new = make(linear, first_T, path)
             new.layer_name = spec.name
             new.router = router
             new.float_dtype = linear.weight.dtype

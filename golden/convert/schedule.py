@@ -59,6 +59,7 @@ __all__ = [
     "LayerSpec",
     "Schedule",
     "uniform_schedule",
+    "quantization_noise",
     "average_timesteps",
     "allocate_med",
     "allocate_error_driven",
@@ -401,6 +402,18 @@ def _optimal_allocation(cells, weights, budget, t_min, t_max, cost) -> dict:
     return T
 
 
+def quantization_noise(T: int) -> float:
+    """Relative noise power of ``T``-step activations: ``(2^T - 1)^-2``.
+
+    ``T`` TC-LIF steps carry the ``T + 1``-bit integers ``[-Q, Q]``, ``Q = 2^T - 1``; a
+    uniform quantizer of range ``a`` has step ``a / Q`` and noise power ``(a / Q)^2 / 12``.
+    The high-resolution shorthand ``4^-T`` agrees within a factor of 1.8 from ``T = 2`` on
+    but puts ``T = 1`` (ternary activations) only 4x worse than ``T = 2``, where the step
+    really grows 3x and the noise power 9x.
+    """
+    return float((2 ** int(T) - 1) ** -2)
+
+
 def allocate_med(
     layers: Sequence[LayerSpec],
     med: Mapping[str, Mapping[str, float]],
@@ -414,11 +427,12 @@ def allocate_med(
 
     Model: the output error a (layer, modality) cell contributes is proportional to how
     much that layer changes the modality's tokens (``E = med[layer][modality]``) times the
-    quantization noise power of its ``T+1``-bit activations, ``4^-T``, times its token
-    count ``n``. The schedule minimizes ``sum n * E * 4^-T`` subject to the token-weighted
-    average ``sum n * T / sum n <= budget``, exactly (a multiple-choice knapsack solved by
-    dynamic programming). This is bit allocation by reverse water-filling: ``T`` grows
-    with ``0.5 * log2(E)``, so layers and modalities that evolve more get more steps.
+    quantization noise power of its ``T+1``-bit activations (:func:`quantization_noise`:
+    ``(2^T - 1)^-2``) times its token count ``n``. The schedule minimizes
+    ``sum n * E * (2^T - 1)^-2`` subject to the token-weighted average
+    ``sum n * T / sum n <= budget``, exactly (a multiple-choice knapsack solved by dynamic
+    programming). This is bit allocation by reverse water-filling: ``T`` grows with
+    ``0.5 * log2(E)``, so layers and modalities that evolve more get more steps.
 
     Raises ``ValueError`` for a budget outside ``[t_min, t_max]``, a missing or negative
     MED value or token count.
@@ -434,7 +448,7 @@ def allocate_med(
         if not (e >= 0 and math.isfinite(e)):
             raise ValueError(f"med for layer {layer!r}, modality {m!r} must be >= 0, not {e!r}")
     T = _optimal_allocation(
-        cells, weights, budget, t_min, t_max, lambda c, t: weights[c] * float(med[c[0]][c[1]]) * 4.0 ** (-t)
+        cells, weights, budget, t_min, t_max, lambda c, t: weights[c] * float(med[c[0]][c[1]]) * quantization_noise(t)
     )
     meta = {"allocator": "med", "budget": budget}
     return _to_schedule(layers, T, t_min, t_max, meta)

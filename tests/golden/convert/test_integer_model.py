@@ -121,7 +121,7 @@ def test_transforms_fold_into_the_weights_without_changing_the_float_product(qwe
 
 
 def test_block_hadamard_is_orthonormal_for_widths_that_are_not_powers_of_two():
-    from spikemllm.golden.convert.integer_model import block_hadamard
+    from spikemllm.golden.quantize import block_hadamard
 
     h = block_hadamard(96)
     assert torch.allclose(h @ h.T, torch.eye(96, dtype=torch.float64), atol=1e-12)

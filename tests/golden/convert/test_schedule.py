@@ -12,6 +12,7 @@ from spikemllm.golden.convert.schedule import (
     allocate_error_driven,
     allocate_med,
     average_timesteps,
+    quantization_noise,
     uniform_schedule,
 )
 
@@ -127,7 +128,8 @@ def test_med_allocator_reaches_the_optimum_of_its_error_model(budget):
     assert average_timesteps(s, SMALL_TOKENS) <= budget + 1e-9
     cells = [("v.blocks.0", "vision"), ("lm.layers.0", "vision"), ("lm.layers.0", "text")]
     weights = {c: SMALL_TOKENS[c[0]][c[1]] for c in cells}
-    model_error = lambda c, t: weights[c] * med[c[0]][c[1]] * 4.0 ** (-t)  # noqa: E731
+    # the noise power of a (T + 1)-bit symmetric quantizer, step range / (2^T - 1)
+    model_error = lambda c, t: weights[c] * med[c[0]][c[1]] / (2.0**t - 1) ** 2  # noqa: E731
     got = sum(model_error(c, s.T(*c)) for c in cells)
     best, _ = _brute_force(cells, weights, budget, 2, 6, model_error)
     assert got == pytest.approx(best, rel=1e-9)
@@ -178,3 +180,19 @@ def test_error_driven_allocator_uses_measured_costs():
         best, _ = _brute_force(cells, weights, budget, 2, 6, cell_cost)
         assert got == pytest.approx(best, rel=1e-9)
         assert s.meta["allocator"] == "error_driven"
+
+
+@pytest.mark.parametrize("T", [1, 2, 3, 4, 5])
+def test_med_noise_model_matches_the_measured_quantization_noise(T):
+    """The MED allocator's noise power per T against the error the quantizer really makes
+    on values spread over its range: the ratio to T = 2 must agree (T = 1 is 9x worse, not 4x)."""
+    import torch
+    from spikemllm.golden.quantize import qmax, quantize_static
+
+    x = torch.rand(200_000, generator=torch.Generator().manual_seed(T), dtype=torch.float64) * 2 - 1
+
+    def measured(t):
+        q = quantize_static(x, 1.0 / qmax(t + 1), t + 1)
+        return float(((q.q.double() * q.scale - x) ** 2).mean())
+
+    assert measured(T) / measured(2) == pytest.approx(quantization_noise(T) / quantization_noise(2), rel=0.03)

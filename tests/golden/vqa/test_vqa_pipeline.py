@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,7 +138,7 @@ def test_evaluation_pipeline_writes_the_report(tmp_path):
     model = build_model("tiny", seed=1).eval()
     save_checkpoint(model, tmp_path / "ck.pt", {"size": "tiny", "parameters": 1})
     report = evaluate(tmp_path / "ck.pt", tmp_path / "reports", heldout_size=12, calibration_size=6,
-                      levels=("3/4", "2/3"), integer_levels=("3/4",), minilm=False, log=lambda msg: None)
+                      levels=("3/4", "2/3"), integer_levels=("3/4",), msts_budgets=("2/2", "3/4"), validation_size=12, minilm=False, log=lambda msg: None)
     data = json.loads((tmp_path / "reports" / "accuracy.json").read_text())
     assert data == json.loads(json.dumps(report))
     assert 0.0 <= data["fp"] <= 1.0
@@ -152,16 +153,39 @@ def test_evaluation_pipeline_writes_the_report(tmp_path):
         assert low <= gaps["integer"]["gap_points"] <= high
     assert data["headline"]["timesteps_reading"]["integer"] == data["gaps"]["3/4"]["integer"]
     assert set(data["integer_transforms"]) == {"smoothquant", "hadamard"}
+    choice = data["integer_path"]["clip_choice"]["validation_accuracy"]
+    assert data["integer_path"]["clip"] == max(choice, key=lambda c: (choice[c], c == "mse"))
+    # the chosen rule's ablation row is the integer path itself
+    chosen = data["integer_ablations"][f"input scales: {'mse clipping' if data['integer_path']['clip'] == 'mse' else 'absmax'}"]
+    assert chosen["accuracy"] == data["integer"]["3/4"]
+    assert set(data["spike_quantizers"]) == {"smoothquant", "hadamard", "gptq", "4-bit weights", "4-bit weights, gptq"}
+    for row in data["spike_quantizers"].values():
+        assert row["vs_spike"]["gap_points"] == round(100 * (data["spike"]["3/4"] - row["accuracy"]), 2)
     # tiny model: 1 vision block (4) + patch embedding + projector (2) vision-only, 1 LM layer (7) + head twice
     assert data["integer_path"]["compiled_programs"] == {"3/4": 7 + 2 * 8, "2/3": 7 + 2 * 8}
     assert "Hardware-exact integer path" in (tmp_path / "reports" / "accuracy.md").read_text()
     assert data["headline"]["timesteps_reading"]["level"] == "3/4"
     assert data["headline"]["bits_reading"]["level"] == "2/3"
-    assert [row["uniform"] for row in data["msts"]["comparisons"]] == ["2/2", "2/3", "3/3", "3/4"]
-    for row in data["msts"]["comparisons"]:
-        for name in ("med", "error_driven"):
-            assert row[name]["avg_steps"] <= row["budget_avg_steps"] + 1e-6
-            assert (tmp_path / "reports" / "schedules").exists()
+    assert set(data["msts"]["paths"]) == {"spike", "integer"}
+    for kind, path in data["msts"]["paths"].items():
+        rows = path["comparisons"]
+        assert [row["uniform"] for row in rows] == ["2/2", "3/4"]
+        assert rows[0]["budget_avg_steps"] == 2.0 and rows[1]["budget_avg_steps"] > 3.0
+        for row in rows:
+            for name in ("med", "error_driven"):
+                assert row[name]["avg_steps"] <= row["budget_avg_steps"] + 1e-6
+                assert Path(row[name]["schedule_file"]).exists()
+                assert row[name]["vs_uniform"]["gap_points"] == round(100 * (row[name]["accuracy"] - row["uniform_accuracy"]), 2)
+        assert path["at_or_above_uniform"]["med"] == sum(r["med"]["accuracy"] >= r["uniform_accuracy"] for r in rows)
+    # the uniform rows of the spike path are the spike accuracies measured per level
+    assert data["msts"]["paths"]["spike"]["comparisons"][1]["uniform_accuracy"] == data["spike"]["3/4"]
+    assert (tmp_path / "reports" / "plots" / "msts_budget.png").exists()
+    for kind, choice in data["headline"]["msts"].items():
+        if kind == "rule":
+            continue
+        row = data["msts"]["paths"][kind]["comparisons"][1]
+        kls = {"uniform": row["uniform_kl"], "med": row["med"]["kl"], "error_driven": row["error_driven"]["kl"]}
+        assert choice["schedule"] == min(kls, key=kls.get)
     assert (tmp_path / "reports" / "accuracy.md").read_text().startswith("# Spiking shapes-VQA")
     assert (tmp_path / "reports" / "plots" / "accuracy.png").exists()
     assert (tmp_path / "reports" / "med.json").exists()
