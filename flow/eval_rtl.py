@@ -29,10 +29,11 @@ import threading
 import time
 from pathlib import Path
 
+from spikemllm.golden.convert.integer_model import CLIPS
 from spikemllm.golden.convert.model import discover_layers
 from spikemllm.golden.convert.schedule import uniform_schedule
 from spikemllm.golden.vqa.model import default_checkpoint, load_checkpoint
-from spikemllm.sim.core.model_run import CALIBRATION_SCENES
+from spikemllm.sim.core.model_run import CALIBRATION_SCENES, DEFAULT_CLIP
 
 from spikemllm.config import PRESETS, AcceleratorConfig, add_config_arguments, config_from_args, describe_config
 
@@ -75,11 +76,12 @@ def _progress_line(record: dict) -> str:
 
 def eval_rtl(checkpoint: Path, out: Path, *, questions: int = 20, first: int = 0,
              config: AcceleratorConfig = PRESETS["wide"], calibration_scenes: int = CALIBRATION_SCENES,
-             corrupt: dict | None = None, build: BlockBuild | None = None, progress=print) -> dict:
+             clip: str = DEFAULT_CLIP, corrupt: dict | None = None, build: BlockBuild | None = None, progress=print) -> dict:
     """Run ``questions`` held-out questions from ``first`` on the RTL; write and return the report.
 
     ``calibration_scenes``: scenes the static scales are calibrated on (``make eval``'s
-    128 by default; tests take fewer for a quicker set-up). ``corrupt`` (tests):
+    128 by default; tests take fewer for a quicker set-up); ``clip``: the input-scale rule
+    (``"mse"``, the one ``make eval`` chooses for the committed checkpoint, or ``"absmax"``). ``corrupt`` (tests):
     ``{"run": k, "beat": b, "lane": l}`` adds one to an output value of the ``k``-th core
     run on its way back (:class:`spikemllm.sim.core.vqa.CorruptOutput`). ``build``: the
     core's simulation build if already made (:func:`~.runner.build_block`). ``progress``
@@ -89,6 +91,8 @@ def eval_rtl(checkpoint: Path, out: Path, *, questions: int = 20, first: int = 0
     for name, value, low in (("questions", questions, 1), ("first", first, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, not {value!r}")
+    if clip not in CLIPS:
+        raise ValueError(f"clip must be one of {CLIPS}, not {clip!r}")
     checkpoint = Path(checkpoint).resolve()
     start = time.monotonic()
     model, meta = load_checkpoint(checkpoint)
@@ -108,7 +112,7 @@ def eval_rtl(checkpoint: Path, out: Path, *, questions: int = 20, first: int = 0
     progress(f"running {questions} held-out questions from {first} on the RTL; the first one also calibrates the "
              f"integer model ({checkpoint.name}) ...")
     settings = {"checkpoint": str(checkpoint), "questions": questions, "first": first,
-                "calibration_scenes": calibration_scenes}
+                "calibration_scenes": calibration_scenes, "clip": clip}
     if corrupt is not None:
         settings["corrupt"] = corrupt
     stop = threading.Event()
@@ -149,7 +153,7 @@ def eval_rtl(checkpoint: Path, out: Path, *, questions: int = 20, first: int = 0
         "config": describe_config(config),
         "simulator": build.simulator,
         "schedule": {"file": str(schedule_file), "vision": LEVEL[0], "text": LEVEL[1]},
-        "calibration_scenes": calibration_scenes,
+        "calibration": {"scenes": calibration_scenes, "input_scales": clip},
         "questions": records,
         "totals": {
             "questions": n,
@@ -202,7 +206,8 @@ def markdown(report: dict) -> str:
         f"({t['weight_rows_per_answer']:.0f} weight rows), {t['layer_runs'] // t['questions']} core runs",
         f"* wall time per question: {t['wall_seconds_per_question']:.1f} s on the RTL path "
         f"(golden path {t['golden_seconds_per_question']:.2f} s); simulation {t['simulation_seconds']:.0f} s in all, "
-        f"of which {t['setup_seconds']:.0f} s set-up (calibration, reset, timestep table)",
+        f"of which {t['setup_seconds']:.0f} s set-up (imports, calibration statistics, reset, timestep table; the first "
+        "question's golden pass also builds the programs)",
         "",
         "| # | question | truth | float | golden | RTL | identical | cycles | events | clock cycles | wall s |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -228,6 +233,9 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="trained model (default: build/vqa/qwen2vl_shapes.pt if make train wrote it, else the "
                              "committed golden/vqa/qwen2vl_shapes.pt)")
+    parser.add_argument("--clip", choices=CLIPS, default=DEFAULT_CLIP,
+                        help="input-scale rule of the integer path (default: %(default)s, make eval's choice for the "
+                             "committed checkpoint)")
     parser.add_argument("--out", type=Path, default=Path("build/reports"))
     args = parser.parse_args(argv)
     config = config_from_args(parser, args)
@@ -238,7 +246,7 @@ def main(argv=None) -> int:
     checkpoint = args.checkpoint or default_checkpoint()
     try:
         report = eval_rtl(checkpoint, args.out, questions=args.questions, first=args.first, config=config,
-                          progress=lambda line: print(line, flush=True))
+                          clip=args.clip, progress=lambda line: print(line, flush=True))
     except (FileNotFoundError, ValueError) as exc:
         parser.error(str(exc))
     except AssertionError as exc:

@@ -42,7 +42,14 @@ from pathlib import Path
 
 import torch
 from spikemllm.firmware.compiler import LayerProgram, compile_layer, timestep_table, token_beats
-from spikemllm.golden.convert.integer_model import IntegerLinear, StaticProgram, convert_integer, integer_layers, set_core
+from spikemllm.golden.convert.integer_model import (
+    CLIPS,
+    IntegerLinear,
+    StaticProgram,
+    convert_integer,
+    integer_layers,
+    set_core,
+)
 from spikemllm.golden.convert.model import set_schedule
 from spikemllm.golden.convert.schedule import Schedule
 from spikemllm.golden.timing.core_model import core_cycles
@@ -54,13 +61,16 @@ from spikemllm.golden.vqa.train import HELDOUT_SEED
 from spikemllm.config import AcceleratorConfig
 from spikemllm.modality import Modality, timestep_index
 
-__all__ = ["CALIBRATION_SCENES", "CoreMismatch", "LayerRun", "QuestionRun", "ModelRun", "load_model_run", "heldout_questions",
+__all__ = ["CALIBRATION_SCENES", "DEFAULT_CLIP", "CoreMismatch", "LayerRun", "QuestionRun", "ModelRun", "load_model_run", "heldout_questions",
            "GoldenCore", "RtlCore", "compare_question"]
 
 CALIBRATION_SCENES = 128
 """Calibration scenes of the static scales, in batches of :data:`CALIBRATION_BATCH`, from the
 training split (seed :data:`~spikemllm.golden.vqa.evaluate.CALIBRATION_SEED`): as ``make eval``."""
 CALIBRATION_BATCH = 64
+DEFAULT_CLIP = "mse"
+"""The input-scale rule: the one ``make eval`` chooses for the committed checkpoint (on its
+validation questions; ``integer_path.clip`` in ``accuracy.json``)."""
 
 
 class CoreMismatch(AssertionError):
@@ -301,17 +311,20 @@ class ModelRun:
 
 
 def load_model_run(checkpoint: Path, schedule: Schedule, config: AcceleratorConfig = INTEGER_CONFIG, *,
-                   calibration_scenes: int = CALIBRATION_SCENES) -> ModelRun:
+                   calibration_scenes: int = CALIBRATION_SCENES, clip: str = DEFAULT_CLIP) -> ModelRun:
     """The integer model of ``checkpoint`` at ``schedule``, calibrated as ``make eval`` calibrates
-    it (by default on :data:`CALIBRATION_SCENES` training-split scenes; fewer make a quicker
-    set-up for tests), every program compiled for ``config`` on first use
-    (:func:`compile_layer` raises naming what does not fit)."""
+    it (by default on :data:`CALIBRATION_SCENES` training-split scenes, fewer make a quicker
+    set-up for tests; ``clip`` the input-scale rule, :data:`DEFAULT_CLIP` by default), every
+    program compiled for ``config`` on first use (:func:`compile_layer` raises naming what
+    does not fit)."""
     if isinstance(calibration_scenes, bool) or not isinstance(calibration_scenes, int) or calibration_scenes < 1:
         raise ValueError(f"calibration_scenes must be a positive integer, not {calibration_scenes!r}")
+    if clip not in CLIPS:
+        raise ValueError(f"clip must be one of {CLIPS}, not {clip!r}")
     model, meta = load_checkpoint(checkpoint)
     scenes = generate(calibration_scenes, CALIBRATION_SEED, split="train")
     batches = [collate(scenes[i : i + CALIBRATION_BATCH])["inputs"] for i in range(0, len(scenes), CALIBRATION_BATCH)]
-    integer = convert_integer(model, batches, schedule, config=config)
+    integer = convert_integer(model, batches, schedule, config=config, clip=clip)
     set_schedule(integer, schedule)
     return ModelRun(integer, model, schedule, config, Path(checkpoint), meta)
 

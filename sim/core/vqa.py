@@ -18,7 +18,8 @@ integer model of the checkpoint (:func:`~.model_run.load_model_run`). For each q
 
 Settings come from ``SPIKEMLLM_EVAL_RTL``, a JSON object: ``checkpoint`` (path),
 ``questions`` and ``first`` (held-out questions ``first ..``), ``calibration_scenes``
-(default :data:`~.model_run.CALIBRATION_SCENES`, as ``make eval``), and optionally ``corrupt``
+(default :data:`~.model_run.CALIBRATION_SCENES`, as ``make eval``), ``clip`` (default
+:data:`~.model_run.DEFAULT_CLIP`) and optionally ``corrupt``
 (``{"run": k, "beat": b, "lane": l}``: add one to that output value of the ``k``-th run
 of the simulation as it comes back through the backend, so a test can check that the
 comparison catches it). Each question's record is appended as one JSON line to
@@ -46,7 +47,7 @@ from spikemllm.sim.streams import stream_layouts
 
 from spikemllm.config import AcceleratorConfig
 
-from .model_run import CALIBRATION_SCENES, CoreMismatch, GoldenCore, RtlCore, compare_question, heldout_questions, load_model_run
+from .model_run import CALIBRATION_SCENES, DEFAULT_CLIP, CoreMismatch, GoldenCore, RtlCore, compare_question, heldout_questions, load_model_run
 
 __all__ = ["CorruptOutput", "question_record", "vqa_questions_on_the_core"]
 
@@ -112,11 +113,12 @@ def question_record(index, sample, run, rtl, golden, float_answer: str) -> dict:
 
 def _settings() -> dict:
     settings = json.loads(os.environ.get("SPIKEMLLM_EVAL_RTL") or "{}")
-    known = {"checkpoint", "questions", "first", "calibration_scenes", "corrupt"}
+    known = {"checkpoint", "questions", "first", "calibration_scenes", "clip", "corrupt"}
     if not isinstance(settings, dict) or set(settings) - known or "checkpoint" not in settings:
         raise ValueError(f"SPIKEMLLM_EVAL_RTL must be a JSON object with 'checkpoint' and keys from {sorted(known)}, "
                          f"not {settings!r}")
-    return {"questions": 1, "first": 0, "calibration_scenes": CALIBRATION_SCENES, "corrupt": None, **settings}
+    return {"questions": 1, "first": 0, "calibration_scenes": CALIBRATION_SCENES, "clip": DEFAULT_CLIP, "corrupt": None,
+            **settings}
 
 
 @cocotb.test()
@@ -131,7 +133,7 @@ async def vqa_questions_on_the_core(dut):
     schedule_file = Path(os.environ["SPIKEMLLM_SCHEDULE"])
     results = Path(os.environ["SPIKEMLLM_RESULTS"])
     run = load_model_run(Path(settings["checkpoint"]), Schedule.load(schedule_file), config,
-                         calibration_scenes=settings["calibration_scenes"])
+                         calibration_scenes=settings["calibration_scenes"], clip=settings["clip"])
     questions = heldout_questions(settings["questions"], settings["first"])
 
     start_clock(dut)
