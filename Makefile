@@ -15,7 +15,7 @@ RUN = VERILATOR_ROOT=$(VERILATOR_ROOT) PATH="$(VERILATOR_ROOT)/bin:$(CURDIR)/$(V
 SIM ?= verilator
 SIMULATORS := verilator icarus
 
-.PHONY: setup tools-icarus demo test test-all fuzz bench-golden plots verilog sim perf soak synth dse formal bitstream board-run train eval clean distclean help
+.PHONY: setup tools-icarus demo test test-all fuzz bench-golden plots verilog sim perf soak synth dse formal bitstream board-run train eval eval-rtl clean distclean help
 
 help:
 	@echo "make setup         create .venv and install the project (every target does this first)"
@@ -42,9 +42,12 @@ help:
 	@echo "                   Yosys/nextpnr/icepack|ecppack -> build/board/<board>/, build/reports/board_<board>.{json,md}"
 	@echo "make board-run     BOARD=... PORT=/dev/ttyUSB0: run the board's layer through the driver on a"
 	@echo "                   programmed board, compare with golden -> build/reports/board_run_<board>.json"
-	@echo "make train         train the small Qwen2-VL on shapes-VQA (cached: build/vqa/qwen2vl_shapes.pt)"
+	@echo "make train         train the small Qwen2-VL on shapes-VQA (cached: build/vqa/qwen2vl_shapes.pt; without it,"
+	@echo "                   eval and eval-rtl use the committed golden/vqa/qwen2vl_shapes.pt; CHECKPOINT=file for another)"
 	@echo "make eval          float vs spiking and hardware-exact integer accuracy (95% paired intervals), MED, MSTS,"
 	@echo "                   MiniLM -> build/reports/accuracy.{json,md} (THREADS=n for train and eval; default 2)"
+	@echo "make eval-rtl      held-out questions (QUESTIONS=n, default 20) with every linear layer on the SpikeCore RTL"
+	@echo "                   (Verilator, firmware driver), identical to golden -> build/reports/eval_rtl.{json,md}"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -116,16 +119,23 @@ board-run: $(STAMP)
 	$(if $(PORT),,$(error PORT is not set: make board-run BOARD=$(BOARD) PORT=/dev/ttyUSB0))
 	$(RUN) -m spikemllm.flow.board run --board $(BOARD) --port $(PORT) --build $(BUILD)
 
-CHECKPOINT := $(BUILD)/vqa/qwen2vl_shapes.pt
+# The trained model: the one `make train` wrote when there is one, else the checkpoint
+# committed with the package (what `make train` makes), so a fresh clone needs no training.
+TRAINED_CHECKPOINT := $(BUILD)/vqa/qwen2vl_shapes.pt
+COMMITTED_CHECKPOINT := golden/vqa/qwen2vl_shapes.pt
+CHECKPOINT ?= $(if $(wildcard $(TRAINED_CHECKPOINT)),$(TRAINED_CHECKPOINT),$(COMMITTED_CHECKPOINT))
 
-train: $(CHECKPOINT)
+train: $(TRAINED_CHECKPOINT)
 
 # Order-only on the venv: reinstalling the project does not retrain the cached model.
-$(CHECKPOINT): | $(STAMP)
+$(TRAINED_CHECKPOINT): | $(STAMP)
 	$(RUN) -m spikemllm.golden.vqa.train --out $@ $(if $(THREADS),--threads $(THREADS))
 
-eval: $(CHECKPOINT)
+eval: $(STAMP)
 	$(RUN) -m spikemllm.golden.vqa.evaluate --checkpoint $(CHECKPOINT) --out $(BUILD)/reports $(if $(THREADS),--threads $(THREADS))
+
+eval-rtl: $(STAMP)
+	$(RUN) -m spikemllm.flow.eval_rtl --checkpoint $(CHECKPOINT) --out $(BUILD)/reports $(if $(QUESTIONS),--questions $(QUESTIONS))
 
 clean:
 	rm -rf $(BUILD)

@@ -228,6 +228,11 @@ def run_block(build: BlockBuild, *, testcase: str | None = None, waves: bool | N
     env.update(extra_env or {})
     if test_module is None:
         test_module = CORE_TESTBENCH_MODULE if build.block in CORES.values() else TESTBENCH_MODULE
+    # cocotb installs pytest's assertion rewriting for every module imported after it starts
+    # (COCOTB_REWRITE_ASSERTION_FILES defaults to *.py): torch, transformers and Amaranth are
+    # rewritten on every run, which costs seconds; only the test module's asserts need it.
+    if "COCOTB_REWRITE_ASSERTION_FILES" not in os.environ:
+        env.setdefault("COCOTB_REWRITE_ASSERTION_FILES", f"{test_module.rpartition('.')[2]}.py")
     failure = None
     try:
         results = runner.test(

@@ -2,7 +2,7 @@
 
 Amaranth emits a stream's payload as one flat Verilog port (``i__payload``); the layouts
 in :mod:`spikemllm.hw.signatures` say where every field sits. :class:`PayloadCodec`
-compiles a layout once into ``(path, offset, width, signed)`` leaves so that testbenches
+compiles a layout once into packers and unpackers of its fields so that testbenches
 (cocotb and ``amaranth.sim`` alike) move payloads as plain dicts, lists and ints:
 
 * a :class:`~amaranth.lib.data.StructLayout` is a ``dict`` of its fields;
@@ -19,55 +19,125 @@ __all__ = ["PayloadCodec"]
 
 
 class PayloadCodec:
-    """Converts between nested Python values and the flat payload integer of ``layout``."""
+    """Converts between nested Python values and the flat payload integer of ``layout``.
+
+    The layout is compiled once into nested packers and unpackers (a plain shape's range
+    and mask, an array's stride, a struct's field offsets), so that a beat costs a few
+    integer operations per field: testbenches pack every beat of every weight row and
+    token they stream.
+    """
 
     def __init__(self, layout):
         self.layout = layout
         self.width = Shape.cast(layout).width
+        self._packer = _packer(layout)
+        self._unpacker = _unpacker(layout)
 
     def pack(self, value) -> int:
         """Flat integer of ``value``; raises ``ValueError`` naming a field that does not fit."""
-        return self._pack(self.layout, value, 0, "payload")
+        return self._packer(value, 0, "payload")
 
     def unpack(self, bits: int):
         """Nested value of the flat integer ``bits``."""
-        return self._unpack(self.layout, int(bits), 0)
+        return self._unpacker(int(bits), 0)
 
-    def _pack(self, shape, value, offset, path):
-        if isinstance(shape, data.StructLayout):
+
+def _plain(shape) -> tuple[Shape, int, int, int]:
+    s = Shape.cast(shape)
+    low, high = (-(1 << (s.width - 1)), (1 << (s.width - 1)) - 1) if s.signed else (0, (1 << s.width) - 1)
+    return s, low, high, (1 << s.width) - 1
+
+
+def _packer(shape):
+    """``pack(value, offset, path) -> int`` for ``shape`` (``path`` names the value in errors)."""
+    if isinstance(shape, data.StructLayout):
+        fields = [(name, _packer(field.shape), field.offset) for name, field in shape]
+        names = {name for name, _, _ in fields}
+
+        def pack_struct(value, offset, path):
             if not isinstance(value, dict):
                 raise TypeError(f"{path} must be a dict, not {value!r}")
-            extra = set(value) - {name for name, _ in shape}
-            if extra:
-                raise ValueError(f"{path} has unknown fields {sorted(extra)}")
+            if not names.issuperset(value):
+                raise ValueError(f"{path} has unknown fields {sorted(set(value) - names)}")
             bits = 0
-            for name, field in shape:
-                bits |= self._pack(field.shape, value.get(name, 0), offset + field.offset, f"{path}.{name}")
+            for name, pack, field_offset in fields:
+                bits |= pack(value.get(name, 0), offset + field_offset, f"{path}.{name}")
             return bits
-        if isinstance(shape, data.ArrayLayout):
-            value = list(value)
-            if len(value) != shape.length:
-                raise ValueError(f"{path} must have {shape.length} elements, not {len(value)}")
-            stride = Shape.cast(shape.elem_shape).width
+
+        return pack_struct
+    if isinstance(shape, data.ArrayLayout):
+        length, stride = shape.length, Shape.cast(shape.elem_shape).width
+        if isinstance(shape.elem_shape, (data.StructLayout, data.ArrayLayout)):
+            pack_elem = _packer(shape.elem_shape)
+
+            def pack_array(value, offset, path):
+                value = list(value)
+                if len(value) != length:
+                    raise ValueError(f"{path} must have {length} elements, not {len(value)}")
+                bits = 0
+                for n, v in enumerate(value):
+                    bits |= pack_elem(v, offset + n * stride, f"{path}[{n}]")
+                return bits
+
+            return pack_array
+        s, low, high, mask = _plain(shape.elem_shape)
+
+        def pack_plain_array(value, offset, path):
+            value = [int(v) for v in value]
+            if len(value) != length:
+                raise ValueError(f"{path} must have {length} elements, not {len(value)}")
+            if min(value) < low or max(value) > high:
+                n, v = next((n, v) for n, v in enumerate(value) if not low <= v <= high)
+                raise ValueError(f"{path}[{n}] = {v} does not fit {s!r}")
             bits = 0
-            for n, v in enumerate(value):
-                bits |= self._pack(shape.elem_shape, v, offset + n * stride, f"{path}[{n}]")
-            return bits
-        s = Shape.cast(shape)
+            for v in reversed(value):
+                bits = (bits << stride) | (v & mask)
+            return bits << offset
+
+        return pack_plain_array
+    s, low, high, mask = _plain(shape)
+
+    def pack_plain(value, offset, path):
         v = int(value)
-        low, high = (-(1 << (s.width - 1)), (1 << (s.width - 1)) - 1) if s.signed else (0, (1 << s.width) - 1)
         if not low <= v <= high:
             raise ValueError(f"{path} = {v} does not fit {s!r}")
-        return (v & ((1 << s.width) - 1)) << offset
+        return (v & mask) << offset
 
-    def _unpack(self, shape, bits, offset):
-        if isinstance(shape, data.StructLayout):
-            return {name: self._unpack(field.shape, bits, offset + field.offset) for name, field in shape}
-        if isinstance(shape, data.ArrayLayout):
-            stride = Shape.cast(shape.elem_shape).width
-            return [self._unpack(shape.elem_shape, bits, offset + n * stride) for n in range(shape.length)]
-        s = Shape.cast(shape)
-        v = (bits >> offset) & ((1 << s.width) - 1)
-        if s.signed and v >> (s.width - 1):
-            v -= 1 << s.width
-        return v
+    return pack_plain
+
+
+def _unpacker(shape):
+    """``unpack(bits, offset) -> value`` for ``shape``."""
+    if isinstance(shape, data.StructLayout):
+        fields = [(name, _unpacker(field.shape), field.offset) for name, field in shape]
+        return lambda bits, offset: {name: unpack(bits, offset + at) for name, unpack, at in fields}
+    if isinstance(shape, data.ArrayLayout):
+        stride, length = Shape.cast(shape.elem_shape).width, shape.length
+        if isinstance(shape.elem_shape, (data.StructLayout, data.ArrayLayout)):
+            unpack_elem = _unpacker(shape.elem_shape)
+            return lambda bits, offset: [unpack_elem(bits, offset + n * stride) for n in range(length)]
+        mask, sign = _sign(shape.elem_shape)
+
+        def unpack_plain_array(bits, offset):
+            bits >>= offset
+            values = []
+            for _ in range(length):
+                v = bits & mask
+                values.append(v - (sign << 1) if v & sign else v)
+                bits >>= stride
+            return values
+
+        return unpack_plain_array
+    mask, sign = _sign(shape)
+
+    def unpack_plain(bits, offset):
+        v = (bits >> offset) & mask
+        return v - (sign << 1) if v & sign else v
+
+    return unpack_plain
+
+
+def _sign(shape) -> tuple[int, int]:
+    """Mask of a plain shape's bits and its sign bit (0 when unsigned)."""
+    s = Shape.cast(shape)
+    return (1 << s.width) - 1, (1 << (s.width - 1)) if s.signed else 0

@@ -38,12 +38,18 @@ magnitude), the output scale the channel's largest magnitude over
 ``Q_out = 2^(out_bits-1) - 1``. Optionally SmoothQuant factors or a block Hadamard
 rotation are folded into the weights (``transform``); the host then applies the inverse
 to each input before quantizing it (:meth:`IntegerLinear.map_input`).
+
+Step 2 is the golden model's unless a :class:`Core` is installed (:func:`set_core`): then
+every layer call hands its integers to that core and continues from the integers it
+returns, so the rest of the forward pass runs on what the core computed (the SpikeCore
+RTL under simulation, :mod:`spikemllm.sim.core.model_run`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -67,8 +73,8 @@ from ..spike_linear import integer_matmul
 from .model import ModalityRouter, convert_layers
 from .schedule import Schedule
 
-__all__ = ["StaticProgram", "IntegerLinear", "convert_integer", "integer_layers", "set_spikes", "TRANSFORMS", "CLIPS",
-           "CALIBRATION_VALUES"]
+__all__ = ["StaticProgram", "IntegerLinear", "Core", "convert_integer", "integer_layers", "set_spikes", "set_core",
+           "TRANSFORMS", "CLIPS", "CALIBRATION_VALUES"]
 
 CALIBRATION_VALUES = 1 << 16
 """Input values kept per (layer, modality) for choosing the input scale (whole rows, evenly strided)."""
@@ -108,6 +114,18 @@ class StaticProgram:
 
     def __call__(self, x: torch.Tensor, *, spikes: bool = False) -> torch.Tensor:
         return self.dequantize(self.integers(self.quantize(x), spikes=spikes))
+
+
+class Core(Protocol):
+    """What computes step 2 of a layer call in place of the golden model (:func:`set_core`)."""
+
+    def __call__(self, layer: "IntegerLinear", modality: int, program: StaticProgram, q: torch.Tensor,
+                 tokens: torch.Tensor) -> torch.Tensor:
+        """The requantized ``out_bits`` integers ``(n, out)`` of ``program`` for ``q`` ``(n, in)``.
+
+        ``modality``: the tokens' tag (0 text, 1 vision); ``tokens``: their positions among
+        the call's tokens (flattened over the leading dimensions), for naming them.
+        """
 
 
 class _Statistics:
@@ -163,6 +181,7 @@ class IntegerLinear(nn.Module):
         self._quantize_weight(self.float_weight)
         self.calibrating = False
         self.spikes = False
+        self.core: Core | None = None
         self.statistics: dict[int, _Statistics] = {}
         self._programs: dict[tuple[int, int], StaticProgram] = {}
 
@@ -252,7 +271,11 @@ class IntegerLinear(nn.Module):
             for m in modality.unique().tolist():
                 rows = modality == m
                 program = self.program(m, entry[Modality(int(m)).label])
-                out[rows] = program(self.map_input(flat[rows]), spikes=self.spikes)
+                if self.core is None:
+                    out[rows] = program(self.map_input(flat[rows]), spikes=self.spikes)
+                else:
+                    q = program.quantize(self.map_input(flat[rows]))
+                    out[rows] = program.dequantize(self.core(self, int(m), program, q, rows.nonzero().flatten()))
         return out.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
@@ -269,6 +292,12 @@ def set_spikes(model: nn.Module, spikes: bool) -> None:
     """Compute every layer through TC-LIF spikes (``True``) or the equal dense integer product."""
     for layer in integer_layers(model).values():
         layer.spikes = bool(spikes)
+
+
+def set_core(model: nn.Module, core: Core | None) -> None:
+    """Compute every layer's integer step with ``core`` (``None``: the golden model again)."""
+    for layer in integer_layers(model).values():
+        layer.core = core
 
 
 def convert_integer(

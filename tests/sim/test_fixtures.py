@@ -2,17 +2,16 @@
 integers are consistent with the golden model and with the model they were captured from.
 
 * MiniLM (``minilm_layer0_ffn.json``): regenerated from the packaged pretrained model.
-* Qwen2-VL (``qwen2vl_lm0_q_proj.json``): checked without the checkpoint (tokens, modality
-  tags and schedule recomputed from the data generator and the model configuration;
-  outputs recomputed by the golden model; the integers against the float layer's outputs);
-  regenerated when the trained checkpoint (``make train``) is the one it was made from.
+* Qwen2-VL (``qwen2vl_lm0_q_proj.json``): checked on its own (tokens, modality tags and
+  schedule recomputed from the data generator and the model configuration; outputs
+  recomputed by the golden model; the integers against the float layer's outputs) and
+  regenerated from the committed checkpoint it was made from.
 """
 
 import json
 import math
 import runpy
 from importlib import resources
-from pathlib import Path
 
 import pytest
 import torch
@@ -21,6 +20,7 @@ from spikemllm.golden.layer import IntegerLayer, run_integer_layer
 from spikemllm.golden.requantize import requantize
 from spikemllm.golden.encoding import encode_count_signed
 from spikemllm.golden.spike_linear import spike_linear
+from spikemllm.golden.vqa.model import COMMITTED_CHECKPOINT
 from spikemllm.sim.blocks.cases import FIXTURE
 from spikemllm.sim.core.cases import (
     QWEN2VL_LAYER,
@@ -35,7 +35,6 @@ from spikemllm.modality import Modality
 
 FIXTURES = resources.files("spikemllm.sim") / "fixtures"
 SCRIPT = FIXTURES / "make_minilm_fixture.py"
-CHECKPOINT = Path(__file__).resolve().parents[2] / "build" / "vqa" / "qwen2vl_shapes.pt"
 QWEN2VL = qwen2vl_fixture()
 QWEN2VL_CONFIGS = sorted(QWEN2VL["configs"])
 
@@ -166,24 +165,13 @@ TRACKING = {"default": 0.1, "wide": 0.1, "small": 0.3, "count": 0.6}
 3-bit activations (count)."""
 
 
-def _fingerprint_or_skip():
-    if not CHECKPOINT.is_file():
-        pytest.skip(f"no checkpoint at {CHECKPOINT}: 'make train' makes it (CI does not train)")
-    from spikemllm.golden.vqa.model import load_checkpoint
-    from spikemllm.sim.fixtures.make_qwen2vl_fixture import fingerprint
-
-    model, _ = load_checkpoint(CHECKPOINT)
-    found, made_from = fingerprint(model), QWEN2VL["model"]["checkpoint_sha256"]
-    if found != made_from:
-        pytest.skip(f"{CHECKPOINT} (tensors sha256 {found[:12]}) is not the checkpoint the fixture was made from "
-                    f"({made_from[:12]}), which was trained before the held-out partition of the shapes-VQA data "
-                    "(and training on another thread count changes the weights' last bits)")
-
-
 def test_qwen2vl_fixture_is_up_to_date():
-    """With the checkpoint the fixture was made from, the generator gives the committed file."""
-    _fingerprint_or_skip()
+    """The generator gives the committed file from the committed checkpoint (whose
+    fingerprint the file records)."""
     from spikemllm.sim.fixtures.make_qwen2vl_fixture import build, render
 
-    made = json.loads(render(build(CHECKPOINT)))
+    made = json.loads(render(build(COMMITTED_CHECKPOINT)))
+    assert made["model"]["checkpoint_sha256"] == QWEN2VL["model"]["checkpoint_sha256"], (
+        f"the fixture was made from another checkpoint than {COMMITTED_CHECKPOINT}; run "
+        "python -m spikemllm.sim.fixtures.make_qwen2vl_fixture")
     assert_same(made, QWEN2VL, "qwen2vl", rel_tol=1e-5)

@@ -128,3 +128,28 @@ def test_block_hadamard_is_orthonormal_for_widths_that_are_not_powers_of_two():
     assert int((h != 0).sum(dim=1)[0]) == 32
     with pytest.raises(ValueError, match="transform"):
         convert_integer(nn.Linear(2, 2), [], transform="gptq")
+
+
+def test_an_installed_core_computes_every_layers_integers(integer_qwen2vl, qwen2vl_batch):
+    """``set_core``: every layer call hands its quantized integers to the core, per modality,
+    and continues from what the core returns; ``None`` restores the golden model."""
+    from spikemllm.golden.convert.integer_model import set_core
+
+    calls = []
+
+    def golden(layer, modality, program, q, tokens):
+        calls.append((layer.layer_name, modality, program.timesteps, tuple(q.shape), len(tokens)))
+        return program.integers(q)
+
+    reference = _logits(integer_qwen2vl, qwen2vl_batch)
+    set_core(integer_qwen2vl, golden)
+    try:
+        assert torch.equal(_logits(integer_qwen2vl, qwen2vl_batch), reference)
+        assert {c[0] for c in calls} == {s.name for s in integer_qwen2vl.spike_conversion.layers}
+        assert all(shape[0] == n for *_, shape, n in calls)
+        assert {(m, T) for _, m, T, _, _ in calls} == {(int(Modality.VISION), 3), (int(Modality.TEXT), 4)}
+        set_core(integer_qwen2vl, lambda layer, modality, program, q, tokens: torch.zeros_like(program.integers(q)))
+        assert not torch.equal(_logits(integer_qwen2vl, qwen2vl_batch), reference)
+    finally:
+        set_core(integer_qwen2vl, None)
+    assert torch.equal(_logits(integer_qwen2vl, qwen2vl_batch), reference)

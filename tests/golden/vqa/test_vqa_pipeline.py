@@ -220,3 +220,28 @@ def test_paired_gap_counts_discordant_questions_and_brackets_the_gap():
     assert paired_gap([True, False], [True, False])["ci95_points"] == [0.0, 0.0]
     with pytest.raises(ValueError, match="equal"):
         paired_gap([True], [True, False])
+
+
+def test_committed_checkpoint_is_the_trained_model():
+    """The committed checkpoint loads strictly into the ``small`` architecture, was trained
+    with ``make train``'s settings (the defaults of ``train``) and answers held-out questions."""
+    import inspect
+
+    from spikemllm.golden.vqa.model import COMMITTED_CHECKPOINT, accuracy
+    from spikemllm.golden.vqa.train import HELDOUT_SEED
+
+    model, meta = load_checkpoint(COMMITTED_CHECKPOINT)  # load_state_dict is strict
+    defaults = {k: p.default for k, p in inspect.signature(train).parameters.items() if k not in ("log", "log_every")}
+    assert {k: meta[k if k != "questions" else "questions_per_scene"] for k in defaults} == defaults
+    assert meta["parameters"] == sum(p.numel() for p in model.parameters())
+    assert accuracy(model, generate(50, HELDOUT_SEED, split="heldout"))["accuracy"] >= 0.8
+
+
+def test_default_checkpoint_prefers_a_trained_one(tmp_path, monkeypatch):
+    from spikemllm.golden.vqa.model import COMMITTED_CHECKPOINT, DEFAULT_CHECKPOINT, default_checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    assert default_checkpoint() == COMMITTED_CHECKPOINT
+    (tmp_path / DEFAULT_CHECKPOINT).parent.mkdir(parents=True)
+    (tmp_path / DEFAULT_CHECKPOINT).write_bytes(b"")
+    assert default_checkpoint() == DEFAULT_CHECKPOINT
