@@ -260,7 +260,7 @@ def _qwen2vl_entry(fixture: dict, config: AcceleratorConfig) -> dict:
             return entry
     raise ValueError(
         f"the Qwen2-VL fixture has no slice for configuration {config.name!r} ({wanted}); it holds "
-        f"{sorted(fixture['configs'])}. With the checkpoint ('make train'), add one: "
+        f"{sorted(fixture['configs'])}. Add one (from the committed checkpoint): "
         f"{QWEN2VL_GENERATOR} --config default --config small --config count --config <yours>"
     )
 
