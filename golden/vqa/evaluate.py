@@ -247,6 +247,7 @@ def evaluate(
     levels=LEVELS,
     integer_levels=INTEGER_LEVELS,
     msts_budgets=MSTS_BUDGETS,
+    msts_t_range=T_RANGE,
     minilm: bool = True,
     log=print,
 ) -> dict:
@@ -385,7 +386,7 @@ def evaluate(
         log(f"  {name}: E(text) - E(vision) = {d:+.4f}")
 
     log("MSTS: allocated schedules against uniform at equal average budgets:")
-    report["msts"] = msts_curves(ev, med, out, fp_hits, budgets=msts_budgets)
+    report["msts"] = msts_curves(ev, med, out, fp_hits, budgets=msts_budgets, t_range=msts_t_range)
     if HEADLINE in msts_budgets:
         report["headline"]["msts"] = msts_headline(report["msts"], HEADLINE)
     ev.uniform(HEADLINE).save(out / "schedules" / "uniform_3-4.json")
@@ -409,18 +410,19 @@ MSTS_PATHS = {"spike": "per-token scales (spike path)", "integer": "hardware-exa
 MSTS_ALLOCATORS = ("med", "error_driven")
 
 
-def msts_curves(ev: _Evaluator, med, out: Path, fp_hits, *, budgets=MSTS_BUDGETS) -> dict:
+def msts_curves(ev: _Evaluator, med, out: Path, fp_hits, *, budgets=MSTS_BUDGETS, t_range=T_RANGE) -> dict:
     """Accuracy against the token-weighted average number of steps for uniform, MED-guided
     and error-driven schedules, on the spike path and on the integer path.
 
     Each budget is the average of a uniform ``Tv/Tt`` level (``budgets``); the
-    allocators get the same budget (``T`` in ``T_RANGE``), so every comparison is at equal
+    allocators get the same budget (``T`` in ``t_range``), so every comparison is at equal
     or lower average steps and paired over the same questions. Error-driven allocation
     measures the KL divergence of the answer distribution from the float model on the
     calibration scenes, with the path's own model. Writes the schedules and
     ``plots/msts_budget.png``.
     """
-    result = {"t_range": list(T_RANGE), "layers": [spec.name for spec in ev.layers], "table_columns": ["text", "vision"],
+    t_min, t_max = t_range
+    result = {"t_range": [t_min, t_max], "layers": [spec.name for spec in ev.layers], "table_columns": ["text", "vision"],
               "noise_model": "MED allocator: E * n * (2^T - 1)^-2", "paths": {}}
     for path_kind, path_label in MSTS_PATHS.items():
         measure = _kl_measure(ev, "fake_quant" if path_kind == "spike" else path_kind)
@@ -434,10 +436,10 @@ def msts_curves(ev: _Evaluator, med, out: Path, fp_hits, *, budgets=MSTS_BUDGETS
                    "uniform_gap": paired_gap(fp_hits, ev.hits[(path_kind, label)])}
             for name in MSTS_ALLOCATORS:
                 if name == "med":
-                    schedule = allocate_med(ev.layers, med.med, med.tokens, budget, t_min=T_RANGE[0], t_max=T_RANGE[1])
+                    schedule = allocate_med(ev.layers, med.med, med.tokens, budget, t_min=t_min, t_max=t_max)
                 else:
-                    schedule = allocate_error_driven(ev.layers, measure, med.tokens, budget, t_min=T_RANGE[0],
-                                                     t_max=T_RANGE[1])
+                    schedule = allocate_error_driven(ev.layers, measure, med.tokens, budget, t_min=t_min,
+                                                     t_max=t_max)
                 schedule.meta["equal_budget_to"] = base
                 schedule.meta["path"] = path_kind
                 file = out / "schedules" / f"{path_kind}_{name}_budget_{base.replace('/', '-')}.json"

@@ -138,7 +138,8 @@ def test_evaluation_pipeline_writes_the_report(tmp_path):
     model = build_model("tiny", seed=1).eval()
     save_checkpoint(model, tmp_path / "ck.pt", {"size": "tiny", "parameters": 1})
     report = evaluate(tmp_path / "ck.pt", tmp_path / "reports", heldout_size=12, calibration_size=6,
-                      levels=("3/4", "2/3"), integer_levels=("3/4",), msts_budgets=("2/2", "3/4"), validation_size=12, minilm=False, log=lambda msg: None)
+                      levels=("3/4", "2/3"), integer_levels=("3/4",), msts_budgets=("2/2", "3/4"),
+                      msts_t_range=(2, 4), validation_size=12, minilm=False, log=lambda msg: None)
     data = json.loads((tmp_path / "reports" / "accuracy.json").read_text())
     assert data == json.loads(json.dumps(report))
     assert 0.0 <= data["fp"] <= 1.0
