@@ -88,6 +88,10 @@ CONSTRAINT_ROUNDS = 4
 CONSTRAINT_BRACKET_NS = (-1.0, 2.0)
 """Initial bracket of the setup and hold searches (data-to-clock offset, ns)."""
 
+SPICE_OPTIONS = "method=gear trtol=1 reltol=3e-4"
+"""Integration and accuracy options of every transient: with the largest step below and
+the ramps' breakpoints, delays agree within about 1 ps (5 ps at the slowest ramps) with
+runs of a 5 ps largest step."""
 TMAX = "100p"
 """Largest transient time step: the edges take far smaller steps (truncation-error control
 and the sources' breakpoints); this bounds the steps between them."""
@@ -120,8 +124,9 @@ FULL_GRID = Grid(
 )
 """The library's grid: 7 x 7 delay, transition and energy tables, 3 x 3 constraint tables."""
 
-QUICK_GRID = Grid(slews_ns=(0.02, 0.2), loads_pf=(0.002, 0.02), constraint_slews_ns=(0.05,), constraint_load_pf=0.003)
-"""A 2 x 2 grid for the quick test of the characterizer."""
+QUICK_GRID = Grid(slews_ns=FULL_GRID.slews_ns[1:5:3], loads_pf=FULL_GRID.loads_pf[2:5:2],
+                  constraint_slews_ns=FULL_GRID.constraint_slews_ns[1:2], constraint_load_pf=FULL_GRID.constraint_load_pf)
+"""A 2 x 2 grid on points of the full grid, for a quick run of the characterizer."""
 
 DRIVES = {cell: (1, 2) for cell in sky130.CELLS} | {"inv": (1, 2, 4, 8), "buf": (1, 2, 4, 8)}
 """Drive strengths characterized and offered to the mapper: every cell at 1 and 2, and
@@ -339,9 +344,9 @@ def run_ngspice(netlist: str, folder: Path, name: str, *, timeout: float = 3600.
 
 def crossing(t: np.ndarray, v: np.ndarray, level: float, rising: bool, after: float = 0.0,
              before: float = np.inf) -> float:
-    """Time of the first crossing of ``level`` in the direction ``rising`` within
-    ``[after, before)``, linearly interpolated; ``nan`` if there is none."""
-    sel = (t >= after) & (t < before)
+    """Time of the first crossing of ``level`` in the direction ``rising`` between the
+    samples in ``[after, before]``, linearly interpolated; ``nan`` if there is none."""
+    sel = (t >= after) & (t <= before)
     idx = np.nonzero(sel)[0]
     if len(idx) < 2:
         return float("nan")
@@ -424,7 +429,8 @@ def cell_netlist(cell: str, drive: int) -> CellNetlist:
         raise ValueError(f"{path} has no subcircuit {name}")
     ports = tuple(match.group(1).split())
     if cell == sky130.FLIP_FLOP:
-        inputs, output = ("CLK", "D"), "Q"
+        clock, data, output = sky130.flip_flop_pins(cell)
+        inputs = (clock, data)
     else:
         inputs, output, _ = sky130.cell_function(cell)
     return CellNetlist(cell, drive, name, ports, tuple(inputs), output, path)
@@ -457,13 +463,12 @@ def sensitizations(cell: str) -> dict[str, list[tuple[dict[str, int], bool]]]:
     return out
 
 
-def _supply_energy(t, i_supply, start: float, end: float) -> tuple[float, float]:
-    """Energy in J the supply delivers over ``[start, end]`` and its settled (leakage)
-    power at the window's end (mean of its last 5 %)."""
+def _supply_energy(t, i_supply, start: float, end: float, leakage_w: float) -> float:
+    """Energy in J the supply delivers over ``[start, end]`` less ``leakage_w`` (the cell's
+    DC leakage power) over the window. (A node left floating by the switching relaxes
+    for microseconds, so the supply current at a window's end is not the leakage.)"""
     delivered = -i_supply * SUPPLY_V  # a source's current flows into its + terminal
-    energy = _integral(t, delivered, start, end)
-    tail = (t >= end - 0.05 * (end - start)) & (t <= end)
-    return energy, float(np.mean(delivered[tail])) if tail.any() else 0.0
+    return _integral(t, delivered, start, end) - leakage_w * (end - start)
 
 
 def characterize_combinational(cell: str, drive: int, grid: Grid, folder: Path, *, log=print) -> dict:
@@ -505,7 +510,7 @@ def characterize_combinational(cell: str, drive: int, grid: Grid, folder: Path, 
             nets.update({net.output: f"lo{n}", "VPWR": f"lp{n}", "VPB": f"lp{n}", "VGND": "0", "VNB": "0"})
             lines += [f"VLP{n} lp{n} 0 {SUPPLY_V}", net.instance(f"L{n}", nets)]
             saves.append(f"i(vlp{n})")
-        lines += [".option method=gear trtol=1 reltol=3e-4", f".tran 5p {t_end:.6e} 0 {TMAX}", ".save time " + " ".join(saves), ".end"]
+        lines += [f".option {SPICE_OPTIONS}", f".tran 5p {t_end:.6e} 0 {TMAX}", ".save time " + " ".join(saves), ".end"]
         w = run_ngspice("\n".join(lines) + "\n", folder, f"{cell}_{drive}")
         t = w["time"]
         unsettled = []
@@ -525,16 +530,19 @@ def characterize_combinational(cell: str, drive: int, grid: Grid, folder: Path, 
     shape = (len(slews), len(loads))
     arcs = {}
     caps: dict[str, list[float]] = {p: [] for p in sens}
+    leakage = {}
+    for n, state in enumerate(leak_states):  # DC from the start: the mean is the operating point's
+        current = w[f"i(vlp{n})"]
+        leakage["&".join(p if b else f"!{p}" for p, b in zip(net.inputs, state))] = float(-np.mean(current) * SUPPLY_V)
+    mean_leakage = float(np.mean(list(leakage.values())))
     for k, pin, v, positive, i, j in instances:
         vi, vo = w[f"v(i{k})"], w[f"v(o{k})"]
         c = loads[j] * 1e-12
         # edge 1: the input rises at t1; edge 2: it falls at t2
         d1, tr1 = _edge(t, vi, vo, in_rising=True, out_rising=positive, start=t1, end=t2)
         d2, tr2 = _edge(t, vi, vo, in_rising=False, out_rising=not positive, start=t2, end=t_end)
-        e1, leak1 = _supply_energy(t, w[f"i(vp{k})"], t1, t2)
-        e2, leak2 = _supply_energy(t, w[f"i(vp{k})"], t2, t_end)
-        e1 -= leak1 * (t2 - t1)
-        e2 -= leak2 * (t_end - t2)
+        e1 = _supply_energy(t, w[f"i(vp{k})"], t1, t2, mean_leakage)
+        e2 = _supply_energy(t, w[f"i(vp{k})"], t2, t_end, mean_leakage)
         rise = {"delay": d1, "transition": tr1, "energy": e1} if positive else {"delay": d2, "transition": tr2, "energy": e2}
         fall = {"delay": d2, "transition": tr2, "energy": e2} if positive else {"delay": d1, "transition": tr1, "energy": e1}
         rise["energy"] -= c * SUPPLY_V**2
@@ -549,10 +557,6 @@ def characterize_combinational(cell: str, drive: int, grid: Grid, folder: Path, 
             q_rise = _integral(t, w[f"i(vi{k})"], t1, t2)
             q_fall = _integral(t, w[f"i(vi{k})"], t2, t_end)
             caps[pin].append((abs(q_rise) + abs(q_fall)) / 2 / SUPPLY_V)
-    leakage = {}
-    for n, state in enumerate(leak_states):
-        current = w[f"i(vlp{n})"]
-        leakage["&".join(p if b else f"!{p}" for p, b in zip(net.inputs, state))] = float(-np.mean(current) * SUPPLY_V)
     inputs, output, function = sky130.cell_function(cell)
     timing = []
     for pin in inputs:
@@ -598,11 +602,12 @@ class _Bench:
         self.saves += [f"v(c{k})", f"v(d{k})", f"v(q{k})", f"i(vp{k})", f"i(vc{k})", f"i(vd{k})"]
         return k
 
-    def run(self, folder: Path, name: str, t_end: float) -> dict:
+    def run(self, folder: Path, name: str, t_end: float, tmax: str = TMAX) -> dict:
         text = [f"* {self.net.name}: {self.count} instances",
                 f".include {model_deck(folder, cell_geometries(self.net.cell, self.net.drive)).name}",
-                f".include {cell_subcircuit(self.net.cell, self.net.drive, folder).name}", f".temp {TEMPERATURE_C}", *self.lines, ".option method=gear trtol=1 reltol=3e-4",
-                f".tran 5p {t_end:.6e} 0 {TMAX}", ".save time " + " ".join(self.saves), ".end"]
+                f".include {cell_subcircuit(self.net.cell, self.net.drive, folder).name}", f".temp {TEMPERATURE_C}",
+                *self.lines, f".option {SPICE_OPTIONS}", f".tran 5p {t_end:.6e} 0 {tmax}",
+                ".save time " + " ".join(self.saves), ".end"]
         return run_ngspice("\n".join(text) + "\n", folder, name)
 
 
@@ -650,9 +655,8 @@ def characterize_flip_flop(cell: str, drive: int, grid: Grid, folder: Path, *, l
         # the data pin toggling with the clock low (after the falling edge)
         dclk = _clock([(tA, True), (tF, False)], _ramp(0.05))
         data_only.append((bench.add(dclk, _data(0, [tF + r_max + 0.5e-9, tB + r_max], r), loads[0]), i))
-    for q, d in itertools.product((0, 1), repeat=2):  # leakage with the clock low, Q = q, D = d
-        toggles = [] if q == d else [tF + r_max + 0.5e-9]
-        leak.append((bench.add(_clock([(tA, True), (tF, False)], _ramp(0.05)), _data(q, toggles, d_ramp), loads[0]), q, d))
+    leakage = _flip_flop_leakage(net, folder)
+    mean_leakage = float(np.mean(list(leakage.values()))) * 1e-9
     w = bench.run(folder, f"{cell}_{drive}", t_end)
     t = w["time"]
     V = SUPPLY_V
@@ -662,8 +666,8 @@ def characterize_flip_flop(cell: str, drive: int, grid: Grid, folder: Path, *, l
     for k, i, j, new in cq:
         vc, vq = w[f"v(c{k})"], w[f"v(q{k})"]
         delay, tr = _edge(t, vc, vq, in_rising=True, out_rising=bool(new), start=tB, end=t_end)
-        energy, leak_p = _supply_energy(t, w[f"i(vp{k})"], tB, t_end)
-        energy -= leak_p * (t_end - tB) + (loads[j] * 1e-12 * V**2 if new else 0.0)
+        energy = _supply_energy(t, w[f"i(vp{k})"], tB, t_end, mean_leakage)
+        energy -= loads[j] * 1e-12 * V**2 if new else 0.0
         edge = "rise" if new else "fall"
         tables[f"cell_{edge}"][i, j] = delay * 1e9
         tables[f"{edge}_transition"][i, j] = tr * 1e9
@@ -674,10 +678,8 @@ def characterize_flip_flop(cell: str, drive: int, grid: Grid, folder: Path, *, l
     clock_energy = {"rise_power": np.zeros(len(slews)), "fall_power": np.zeros(len(slews))}
     caps = {"CLK": [], "D": []}
     for k, i, d in clock_only:
-        e_rise, leak_r = _supply_energy(t, w[f"i(vp{k})"], tB, t_end)
-        e_fall, leak_f = _supply_energy(t, w[f"i(vp{k})"], tF, tB)
-        clock_energy["rise_power"][i] += (e_rise - leak_r * (t_end - tB)) / 2 * 1e12
-        clock_energy["fall_power"][i] += (e_fall - leak_f * (tB - tF)) / 2 * 1e12
+        clock_energy["rise_power"][i] += _supply_energy(t, w[f"i(vp{k})"], tB, t_end, mean_leakage) / 2 * 1e12
+        clock_energy["fall_power"][i] += _supply_energy(t, w[f"i(vp{k})"], tF, tB, mean_leakage) / 2 * 1e12
         if i == len(slews) // 2:
             q = abs(_integral(t, w[f"i(vc{k})"], tF, tB)) + abs(_integral(t, w[f"i(vc{k})"], tB, t_end))
             caps["CLK"].append(q / 2 / V)
@@ -685,18 +687,10 @@ def characterize_flip_flop(cell: str, drive: int, grid: Grid, folder: Path, *, l
     t_d1, t_d2 = tF + r_max + 0.5e-9, tB + r_max
     for k, i in data_only:
         for key, (a, b) in (("rise_power", (t_d1, t_d2)), ("fall_power", (t_d2, t_end))):
-            e, lp = _supply_energy(t, w[f"i(vp{k})"], a, b)
-            data_energy[key][i] = (e - lp * (b - a)) * 1e12
+            data_energy[key][i] = _supply_energy(t, w[f"i(vp{k})"], a, b, mean_leakage) * 1e12
         if i == len(slews) // 2:
             q = abs(_integral(t, w[f"i(vd{k})"], t_d1, t_d2)) + abs(_integral(t, w[f"i(vd{k})"], t_d2, t_end))
             caps["D"].append(q / 2 / V)
-    leakage = {}
-    for k, q, d in leak:
-        final = np.interp(t_end, t, w[f"v(q{k})"])
-        if abs(final - q * V) > 0.05 * V:
-            raise RuntimeError(f"{net.name}: leakage state Q = {q} not reached (Q = {final:.2f} V)")
-        tail = t >= t_end - 1e-9
-        leakage[f"!CLK&{'D' if d else '!D'}&{'IQ' if q else '!IQ'}"] = float(-np.mean(w[f"i(vp{k})"][tail]) * V * 1e9)
     constraints = _setup_hold(net, grid, folder, log=log)
     return {
         "name": net.name, "cell": cell, "drive": drive, "area": sky130.cell_area(cell, drive), "flip_flop": True,
@@ -710,6 +704,32 @@ def characterize_flip_flop(cell: str, drive: int, grid: Grid, folder: Path, *, l
         **constraints,
         "leakage": leakage, "cell_leakage_power": float(np.mean(list(leakage.values()))),
     }
+
+
+LEAKAGE_SETTLE_S = 10e-6
+"""How long the flip-flop's leakage runs settle: nodes the clock edges leave floating relax
+for microseconds, and the supply current reaches its DC value only then."""
+
+
+def _flip_flop_leakage(net: CellNetlist, folder: Path) -> dict[str, float]:
+    """Leakage in nW of the flip-flop with the clock low in each (D, Q) state: a transient
+    that sets the state and then runs :data:`LEAKAGE_SETTLE_S` (steps grow to 1 us in the
+    quiet part), read at its end."""
+    bench = _Bench(net)
+    r = _ramp(0.05)
+    t_toggle = 3e-9
+    states = []
+    for q, d in itertools.product((0, 1), repeat=2):  # Q captured at the clock pulse, then D = d
+        states.append((bench.add(_clock([(0.2e-9, True), (1.5e-9, False)], r),
+                                 _data(q, [t_toggle] if q != d else [], r), 0.001), q, d))
+    w = bench.run(folder, f"{net.cell}_{net.drive}_leakage", LEAKAGE_SETTLE_S, tmax="1u")
+    leakage = {}
+    for k, q, d in states:
+        final = w[f"v(q{k})"][-1]
+        if abs(final - q * SUPPLY_V) > 0.05 * SUPPLY_V:
+            raise RuntimeError(f"{net.name}: leakage state Q = {q} not reached (Q = {final:.2f} V)")
+        leakage[f"!CLK&{'D' if d else '!D'}&{'IQ' if q else '!IQ'}"] = float(-w[f"i(vp{k})"][-1] * SUPPLY_V * 1e9)
+    return leakage
 
 
 def _setup_hold(net: CellNetlist, grid: Grid, folder: Path, *, log=print) -> dict:

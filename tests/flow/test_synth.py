@@ -26,10 +26,10 @@ def test_asic_flow_area_memories_and_transistors(spike_small):
     assert set(r["sky130"]["blocks"]) == {"top", "compactor", "pe_array", "requantizer"}
     # independent recount: every sky130 instance in the written netlist times its LEF area
     netlist = (spike_small / "asic" / "sky130_netlist.v").read_text()
-    cells = Counter(re.findall(r"^\s*sky130_fd_sc_hd__(\w+)_1\s", netlist, re.M))
-    area = sum(n * sky130.cell_area(cell) for cell, n in cells.items())
+    cells = Counter(re.findall(r"^\s*sky130_fd_sc_hd__(\w+)_(\d+)\s", netlist, re.M))
+    area = sum(n * sky130.cell_area(cell, int(drive)) for (cell, drive), n in cells.items())
     assert r["sky130"]["total"]["area_um2"] == pytest.approx(area, rel=1e-6)
-    assert r["sky130"]["total"]["flip_flops"] == cells[sky130.FLIP_FLOP] > 0
+    assert r["sky130"]["total"]["flip_flops"] == cells[(sky130.FLIP_FLOP, "1")] > 0
     c = SMALL_CONFIG
     k = c.in_chunks_max
     expected = {
