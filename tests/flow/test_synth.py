@@ -42,6 +42,18 @@ def test_asic_flow_area_memories_and_transistors(spike_small):
     generic = r["generic"]
     assert generic["total"]["transistors"] > generic["total"]["cells"] > 0
     assert generic["blocks"]["requantizer"]["transistors"] > generic["blocks"]["compactor"]["transistors"]
+    # static timing of the flattened netlist: a register-to-register path whose stages add up
+    timing = r["sky130"]["timing"]
+    path = timing["critical_path"]
+    assert path["kind"] == "reg->reg" and timing["flip_flops"] == r["sky130"]["total"]["flip_flops"]
+    assert path["stages"][0]["cell"] == sky130.cell_name(sky130.FLIP_FLOP) and path["endpoint"].endswith("/D")
+    assert path["cells"] == len(path["stages"]) - 1 >= 1
+    assert sum(st["delay_ns"] for st in path["stages"]) == pytest.approx(path["stages"][-1]["arrival_ns"], abs=1e-3)
+    assert path["period_ns"] == pytest.approx(path["stages"][-1]["arrival_ns"] + path["setup_ns"], abs=1e-3)
+    assert timing["fmax_mhz"] == pytest.approx(1e3 / path["period_ns"], rel=1e-3)
+    # every stage is a cell of the library
+    assert all(st["cell"].startswith("sky130_fd_sc_hd__") for st in path["stages"])
+    assert 20 < timing["fmax_mhz"] < 2000
 
 
 def test_fpga_flow_places_and_reports_fmax(tmp_path):
