@@ -40,11 +40,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import sky130
-from .liberty import Cell, Library, lookup, read_library
+from .liberty import Library, lookup, read_library
 
 __all__ = ["WIRE_UM_PER_FANOUT", "WIRE_LAYER", "CLOCK_TRANSITION_NS", "BOUNDARY_TRANSITION_NS", "wire_pf_per_fanout",
            "fo4_delay", "flip_flop_figures",
-           "Stage", "Path_", "Timing", "analyze", "analyze_file"]
+           "Stage", "TimingPath", "Timing", "analyze", "analyze_file"]
 
 WIRE_UM_PER_FANOUT = 10.0
 """Pre-layout wire length per driven pin (um): about four cell rows of 2.72 um, an
@@ -80,7 +80,7 @@ class Stage:
 
 
 @dataclass
-class Path_:
+class TimingPath:
     """A timing path: its stages from startpoint to endpoint and the time it needs."""
 
     kind: str
@@ -112,7 +112,7 @@ class Path_:
 class Timing:
     """The result of :func:`analyze`."""
 
-    paths: dict[str, Path_]
+    paths: dict[str, TimingPath]
     """the worst path of each kind"""
     wire_pf_per_fanout: float
     clock_transition_ns: float
@@ -121,7 +121,7 @@ class Timing:
     endpoints: dict[str, int] = field(default_factory=dict)
 
     @property
-    def critical(self) -> Path_ | None:
+    def critical(self) -> TimingPath | None:
         """The worst register-to-register path."""
         return self.paths.get("reg->reg")
 
@@ -229,7 +229,7 @@ def analyze(netlist: dict, library: Library, *, top: str | None = None, wire_um_
         stuck = sorted(i for i, n in pending.items() if n > 0)[:5]
         raise ValueError(f"combinational loop through {len(comb) - len(order)} cells, e.g. {stuck}")
 
-    paths: dict[str, Path_] = {}
+    paths: dict[str, TimingPath] = {}
     endpoints = {
         "reg": len(flops),
         "mem": sum(len(bits) for inst in memories for pin, bits in cells[inst]["connections"].items()
@@ -304,7 +304,7 @@ def analyze(netlist: dict, library: Library, *, top: str | None = None, wire_um_
 
         def consider(kind: str, required: float, setup: float, endpoint: str, b, e) -> None:
             if kind not in paths or required > paths[kind].required_ns:
-                paths[kind] = Path_(kind, required, setup, endpoint, trace(b, e))
+                paths[kind] = TimingPath(kind, required, setup, endpoint, trace(b, e))
 
         for inst in flops:
             c = cells[inst]

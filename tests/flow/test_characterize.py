@@ -10,7 +10,7 @@ import struct
 
 import numpy as np
 import pytest
-from spikemllm.flow import characterize, liberty, sky130, sta
+from spikemllm.flow import characterize, liberty, sta
 from spikemllm.flow.characterize import FULL_GRID, QUICK_GRID, crossing, read_raw, sensitizations
 from spikemllm.flow.synth import LIBERTY
 
