@@ -819,7 +819,10 @@ def _setup_hold(net: CellNetlist, grid: Grid, folder: Path, *, log=print) -> dic
                 lo, hi = (lo - (hi - lo), lo) if n_pass == 0 else (hi, hi + (hi - lo))
                 continue
             lo, hi = rows[n_pass - 1][0] * 1e9, rows[n_pass][0] * 1e9
-        tables[check]["rise_constraint" if new else "fall_constraint"][i, j] = hi
+        # the table of the data's transition at the check: setup's D goes to the new value,
+        # hold's D goes back to the old one
+        rising = bool(new) if check == "setup" else not new
+        tables[check]["rise_constraint" if rising else "fall_constraint"][i, j] = hi
     log(f"  {net.name}: setup and hold from {len(references) * CONSTRAINT_ROUNDS} ngspice runs")
     return {**tables, "constraint_index": list(cs), "clock_to_q_reference_ns": float(np.mean(references) * 1e9)}
 

@@ -332,8 +332,9 @@ class Cell:
     """combinational arcs, or the flip-flop's clock-to-output arc"""
     constraints: list[Arc]
     """setup and hold checks on data pins (``Arc.related_pin`` is the clock)"""
-    internal_power: dict[str, dict[str, Table]]
-    """related pin (or input pin) -> ``rise_power``/``fall_power`` tables (pJ)"""
+    internal_power: dict[str, dict[str, dict[str, Table]]]
+    """pin -> related pin (the pin itself for an input pin's own) -> ``rise_power``/``fall_power``
+    tables (pJ)"""
     leakage_nw: float
     flip_flop: dict | None = None
     """``{"clock": pin, "next_state": pin}`` for a flip-flop"""
@@ -376,7 +377,8 @@ def read_library(source: str | Path) -> Library:
                           t.attributes.get("timing_type", "combinational"), tables)
                 (constraints if direction == "input" else arcs).append(arc)
             for p in pin.all("internal_power"):
-                power[p.attributes.get("related_pin", name)] = {g.kind: _read_table(g, templates) for g in p.groups}
+                power.setdefault(name, {})[p.attributes.get("related_pin", name)] = \
+                    {g.kind: _read_table(g, templates) for g in p.groups}
         cells[c.args[0]] = Cell(c.args[0], float(c.attributes.get("area", 0.0)), inputs, output, function, arcs,
                                 constraints, power, float(c.attributes.get("cell_leakage_power", 0.0)), flip_flop)
     return Library(lib.args[0] if lib.args else "", lib.attributes, cells)

@@ -121,10 +121,11 @@ def memory_cells(netlist: dict) -> list[dict]:
 _ABC_AREA = "+strash;dch,-f;map,-a;topo"
 """ABC script of the generic-gate flow: structural choices, then area-oriented mapping."""
 
-ABC_TIMING = "+strash;dch,-f;map,-D,{D};topo;buffer;upsize,{D};dnsize,{D}"
+ABC_TIMING = "+strash;dch,-f;map,{D};topo;buffer;upsize,{D};dnsize,{D}"
 """ABC script of the sky130 flow: structural choices, delay-oriented mapping with the
 characterized library's delays and area recovery under the delay target ``-D``, then
-buffering of high-fanout nets and gate sizing (``upsize``/``dnsize``) with its NLDM tables."""
+buffering of high-fanout nets and gate sizing (``upsize``/``dnsize``) with its NLDM tables.
+Yosys replaces ``{D}`` with ``-D <target>``."""
 
 ABC_DELAY_TARGET_PS = 2000
 """The delay target ABC maps each module's combinational logic towards (ps): the period of
