@@ -93,7 +93,8 @@ class TimingPath:
 
     @property
     def startpoint(self) -> str:
-        return self.stages[0].instance if self.stages else ""
+        """The net the path starts on (a register's or memory's output, or a port)."""
+        return self.stages[0].net if self.stages else ""
 
     def summary(self) -> dict:
         """The path as JSON-able data: its ends, the time it needs, and per stage the
@@ -185,7 +186,8 @@ def analyze(netlist: dict, library: Library, *, top: str | None = None, wire_um_
         else:
             comb.append(inst)
         for pin, bits in c["connections"].items():
-            direction = c["port_directions"][pin]
+            # Yosys writes no directions for cells it has no module of: the library has them
+            direction = c.get("port_directions", {}).get(pin) or ("output" if pin == lib[kind].output else "input")
             for b in bits:
                 if not isinstance(b, int):
                     continue
@@ -228,6 +230,11 @@ def analyze(netlist: dict, library: Library, *, top: str | None = None, wire_um_
     if len(order) != len(comb):
         stuck = sorted(i for i, n in pending.items() if n > 0)[:5]
         raise ValueError(f"combinational loop through {len(comb) - len(order)} cells, e.g. {stuck}")
+
+    def register_name(inst: str) -> str:
+        """A flip-flop by the name of the net its output drives (the RTL register's name)."""
+        q = cells[inst]["connections"].get(lib[cells[inst]["type"]].output, [None])[0]
+        return names.get(q, inst)
 
     paths: dict[str, TimingPath] = {}
     endpoints = {
@@ -321,7 +328,7 @@ def analyze(netlist: dict, library: Library, *, top: str | None = None, wire_um_
                 if setup is not None:
                     s = lookup(setup.tables["rise_constraint" if e == RISE else "fall_constraint"], slew[b][e],
                                clock_transition_ns)
-                consider(f"{origin}->reg", arrival[b][e] + s, s, f"{inst}/{d_pin}", b, e)
+                consider(f"{origin}->reg", arrival[b][e] + s, s, f"{register_name(inst)}/{d_pin}", b, e)
         for inst in memories:
             c = cells[inst]
             for pin, bits in c["connections"].items():
