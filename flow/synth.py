@@ -125,7 +125,9 @@ ABC_TIMING = "+strash;dch,-f;map,{D};topo;buffer;upsize,{D};dnsize,{D}"
 """ABC script of the sky130 flow: structural choices, delay-oriented mapping with the
 characterized library's delays and area recovery under the delay target ``-D``, then
 buffering of high-fanout nets and gate sizing (``upsize``/``dnsize``) with its NLDM tables.
-Yosys replaces ``{D}`` with ``-D <target>``."""
+Flip-flop outputs are inputs of ABC's network, which it does not buffer (``buffer -p`` left
+them as they were, ``-b`` stops ABC): a register driving hundreds of pins loads its
+``dfxtp_1`` with all of them. Yosys replaces ``{D}`` with ``-D <target>``."""
 
 ABC_DELAY_TARGET_PS = 2000
 """The delay target ABC maps each module's combinational logic towards (ps): the period of
