@@ -887,7 +887,7 @@ def _timing_lines(report: dict) -> list[str]:
             return f"{paths[kind]['period_ns']:.3f}" if kind in paths else "-"
 
         fmax = t.get("fmax_mhz")
-        fo4s = f"{1e3 / fmax / (fo4['fo4_ns'] * 1e3):.1f}" if fmax else "-"
+        fo4s = f"{1e3 / fmax / fo4['fo4_ns']:.0f}" if fmax else "-"
         lines.append(f"| {name} | {fmax if fmax else 'n/a'} | {ns('reg->reg')} | {ns('reg->mem')} | {ns('mem->reg')} | "
                      f"{ns('in->reg')} | {ns('reg->out')} | {fo4s} |")
     for name, c in cores.items():
