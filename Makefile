@@ -15,7 +15,7 @@ RUN = VERILATOR_ROOT=$(VERILATOR_ROOT) PATH="$(VERILATOR_ROOT)/bin:$(CURDIR)/$(V
 SIM ?= verilator
 SIMULATORS := verilator icarus
 
-.PHONY: setup tools-icarus demo test test-all fuzz bench-golden plots verilog sim perf soak synth dse formal bitstream board-run train eval eval-rtl clean distclean help
+.PHONY: setup tools-icarus characterize demo test test-all fuzz bench-golden plots verilog sim perf soak synth dse formal bitstream board-run train eval eval-rtl clean distclean help
 
 help:
 	@echo "make setup         create .venv and install the project (every target does this first)"
@@ -33,7 +33,10 @@ help:
 	@echo "make tools-icarus  install Icarus Verilog through apt when it is missing (make test and make sim SIM=icarus do)"
 	@echo "make perf          real layers (Qwen2-VL, MiniLM) on the RTL + full-size projections -> build/reports/perf.json, perf.md"
 	@echo "make soak          1000 seeded random layers on the SpikeCore RTL (ideal, stalled, aborted runs) -> build/reports/soak.json"
-	@echo "make synth         area (generic, sky130), FPGA Fmax, activity energy of spike/INT8/FP16 -> build/reports/ppa.*"
+	@echo "make characterize  ngspice (installed through apt when missing) simulates the sky130_fd_sc_hd cells the flow maps to:"
+	@echo "                   NLDM timing, energy, leakage, flip-flop setup/hold -> flow/libs/*.lib (committed; make synth reads it)"
+	@echo "make synth         area (generic, sky130), ASIC timing (characterized library), FPGA Fmax, activity energy of"
+	@echo "                   spike/INT8/FP16 -> build/reports/ppa.*"
 	@echo "make dse           design-space sweep on Ray (SWEEP=file.toml, RAY_ADDRESS=host:port for a cluster):"
 	@echo "                   every point checked, synthesized, measured; estimator; Pareto plots -> build/reports/dse.*"
 	@echo "make formal        SymbiYosys proofs of the blocks and the core (stream protocol, conservation, overflow,"
@@ -98,6 +101,10 @@ perf: $(STAMP)
 
 soak: $(STAMP)
 	$(RUN) -m spikemllm.flow.soak --out $(BUILD)/reports $(if $(LAYERS),--layers $(LAYERS))
+
+characterize: $(STAMP)
+	$(PY) -m spikemllm.flow.tools ngspice
+	$(RUN) -m spikemllm.flow.characterize --out flow/libs/sky130_fd_sc_hd__tt_025C_1v80.lib --build $(BUILD)/characterize
 
 synth: $(STAMP)
 	$(RUN) -m spikemllm.flow.ppa --out $(BUILD)/reports $(if $(WORKLOAD),--workload $(WORKLOAD))

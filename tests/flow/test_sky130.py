@@ -55,10 +55,22 @@ def test_areas_come_from_the_lef():
         sky130.cell_area("nand7")
 
 
-def test_liberty_lists_every_cell_and_the_flip_flop():
-    text = sky130.liberty()
-    assert text.count("cell(") == len(sky130.CELLS) + 1
-    assert 'next_state: "D"' in text and "sky130_fd_sc_hd__dfxtp_1" in text
+def test_drive_strengths_and_the_flip_flop():
+    assert sky130.drives("inv") == (1, 2, 4, 6, 8, 12, 16)
+    assert sky130.cell_name("nand2", 4) == "sky130_fd_sc_hd__nand2_4"
+    assert sky130.cell_area("inv", 4) > sky130.cell_area("inv", 2) >= sky130.cell_area("inv")  # inv_2 fits inv_1's 3 sites
+    assert sky130.flip_flop_pins() == ("CLK", "D", "Q")
+    with pytest.raises(ValueError, match="not the positive-edge D flip-flop"):
+        sky130.flip_flop_pins("dlxtp")
+    with pytest.raises(ValueError, match="at drive 3"):
+        sky130.cell_file("inv", "spice", 3)
+
+
+def test_wire_capacitance_from_the_technology_lef():
+    # met1: 0.14 um x 25.7784e-6 pF/um^2 + 2 x 40.567e-6 pF/um (sky130_fd_sc_hd__nom.tlef)
+    assert sky130.wire_capacitance_pf_per_um("met1") == pytest.approx(0.14 * 25.7784e-6 + 2 * 40.567e-6)
+    with pytest.raises(ValueError, match="no layer 'met9'"):
+        sky130.wire_capacitance_pf_per_um("met9")
 
 
 def test_capacitances_are_those_of_the_process():

@@ -26,10 +26,10 @@ def test_asic_flow_area_memories_and_transistors(spike_small):
     assert set(r["sky130"]["blocks"]) == {"top", "compactor", "pe_array", "requantizer"}
     # independent recount: every sky130 instance in the written netlist times its LEF area
     netlist = (spike_small / "asic" / "sky130_netlist.v").read_text()
-    cells = Counter(re.findall(r"^\s*sky130_fd_sc_hd__(\w+)_1\s", netlist, re.M))
-    area = sum(n * sky130.cell_area(cell) for cell, n in cells.items())
+    cells = Counter(re.findall(r"^\s*sky130_fd_sc_hd__(\w+)_(\d+)\s", netlist, re.M))
+    area = sum(n * sky130.cell_area(cell, int(drive)) for (cell, drive), n in cells.items())
     assert r["sky130"]["total"]["area_um2"] == pytest.approx(area, rel=1e-6)
-    assert r["sky130"]["total"]["flip_flops"] == cells[sky130.FLIP_FLOP] > 0
+    assert r["sky130"]["total"]["flip_flops"] == cells[(sky130.FLIP_FLOP, "1")] > 0
     c = SMALL_CONFIG
     k = c.in_chunks_max
     expected = {
@@ -42,6 +42,18 @@ def test_asic_flow_area_memories_and_transistors(spike_small):
     generic = r["generic"]
     assert generic["total"]["transistors"] > generic["total"]["cells"] > 0
     assert generic["blocks"]["requantizer"]["transistors"] > generic["blocks"]["compactor"]["transistors"]
+    # static timing of the flattened netlist: a register-to-register path whose stages add up
+    timing = r["sky130"]["timing"]
+    path = timing["critical_path"]
+    assert path["kind"] == "reg->reg" and timing["flip_flops"] == r["sky130"]["total"]["flip_flops"]
+    assert path["stages"][0]["cell"] == sky130.cell_name(sky130.FLIP_FLOP) and path["endpoint"].endswith("/D")
+    assert path["cells"] == len(path["stages"]) - 1 >= 1
+    assert sum(st["delay_ns"] for st in path["stages"]) == pytest.approx(path["stages"][-1]["arrival_ns"], abs=1e-3)
+    assert path["period_ns"] == pytest.approx(path["stages"][-1]["arrival_ns"] + path["setup_ns"], abs=1e-3)
+    assert timing["fmax_mhz"] == pytest.approx(1e3 / path["period_ns"], rel=1e-3)
+    # every stage is a cell of the library
+    assert all(st["cell"].startswith("sky130_fd_sc_hd__") for st in path["stages"])
+    assert 20 < timing["fmax_mhz"] < 2000
 
 
 def test_fpga_flow_places_and_reports_fmax(tmp_path):

@@ -1,4 +1,4 @@
-"""Installing Icarus Verilog when it is missing: nothing to do when it is there, apt as root
+"""Installing Icarus Verilog (and ngspice) when it is missing: nothing to do when it is there, apt as root
 or through passwordless sudo (``apt-get update`` once), otherwise the one command to run."""
 
 import subprocess
@@ -21,7 +21,7 @@ class FakeSystem:
         monkeypatch.setattr(tools, "_apt_updated", False)
 
     def which(self, name):
-        if name in ("iverilog", "vvp"):
+        if name in ("iverilog", "vvp", "ngspice"):
             return f"/usr/bin/{name}" if self.installed else None
         if name == "sudo":
             return "/usr/bin/sudo" if self.sudo is not None else None
@@ -85,3 +85,13 @@ def test_command_line_check(monkeypatch, capsys):
     FakeSystem(monkeypatch, uid=1000)
     assert tools.main(["iverilog", "--check"]) == 1
     assert IVERILOG_INSTALL in capsys.readouterr().err
+
+
+def test_ngspice_installs_through_the_same_path(monkeypatch):
+    system = FakeSystem(monkeypatch)
+    assert tools.ensure_ngspice() == "/usr/bin/ngspice"
+    assert system.commands[-1] == ["apt-get", "install", "-y", "--no-install-recommends", "ngspice"]
+    with pytest.raises(ValueError, match="not 'spice3'"):
+        tools.ensure_tool("spice3")
+    system = FakeSystem(monkeypatch, uid=1000)
+    assert tools.main(["ngspice", "--check"]) == 1
