@@ -158,13 +158,18 @@ class BlockBuild:
 
 
 def build_block(config: AcceleratorConfig, block: str, *, simulator: str = DEFAULT_SIMULATOR,
-                waves: bool | None = None, root: Path | None = None) -> BlockBuild:
+                waves: bool | None = None, root: Path | None = None, sources: list[Path] | None = None,
+                build_args: list[str] | None = None) -> BlockBuild:
     """Generate ``block`` for ``config`` and compile it with ``simulator`` unless up to date.
 
     ``simulator`` is one of :data:`SIMULATORS`. ``root`` replaces :data:`BUILD_ROOT` (the
-    power flow keeps its traced builds apart). Raises ``ValueError`` for an unknown
-    simulator and :class:`~spikemllm.flow.tools.ToolMissing` when Icarus Verilog is not
-    installed.
+    power flow keeps its traced builds apart). ``sources`` replaces the generated Verilog
+    as what is compiled, e.g. a mapped netlist of the block and its cells' models (the
+    top module must keep the block's module name and ports); the configuration's
+    description still comes from the generated ``rtl/``. ``build_args`` replaces the
+    simulator's build options. Raises ``ValueError`` for an unknown simulator or a
+    missing source and :class:`~spikemllm.flow.tools.ToolMissing` when Icarus Verilog is
+    not installed.
     """
     check_simulator(simulator)
     module = check_block(block).module
@@ -174,9 +179,13 @@ def build_block(config: AcceleratorConfig, block: str, *, simulator: str = DEFAU
     build_dir = (Path(root or BUILD_ROOT) / simulator / config.name / block).resolve()
     rtl = build_dir / "rtl"
     generate(config, rtl, blocks=[block])
-    source = rtl / f"{module}.v"
-    options = (simulator, _BUILD_ARGS[simulator], _TIMESCALE[simulator], waves)
-    key = hashlib.sha256(source.read_bytes() + repr(options).encode()).hexdigest()
+    compiled_sources = [Path(s).resolve() for s in sources] if sources else [rtl / f"{module}.v"]
+    missing = [str(s) for s in compiled_sources if not s.is_file()]
+    if missing:
+        raise ValueError(f"Verilog sources not found: {', '.join(missing)}")
+    args = list(_BUILD_ARGS[simulator] if build_args is None else build_args)
+    options = (simulator, args, _TIMESCALE[simulator], waves)
+    key = hashlib.sha256(b"".join(s.read_bytes() for s in compiled_sources) + repr(options).encode()).hexdigest()
     stamp = build_dir / "build.stamp"
     model = build_dir / _MODEL_FILE[simulator](module)
     compiled = not (stamp.exists() and stamp.read_text() == key and model.exists())
@@ -184,7 +193,7 @@ def build_block(config: AcceleratorConfig, block: str, *, simulator: str = DEFAU
         stamp.unlink(missing_ok=True)
         runner = _runner(simulator)
         runner.build(
-            sources=[source], hdl_toplevel=module, build_dir=build_dir, build_args=_BUILD_ARGS[simulator],
+            sources=compiled_sources, hdl_toplevel=module, build_dir=build_dir, build_args=args,
             timescale=_TIMESCALE[simulator], waves=waves, always=True, log_file=build_dir / "build.log",
         )
         stamp.write_text(key)
