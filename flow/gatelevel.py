@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["INPUT_TRANSITION_NS", "VERILATOR_ARGS", "LABEL", "NetToggles", "vcd_net_toggles", "flat_netlist",
-           "GateNetlist", "read_netlist", "net_transitions", "energy", "at_clock", "simulate"]
+           "GateNetlist", "read_netlist", "net_transitions", "energy", "at_clock", "build_netlist", "simulate"]
 
 LABEL = "measured (gate-level simulation, pre-layout, characterized tt library)"
 """How the report labels the gate-level figures."""
@@ -503,6 +503,20 @@ def at_clock(blocks: dict, cycles: int, clock_hz: float | None) -> dict:
 # -- the flow --------------------------------------------------------------------------------------
 
 
+def build_netlist(config, block: str, netlist_v: Path, out: Path, *, waves: bool = True, liberty: Path | None = None):
+    """Compile ``block``'s mapped netlist (``netlist_v``) with the models of ``liberty``'s cells
+    (default: the flow's library) under Verilator in ``out``, its ports alone open to the
+    testbench (:func:`spikemllm.flow.runner.build_block`); return the build."""
+    from .cellmodels import write_cell_models
+    from .runner import _BUILD_ARGS, build_block
+    from .synth import LIBERTY
+
+    out = Path(out)
+    models = write_cell_models(out / "cell_models.v", Path(liberty or LIBERTY))
+    return build_block(config, block, waves=waves, root=out, sources=[Path(netlist_v), models],
+                       build_args=_BUILD_ARGS["verilator"] + VERILATOR_ARGS, public="ports")
+
+
 def simulate(config, block: str, netlist_v: Path, out: Path, *, workload: str, gating: dict | None = None,
              clock_hz: float | None = None, options: dict | None = None, liberty: Path | None = None, log=print) -> dict:
     """Gate-level simulation of ``block``'s mapped netlist on ``workload`` and its energy.
@@ -514,9 +528,8 @@ def simulate(config, block: str, netlist_v: Path, out: Path, *, workload: str, g
     """
     from spikemllm.hw.blocks import BLOCKS
 
-    from .cellmodels import write_cell_models
     from .liberty import read_library
-    from .runner import _BUILD_ARGS, build_block, run_block
+    from .runner import run_block
     from .synth import LIBERTY
 
     liberty = Path(liberty or LIBERTY)
@@ -525,9 +538,7 @@ def simulate(config, block: str, netlist_v: Path, out: Path, *, workload: str, g
     out.mkdir(parents=True, exist_ok=True)
     seconds = {}
     t = time.monotonic()
-    models = write_cell_models(out / "cell_models.v", liberty)
-    build = build_block(config, block, waves=True, root=out, sources=[Path(netlist_v), models],
-                        build_args=_BUILD_ARGS["verilator"] + VERILATOR_ARGS, public="ports")
+    build = build_netlist(config, block, netlist_v, out, liberty=liberty)
     seconds["build"] = round(time.monotonic() - t, 1)
     t = time.monotonic()
     results = build.build_dir / "run_results.json"
