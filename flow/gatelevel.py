@@ -111,6 +111,22 @@ def _bit_counts(pairs: list[tuple[int, int]], width: int) -> tuple[np.ndarray, n
     return rises, falls
 
 
+def _blocks(f, chunk: int = 1 << 25):
+    """The value-change section of a VCD, after the header, as ``(time, lines)`` per time
+    step (the text read in large chunks and split by the library's string methods)."""
+    carry = ""
+    while True:
+        text = f.read(chunk)
+        if not text:
+            break
+        parts = (carry + text).split("\n#")
+        carry = parts.pop()
+        for part in parts:
+            yield part
+    if carry:
+        yield carry
+
+
 def vcd_net_toggles(path: Path, top: str, window: tuple[float, float], *, clock: str = "clk",
                     gate: str = "busy") -> NetToggles:
     """Rising and falling transitions of every bit of every traced signal of a Verilator VCD,
@@ -119,6 +135,8 @@ def vcd_net_toggles(path: Path, top: str, window: tuple[float, float], *, clock:
     belongs to the cycle of the last rising edge at or before it. Raises ``ValueError``
     if ``top``, the clock or the gate is not in the file.
     """
+    from collections import Counter
+
     from .activity import _header
 
     start, end = window
@@ -135,63 +153,46 @@ def vcd_net_toggles(path: Path, top: str, window: tuple[float, float], *, clock:
         if clock not in top_names or gate not in top_names:
             raise ValueError(f"{path}: scope {top!r} has no {clock!r} or no {gate!r}")
         clk, busy = top_names[clock], top_names[gate]
-        clk_rise, busy_high, busy_low = "1" + clk, "1" + busy, "0" + busy
-        scalar_rises: dict[str, int] = defaultdict(int)
-        scalar_falls: dict[str, int] = defaultdict(int)
+        clk_rise, clk_fall, busy_high, busy_low = "1" + clk, "0" + clk, "1" + busy, "0" + busy
+        scalars: Counter = Counter()  # "<value><code>" -> changes to that value in counted cycles
         vector_now: dict[str, str] = {}
         vector_pairs: dict[str, list] = defaultdict(list)
-        state = {"clk": 0, "busy": 0}
+        clk_high = busy_high_now = False
         cycles = 0
         counting = False
-        now = 0
-        batch: list[str] = []
-
-        def flush(t: int) -> None:
-            nonlocal cycles, counting
-            if not batch:
-                return
-            if clk_rise in batch and state["clk"] == 0:
-                counting = start <= t and t < end and state["busy"] == 1
-                cycles += counting
-            for line in batch:
-                head = line[0]
-                if head == "b":
-                    value, code = line[1:].split()
-                    value = value.translate(_XZ)
-                    old = vector_now.get(code)
-                    vector_now[code] = value
-                    if counting and old is not None:
-                        vector_pairs[code].append((old, value))
-                elif counting:
-                    (scalar_rises if head == "1" else scalar_falls)[line[1:]] += 1
-            if clk_rise in batch:
-                state["clk"] = 1
-            elif ("0" + clk) in batch:
-                state["clk"] = 0
-            if busy_high in batch:
-                state["busy"] = 1
-            elif busy_low in batch:
-                state["busy"] = 0
-
-        for raw in f:
-            line = raw.rstrip("\n")
-            if not line:
+        for block in _blocks(f):
+            lines = block.split("\n")
+            head = lines[0].lstrip("#")
+            if not head.isdigit():  # text before the first time step
                 continue
-            head = line[0]
-            if head == "#":
-                flush(now)
-                batch = []
-                now = int(line[1:]) * scale
-            elif head in "01b":
-                batch.append(line)
-            elif head in "xzXZ":  # two-state Verilator writes none; read as 0
-                batch.append("0" + line[1:])
-        flush(now)
-    rises, falls = {}, {}
-    for code, count in scalar_rises.items():
-        rises[code] = np.array([count], np.int64)
-    for code, count in scalar_falls.items():
-        falls[code] = np.array([count], np.int64)
+            now = int(head) * scale
+            lines = lines[1:]
+            if clk_rise in lines and not clk_high:
+                counting = start <= now < end and busy_high_now
+                cycles += counting
+            for line in [line for line in lines if line[:1] == "b"]:
+                value, code = line[1:].split()
+                value = value.translate(_XZ)
+                old = vector_now.get(code)
+                vector_now[code] = value
+                if counting and old is not None:
+                    vector_pairs[code].append((old, value))
+            if counting:
+                scalars.update([line for line in lines if line[:1] in ("0", "1", "x", "z", "X", "Z")])
+            if clk_rise in lines:
+                clk_high = True
+            elif clk_fall in lines:
+                clk_high = False
+            if busy_high in lines:
+                busy_high_now = True
+            elif busy_low in lines:
+                busy_high_now = False
+    rises: dict[str, np.ndarray] = {}
+    falls: dict[str, np.ndarray] = {}
+    for line, count in scalars.items():
+        target = rises if line[0] == "1" else falls
+        code = line[1:]
+        target[code] = target.get(code, np.zeros(1, np.int64)) + count
     for code, pairs in vector_pairs.items():
         r, fl = _bit_counts([(int(a, 2), int(b, 2)) for a, b in pairs], widths[code])
         rises[code], falls[code] = r, fl
@@ -522,7 +523,8 @@ def simulate(config, block: str, netlist_v: Path, out: Path, *, workload: str, g
     """Gate-level simulation of ``block``'s mapped netlist on ``workload`` and its energy.
 
     Builds the netlist with the cells' models under Verilator (traced) in ``out``, runs the
-    core testbench (bit- and cycle-exact, or ``AssertionError``), counts every net's
+    core testbench through its ideal run (bit- and cycle-exact, or ``AssertionError``; the
+    stalled run, which the RTL takes, would double the simulation), counts every net's
     transitions in the run's cycles and returns the run's results, the per-block
     :func:`energy`, the untraced driven nets and the seconds each step took.
     """
@@ -542,7 +544,7 @@ def simulate(config, block: str, netlist_v: Path, out: Path, *, workload: str, g
     seconds["build"] = round(time.monotonic() - t, 1)
     t = time.monotonic()
     results = build.build_dir / "run_results.json"
-    run_block(build, results=results, waves=True, case={"workload": workload, **(options or {})})
+    run_block(build, results=results, waves=True, case={"workload": workload, "stalled_run": False, **(options or {})})
     run = json.loads(results.read_text())
     seconds["simulation"] = round(time.monotonic() - t, 1)
     t = time.monotonic()

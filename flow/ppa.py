@@ -526,7 +526,8 @@ def gate_level_metrics(gl: dict, rtl_energy: dict, *, tokens: int, cycles: int, 
     logic = e["total"]["total_j"]
     return {
         "label": gatelevel.LABEL, "measured": True,
-        "bit_exact": run["bit_exact"] and run["stalled_run"]["bit_exact"],
+        "bit_exact": run["bit_exact"] and (run["stalled_run"] or {"bit_exact": True})["bit_exact"],
+        "stalled_run_simulated": run["stalled_run"] is not None,
         "cycle_exact": run["rtl_cycles"] == run["model_cycles"] == cycles and gl["cycles"] == cycles,
         "cycles": gl["cycles"],
         "logic_energy_per_token_j": logic / tokens,
