@@ -360,10 +360,48 @@ def net_transitions(netlist: GateNetlist, toggles: NetToggles) -> tuple[dict[int
 # -- energy -----------------------------------------------------------------------------------------
 
 
-def _mean_power(cell, load_pf: float, slew_ns: float, weights: dict[str, float]) -> tuple[float, float]:
-    """Rise and fall internal energy (pJ) of a combinational cell's output transition."""
-    from .liberty import lookup
+class _Lookup:
+    """:func:`spikemllm.flow.liberty.lookup` (bilinear inside a table, linear beyond it) on
+    plain Python numbers, with the results kept: a netlist asks for the same few tables at
+    the same loads tens of thousands of times."""
 
+    def __init__(self):
+        self._indices: dict[int, tuple] = {}
+        self._memo: dict[tuple, float] = {}
+
+    @staticmethod
+    def _bracket(index: list, v: float) -> tuple[int, float]:
+        import bisect
+
+        if len(index) == 1:
+            return 0, 0.0
+        i = min(max(bisect.bisect_left(index, v) - 1, 0), len(index) - 2)
+        return i, (v - index[i]) / (index[i + 1] - index[i])
+
+    def __call__(self, table, x: float, y: float | None = None) -> float:
+        key = (id(table), x, y)
+        if key in self._memo:
+            return self._memo[key]
+        if id(table) not in self._indices:
+            self._indices[id(table)] = (table, list(table.index_1), list(table.index_2), table.values.tolist())
+        _, i1, i2, v = self._indices[id(table)]
+        i, fx = self._bracket(i1, x)
+        if not i2:
+            value = v[i] if len(v) == 1 else v[i] + fx * (v[i + 1] - v[i])
+        else:
+            j, fy = self._bracket(i2, y)
+
+            def along(row):
+                return row[j] + fy * (row[j + 1] - row[j]) if len(row) > 1 else row[0]
+
+            low = along(v[i])
+            value = low if len(v) == 1 else low + fx * (along(v[i + 1]) - low)
+        self._memo[key] = float(value)
+        return self._memo[key]
+
+
+def _mean_power(cell, load_pf: float, slew_ns: float, weights: dict[str, float], lookup) -> tuple[float, float]:
+    """Rise and fall internal energy (pJ) of a combinational cell's output transition."""
     out = cell.output
     arcs = cell.internal_power.get(out, {})
     total = sum(weights.get(p, 0.0) for p in arcs)
@@ -392,10 +430,8 @@ def energy(netlist: GateNetlist, library, transitions: dict[int, tuple[int, int]
     total_ungated_j, cells, flip_flops, toggles}`` plus ``"total"``. Raises ``ValueError`` if ``cycles`` is not
     positive or the gating names a block the netlist does not have.
     """
-    from . import sta
-    from .liberty import lookup
+    from . import sky130, sta
     from .power import CLOCK_GATE, SUPPLY_V
-    from . import sky130
 
     if cycles <= 0:
         raise ValueError(f"cycles must be positive, not {cycles!r}")
@@ -415,11 +451,16 @@ def energy(netlist: GateNetlist, library, transitions: dict[int, tuple[int, int]
         cell = lib[netlist.cells[index].type]
         return bool(cell.flip_flop) and pin == cell.flip_flop["clock"]
 
+    loads: dict[int, float] = {}
+    lookup = _Lookup()
+
     def load_pf(bit: int) -> float:
         """The net's load without flip-flop clock pins (the clock's own term below)."""
-        pins = [(i, p) for i, p in netlist.loads.get(bit, ()) if not is_clock(i, p)]
-        n = len(pins) + netlist.other_loads.get(bit, 0)
-        return sum(lib[netlist.cells[i].type].inputs.get(p, 0.0) for i, p in pins) + wire * n
+        if bit not in loads:
+            pins = [(i, p) for i, p in netlist.loads.get(bit, ()) if not is_clock(i, p)]
+            n = len(pins) + netlist.other_loads.get(bit, 0)
+            loads[bit] = sum(lib[netlist.cells[i].type].inputs.get(p, 0.0) for i, p in pins) + wire * n
+        return loads[bit]
 
     for bit, (kind, block) in netlist.driver.items():
         if kind == "memory" and not netlist.loads.get(bit):
@@ -456,7 +497,7 @@ def energy(netlist: GateNetlist, library, transitions: dict[int, tuple[int, int]
             q_toggles[c.block] += r + f
             continue
         weights = {p: float(sum(transitions.get(c.pins.get(p, -1), (0, 0)))) for p in cell.inputs}
-        er, ef = _mean_power(cell, load, slew_ns, weights)
+        er, ef = _mean_power(cell, load, slew_ns, weights, lookup)
         o["internal_j"] += (r * er + f * ef) * pj
     gate_j = sky130.clock_capacitance(CLOCK_GATE) * V**2
     for block, o in out.items():
