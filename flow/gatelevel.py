@@ -599,6 +599,9 @@ def simulate(config, block: str, netlist_v: Path, out: Path, *, workload: str, g
     seconds["toggles"] = round(time.monotonic() - t, 1)
     t = time.monotonic()
     result = energy(netlist, library, transitions, toggles.cycles, clock_hz=clock_hz, gating=gating)
+    # how much the stated input transition matters: internal energy at other transitions
+    sensitivity = {f"{s:g}": energy(netlist, library, transitions, toggles.cycles, gating=gating,
+                                    slew_ns=s)["total"]["internal_j"] for s in (0.05, INPUT_TRANSITION_NS, 0.3)}
     seconds["energy"] = round(time.monotonic() - t, 1)
     vcd_bytes = vcd.stat().st_size
     vcd.unlink()
@@ -606,4 +609,5 @@ def simulate(config, block: str, netlist_v: Path, out: Path, *, workload: str, g
         f"VCD {vcd_bytes / 1e6:.0f} MB read in {seconds['toggles']:.0f} s")
     return {"run": run, "energy": result, "cycles": toggles.cycles, "untraced_nets": len(missing),
             "driven_nets": len(netlist.driver), "cells": len(netlist.cells), "vcd_mb": round(vcd_bytes / 1e6, 1),
+            "internal_j_by_input_transition_ns": sensitivity,
             "seconds": seconds}

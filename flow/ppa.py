@@ -538,6 +538,8 @@ def gate_level_metrics(gl: dict, rtl_energy: dict, *, tokens: int, cycles: int, 
         "cells": gl["cells"], "driven_nets": gl["driven_nets"], "untraced_nets": gl["untraced_nets"],
         "vcd_mb": gl["vcd_mb"], "seconds": gl["seconds"],
         "input_transition_ns": gatelevel.INPUT_TRANSITION_NS,
+        "internal_per_token_j_by_input_transition_ns": {s: v / tokens for s, v in
+                                                        gl.get("internal_j_by_input_transition_ns", {}).items()},
     }
 
 
