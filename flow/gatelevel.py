@@ -92,28 +92,25 @@ class NetToggles:
 
 
 def _bit_counts(pairs: list[tuple[int, int]], width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rising and falling transitions per bit over ``(old, new)`` value pairs of a vector."""
     rises, falls = np.zeros(width, np.int64), np.zeros(width, np.int64)
     if not pairs:
         return rises, falls
-    if width <= 62:
-        old = np.array([p[0] for p in pairs], np.int64)
-        new = np.array([p[1] for p in pairs], np.int64)
+    for low in range(0, width, 60):  # 60-bit slices fit numpy's int64
+        mask = (1 << 60) - 1
+        old = np.array([(a >> low) & mask for a, _ in pairs], np.int64)
+        new = np.array([(b >> low) & mask for _, b in pairs], np.int64)
         up, down = new & ~old, old & ~new
-        for i in range(width):
-            rises[i] = int(np.count_nonzero((up >> i) & 1))
-            falls[i] = int(np.count_nonzero((down >> i) & 1))
-        return rises, falls
-    for old, new in pairs:
-        up, down = new & ~old, old & ~new
-        for i in range(width):
-            rises[i] += (up >> i) & 1
-            falls[i] += (down >> i) & 1
+        for i in range(min(60, width - low)):
+            rises[low + i] = int(np.count_nonzero((up >> i) & 1))
+            falls[low + i] = int(np.count_nonzero((down >> i) & 1))
     return rises, falls
 
 
 def _blocks(f, chunk: int = 1 << 25):
-    """The value-change section of a VCD, after the header, as ``(time, lines)`` per time
-    step (the text read in large chunks and split by the library's string methods)."""
+    """The value-change section of a VCD, after the header, as the text of each time step
+    (its time, without the ``#``, on the first line), read in large chunks and split by
+    Python's string methods rather than line by line."""
     carry = ""
     while True:
         text = f.read(chunk)

@@ -74,6 +74,20 @@ def test_transitions_are_counted_per_bit_in_the_busy_cycles_of_the_window(tmp_pa
         gatelevel.vcd_net_toggles(path, "core", (0, 1000), gate="ready")
 
 
+@pytest.mark.parametrize("width", [3, 61, 116])
+def test_vector_transitions_per_bit(width):
+    import random
+
+    rng = random.Random(width)
+    values = [rng.getrandbits(width) for _ in range(40)]
+    pairs = list(zip(values[:-1], values[1:]))
+    rises, falls = gatelevel._bit_counts(pairs, width)
+    for i in range(width):
+        bits = [(v >> i) & 1 for v in values]
+        assert rises[i] == sum(1 for a, b in zip(bits, bits[1:]) if (a, b) == (0, 1))
+        assert falls[i] == sum(1 for a, b in zip(bits, bits[1:]) if (a, b) == (1, 0))
+
+
 def test_net_names_find_their_traced_bits(tmp_path):
     path = tmp_path / "dump.vcd"
     path.write_text(VCD)
