@@ -602,7 +602,7 @@ def simulate(config, block: str, netlist_v: Path, out: Path, *, workload: str, g
     seconds["energy"] = round(time.monotonic() - t, 1)
     vcd_bytes = vcd.stat().st_size
     vcd.unlink()
-    log(f"{block}: gate-level build {seconds['build']:.0f} s, simulation {seconds['simulation']:.0f} s, "
+    log(f"gate-level build {seconds['build']:.0f} s, simulation {seconds['simulation']:.0f} s, "
         f"VCD {vcd_bytes / 1e6:.0f} MB read in {seconds['toggles']:.0f} s")
     return {"run": run, "energy": result, "cycles": toggles.cycles, "untraced_nets": len(missing),
             "driven_nets": len(netlist.driver), "cells": len(netlist.cells), "vcd_mb": round(vcd_bytes / 1e6, 1),
