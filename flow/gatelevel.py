@@ -588,6 +588,8 @@ def simulate(config, block: str, netlist_v: Path, out: Path, *, workload: str, g
     t = time.monotonic()
     library = read_library(liberty)
     netlist = read_netlist(flat_netlist(netlist_v, module, out / "netlist", liberty), module, library)
+    seconds["netlist"] = round(time.monotonic() - t, 1)
+    t = time.monotonic()
     vcd = build.build_dir / "run" / "dump.vcd"
     toggles = vcd_net_toggles(vcd, module, tuple(run["run_window_ps"]))
     if toggles.cycles != run["rtl_cycles"]:
