@@ -1006,8 +1006,8 @@ def _gate_level_lines(report: dict) -> list[str]:
         lines += [f"### {name} ({g['cells']:,} cells; bit-exact {'yes' if g['bit_exact'] else 'NO'}, "
                   f"cycle-exact {'yes' if g['cycle_exact'] else 'NO'}; {g['untraced_nets']} of {g['driven_nets']:,} "
                   f"driven net bits untraced)", "",
-                  "| block | RTL-activity estimate (nJ) | gate-level (nJ) | difference | switching | internal | flip-flops "
-                  "| clock (gated) | leakage |", "|---|---|---|---|---|---|---|---|---|"]
+                  "| block | RTL-activity estimate (nJ) | gate-level (nJ) | difference | switching (nJ) | internal (nJ) "
+                  "| flip-flops (nJ) | clock, gated (nJ) | leakage (pJ) |", "|---|---|---|---|---|---|---|---|---|"]
         e = g["energy_by_block"]
         for block, cmp_ in g["comparison"].items():
             b = e[block]
@@ -1017,12 +1017,19 @@ def _gate_level_lines(report: dict) -> list[str]:
                 f"| {bold}{block}{bold} | {cmp_['rtl_estimate_j'] * 1e9:.3f} | {bold}{cmp_['gate_level_j'] * 1e9:.3f}{bold} | "
                 f"{diff} | {(b['switching_j'] + b['boundary_switching_j']) / c['tokens'] * 1e9:.3f} | "
                 f"{b['internal_j'] / c['tokens'] * 1e9:.3f} | {b['flip_flop_j'] / c['tokens'] * 1e9:.3f} | "
-                f"{b['clock_j'] / c['tokens'] * 1e9:.3f} | {b['leakage_j'] / c['tokens'] * 1e9:.4f} |")
+                f"{b['clock_j'] / c['tokens'] * 1e9:.3f} | {b['leakage_j'] / c['tokens'] * 1e12:.3f} |")
         s = g["seconds"]
-        lines += ["", f"Without clock gating {g['logic_energy_per_token_no_clock_gating_j'] * 1e9:.3f} nJ; with the SRAM "
-                  f"estimate {g['energy_per_token_j'] * 1e9:.3f} nJ per token. Gate-level run: build {s.get('build', 0):.0f} s, "
-                  f"simulation {s.get('simulation', 0):.0f} s, VCD of {g['vcd_mb']:,.0f} MB read in {s.get('toggles', 0):.0f} s.",
-                  ""]
+        sens = g.get("internal_per_token_j_by_input_transition_ns", {})
+        spread = (f" Internal energy at 0.05 / 0.1 / 0.3 ns input transitions: "
+                  + " / ".join(f"{sens[k] * 1e9:.3f}" for k in ("0.05", "0.1", "0.3")) + " nJ."
+                  if all(k in sens for k in ("0.05", "0.1", "0.3")) else "")
+        lines += ["", f"Per token: switching includes {e['total']['boundary_switching_j'] / c['tokens'] * 1e9:.3f} nJ on nets "
+                  f"driven by the core's inputs and memory read ports; without clock gating "
+                  f"{g['logic_energy_per_token_no_clock_gating_j'] * 1e9:.3f} nJ; with the SRAM estimate "
+                  f"{g['energy_per_token_j'] * 1e9:.3f} nJ.{spread} Gate-level run ("
+                  f"{'ideal and stalled runs' if g.get('stalled_run_simulated') else 'the ideal run'}): build "
+                  f"{s.get('build', 0):.0f} s, simulation {s.get('simulation', 0):.0f} s, netlist read "
+                  f"{s.get('netlist', 0):.0f} s, VCD of {g['vcd_mb']:,.0f} MB read in {s.get('toggles', 0):.0f} s.", ""]
     rows = [(b, e["gate_level"]) for b, e in report["ratios"].items() if "gate_level" in e]
     if rows:
         lines += ["Ratios, baseline over spike, gate-level beside the RTL-activity estimate:", "",
