@@ -1028,8 +1028,9 @@ def _gate_level_lines(report: dict) -> list[str]:
                   f"{g['logic_energy_per_token_no_clock_gating_j'] * 1e9:.3f} nJ; with the SRAM estimate "
                   f"{g['energy_per_token_j'] * 1e9:.3f} nJ.{spread} Gate-level run ("
                   f"{'ideal and stalled runs' if g.get('stalled_run_simulated') else 'the ideal run'}): build "
-                  f"{s.get('build', 0):.0f} s, simulation {s.get('simulation', 0):.0f} s, netlist read "
-                  f"{s.get('netlist', 0):.0f} s, VCD of {g['vcd_mb']:,.0f} MB read in {s.get('toggles', 0):.0f} s.", ""]
+                  f"{s.get('build', 0):.0f} s, simulation {s.get('simulation', 0):.0f} s, "
+                  + (f"netlist read {s['netlist']:.0f} s, " if "netlist" in s else "")
+                  + f"VCD of {g['vcd_mb']:,.0f} MB read in {s.get('toggles', 0):.0f} s.", ""]
     rows = [(b, e["gate_level"]) for b, e in report["ratios"].items() if "gate_level" in e]
     if rows:
         lines += ["Ratios, baseline over spike, gate-level beside the RTL-activity estimate:", "",
