@@ -6,9 +6,9 @@ pre-layout).
 :func:`spikemllm.flow.synth.synth_asic` writes (``sky130_netlist.v``: library cells, the
 memories left as Yosys memories written as behavioural Verilog) with the cells' Verilog
 models (:mod:`.cellmodels`) and runs the cocotb core testbench on it -- the same one the RTL
-runs, which checks every output bit-exactly against the golden model and every counter
-cycle-exactly against the cycle model, so a passing run also shows that synthesis kept the
-function. The simulation is traced (VCD); :func:`vcd_net_toggles` counts the rising and
+runs, through its ideal run, which checks every output bit-exactly against the golden model
+and every counter cycle-exactly against the cycle model, so a passing run also shows that
+synthesis kept the function. The simulation is traced (VCD); :func:`vcd_net_toggles` counts the rising and
 falling transitions of every traced net bit in the run's cycles: the rising clock edges
 inside the ideal run's window at which the shell's ``busy`` is high (the cycles the
 ``CYCLES`` counter counts, as :func:`spikemllm.flow.activity.read_vcd` defines them).
@@ -34,7 +34,8 @@ computes, per block (the netlist's submodules, as the area report has them):
   clock transition of the timing analysis; per clock cycle the ``CLK`` pin's internal
   energy of the falling edge and, in cycles in which ``Q`` does not change, of the rising
   edge (the library measures the ``Q`` arc over the same rising-edge window, clock
-  included, so the two are not added); per ``D`` transition the ``D`` pin's energy;
+  included, so the two are not added), and the clock net at each flip-flop (its pin and
+  wire, charged and discharged); per ``D`` transition the ``D`` pin's energy;
 * **clock gating**: the credit of the RTL estimate (:func:`spikemllm.flow.power.activity_energy`):
   per block, the flip-flops' clock energy is scaled by the share of clock-pin charges
   the RTL's enables leave (measured on the RTL run), and each distinct enable pays a
