@@ -70,3 +70,5 @@ def test_report_files(report):
     for plot in ("ppa_area.png", "ppa_energy.png", "ppa_iso_throughput.png"):
         assert (out / plot).stat().st_size > 0
     assert r["checks"]["rtl_cycles_equal_model"]["met"] and r["checks"]["bit_exact"]["met"]
+    for core in r["cores"].values():
+        assert set(core) <= set(r["figures"]), f"figures without a label: {set(core) - set(r['figures'])}"
