@@ -1058,6 +1058,8 @@ def main(argv=None) -> int:
                         help=f"real layer the cores run (default: {DEFAULT_WORKLOAD})")
     parser.add_argument("--decomposition", action="store_true",
                         help="also measure the decomposition variants (count coding, uniform steps, INT8 at D = E)")
+    parser.add_argument("--no-fullsize", action="store_true",
+                        help="skip the full-size energy projection from the new ppa.json (flow.fullsize)")
     parser.add_argument("--from-raw", action="store_true",
                         help="rebuild the report from the measurements of the last run (BUILD/raw_<config>.json)")
     args = parser.parse_args(argv)
@@ -1108,6 +1110,11 @@ def main(argv=None) -> int:
               f"{it['energy_per_token_with_sram']:.2f}x (logic + clock {it['logic_energy_per_token']:.2f}x)")
     print(f"spike event-slot utilization {report['checks']['event_slot_utilization']['value']:.3f}")
     print(f"wrote {args.out / 'ppa.json'}, ppa.md, {', '.join(p.name for p in plots)} in {report['seconds']:.0f} s")
+    if not args.no_fullsize:
+        from . import fullsize
+
+        print("full-size energy per token and power from the unit energies just measured ...", flush=True)
+        fullsize.write(args.out / "ppa.json", args.out)
     ok = report["checks"]["bit_exact"]["met"] and report["checks"]["rtl_cycles_equal_model"]["met"]
     return 0 if ok else 1
 
