@@ -401,6 +401,7 @@ def plot(r: dict, path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     first = next(iter(READINGS)) if any(p["reading"] == next(iter(READINGS)) for p in r["projections"]) else \
         r["projections"][0]["reading"]
@@ -417,6 +418,9 @@ def plot(r: dict, path: Path) -> Path:
                        color=f"C{n}", alpha=1.0 if m else 0.55)
         ax.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))], groups)
         ax.set_yscale("log")
+        # plain tick labels: the default ones are mathtext, whose fonts a bare system may lack
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_ylabel("energy per token (mJ, estimate)")
         ax.set_title(f"{phase} ({first})")
     axes[1].axhline(r["paper"]["accelerator_energy_per_token_j"] * 1e3, color="black", linestyle="--", linewidth=0.8,
