@@ -373,7 +373,7 @@ def markdown(r: dict) -> str:
                          f"{ratio['energy_per_token_with_dram']:.2f}x |")
     lines += ["", "The paper's decode rate on our memory system: the weight traffic per token (spike core's weight "
               "width) times 393.7 tokens/s, and the DRAM power that traffic alone draws:", "",
-              "| model | reading | weight bits per token | bandwidth for 393.7 tokens/s | DRAM power at that rate |",
+              "| model | reading | weight bytes per token | bandwidth for 393.7 tokens/s | DRAM power at that rate |",
               "|---|---|---|---|---|"]
     seen = set()
     for p in r["projections"]:
