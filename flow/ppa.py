@@ -500,6 +500,9 @@ def core_metrics(name: str, r: dict, config: AcceleratorConfig, *, clock_hz: flo
         "tokens_per_s_at_asic_fmax": tokens / (cycles / (asic_fmax * 1e6)) if asic_fmax else None,
         "power_at_asic_fmax_w": (logic_j + sram_j) / (cycles / (asic_fmax * 1e6)) if asic_fmax else None,
         "events": run["events"],
+        "tiles_run": tiles_run,
+        "in_features": run["in_features"],
+        "out_features": run["out_features"],
         "utilization": run["events"] / (slots * cycles),
         "utilization_definition": "events / (E x cycles)" if kind is CoreKind.SPIKE else "inputs / (D x cycles)",
         "busy_cycle_fraction": run["active_cycles"] / cycles,
@@ -1098,6 +1101,8 @@ def main(argv=None) -> int:
                         help=f"real layer the cores run (default: {DEFAULT_WORKLOAD})")
     parser.add_argument("--decomposition", action="store_true",
                         help="also measure the decomposition variants (count coding, uniform steps, INT8 at D = E)")
+    parser.add_argument("--no-fullsize", action="store_true",
+                        help="skip the full-size energy projection from the new ppa.json (flow.fullsize)")
     parser.add_argument("--from-raw", action="store_true",
                         help="rebuild the report from the measurements of the last run (BUILD/raw_<config>.json)")
     args = parser.parse_args(argv)
@@ -1148,6 +1153,11 @@ def main(argv=None) -> int:
               f"{it['energy_per_token_with_sram']:.2f}x (logic + clock {it['logic_energy_per_token']:.2f}x)")
     print(f"spike event-slot utilization {report['checks']['event_slot_utilization']['value']:.3f}")
     print(f"wrote {args.out / 'ppa.json'}, ppa.md, {', '.join(p.name for p in plots)} in {report['seconds']:.0f} s")
+    if not args.no_fullsize:
+        from . import fullsize
+
+        print("full-size energy per token and power from the unit energies just measured ...", flush=True)
+        fullsize.write(args.out / "ppa.json", args.out)
     ok = report["checks"]["bit_exact"]["met"] and report["checks"]["rtl_cycles_equal_model"]["met"]
     return 0 if ok else 1
 
