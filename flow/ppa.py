@@ -413,6 +413,7 @@ FIGURES = {
     "activity_cycles": ("measured", "act"),
     "fmax_mhz": ("measured", "flows"), "fpga": ("measured", "flows"), "tokens_per_s_at_fmax": ("measured", "results"),
     "cycles": ("measured", "results"), "model_cycles": ("exact model", "results"), "tokens": ("setting", "results"),
+    "tiles_run": ("setting", "results"), "in_features": ("setting", "results"), "out_features": ("setting", "results"),
     "events": ("measured", "results"), "utilization": ("measured", "results"),
     "busy_cycle_fraction": ("measured", "results"), "tokens_per_s": ("measured", "results"),
     "bit_exact": ("measured", "results"), "cycle_exact": ("measured", "results"),
