@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -418,6 +419,9 @@ def plot(r: dict, path: Path) -> Path:
                        color=f"C{n}", alpha=1.0 if m else 0.55)
         ax.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))], groups)
         ax.set_yscale("log")
+        smallest = min(p["cores"][k][phase]["energy_per_token_j"]["without_dram"] for p in entries for k in CORES) * 1e3
+        if smallest > 0:  # the axis starts at a power of ten below the smallest bar
+            ax.set_ylim(bottom=10 ** math.floor(math.log10(smallest)))
         # plain tick labels: the default ones are mathtext, whose fonts a bare system may lack
         ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
