@@ -327,6 +327,9 @@ class _DenseCore(LayerCore):
     def check_config(cls, config) -> None:
         super().check_config(config)
         check_dense_config(config, cls.ARITHMETIC)
+        if config.bundle != 1:
+            raise ValueError(f"the dense cores compute one token at a time: bundle={config.bundle!r} is not supported "
+                             "(use bundle=1)")
 
     def elaborate_datapath(self, m: Module, feed: Feed) -> Datapath:
         """Feeder (activation memory -> ``D`` inputs per cycle, in order) -> MAC array."""
