@@ -303,11 +303,13 @@ def test_real_layer_in_cocotb(simulator, config, workload, tmp_path):
     run_real_layer_in_cocotb(config, "core", tmp_path, workload, simulator=simulator)
 
 
-@cocotb_parametrize("bundle", verilator=[4])
+@pytest.mark.slow
+@cocotb_parametrize("bundle", verilator=[2, 4])
 def test_bundles_on_a_real_layer_in_cocotb(simulator, bundle, tmp_path):
     """The Qwen2-VL layer (39 tokens) in bundles of ``B`` on the default configuration: bit-
     and cycle-exact, ``WEIGHT_READS`` as the model predicts (the testbench checks it), ideal
-    and under stalls."""
+    and under stalls. Behind ``slow`` (about two minutes each); the default suite runs
+    bundles under Verilator in ``tests/flow/test_soak.py``."""
     config = dataclasses.replace(DEFAULT_CONFIG, name=f"default_b{bundle}", bundle=bundle)
     r = run_real_layer_in_cocotb(config, "core", tmp_path, "qwen2vl", simulator=simulator)
     assert r["bundle"] == bundle and r["weight_reads"] < r["events"]
