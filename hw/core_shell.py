@@ -120,6 +120,8 @@ class Feed:
     slot_timesteps: tuple = ()
     """with a bundle: each slot's own ``T`` (0 for a slot without a token), held like
     ``timesteps``, which is then their largest"""
+    slots: Value | None = None
+    """with a bundle: the number of its tokens (1 to ``B``), held like ``timesteps``"""
 
 
 @dataclass(frozen=True)
@@ -454,9 +456,11 @@ class LayerCore(Block, abc.ABC):
         s.rq_next = Signal(c.tile_width)  # the tile of the next final vector the requantizer takes
         act_reads = tuple(mem.read_port() for mem in s.act_mems)
         s.T_slot = [s.T] if c.bundle == 1 else [Signal(c.timesteps_width, name=f"T_slot_{b}") for b in range(c.bundle)]
+        s.slots = None if c.bundle == 1 else Signal(range(c.bundle + 1))
         s.dp = self.elaborate_datapath(m, Feed(
             act_read=act_reads[0], bank=s.cur_bank, timesteps=s.T, tile_base=s.tile_base, in_chunks=s.in_chunks,
             in_features=s.in_features, begin=s.begin, flush=s.flush, act_reads=act_reads, slot_timesteps=tuple(s.T_slot),
+            slots=s.slots,
         ))
         array = s.dp.array
         if c.bundle == 1:
@@ -566,6 +570,7 @@ class LayerCore(Block, abc.ABC):
                         m.d.sync += [s.T.eq(bundle_T), s.tile.eq(0), s.tile_base.eq(0)]
                         if B > 1:
                             m.d.sync += [t.eq(v) for t, v in zip(s.T_slot, slot_T)]
+                            m.d.sync += s.slots.eq(Array(s.bank_last_slot)[cur_bank] + 1)
                         m.next = "BEGIN"
             with m.State("BEGIN"):
                 m.d.comb += s.begin.eq(1)

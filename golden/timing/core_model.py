@@ -235,7 +235,10 @@ def dense_core_cycles(config: AcceleratorConfig, tokens: int, in_features: int, 
     ``IN / D`` beats per tile, so the time depends only on the shape (``IN`` the padded
     inputs, ``K = IN / lanes`` chunks, ``J`` output tiles, ``N`` tokens). ``events``
     counts inputs multiplied per PE (``N * J * IN``); ``active_cycles`` the beats of ``D``
-    of them. Raises ``ValueError`` for a shape the core cannot run.
+    of them. With ``config.bundle = B > 1`` a beat carries the ``D`` inputs of each token
+    of a bundle and reads the ``D`` weight rows once (``weight_reads`` = bundles ``* J *
+    IN``), and the requantizer takes each tile's final accumulators once per token.
+    Raises ``ValueError`` for a shape the core cannot run.
     """
     if not isinstance(config, AcceleratorConfig):
         raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
@@ -247,8 +250,8 @@ def dense_core_cycles(config: AcceleratorConfig, tokens: int, in_features: int, 
         raise ValueError(f"in_features={in_features!r} must be a positive multiple of lanes={config.lanes}")
     if not 1 <= out_tiles <= config.max_out_tiles:
         raise ValueError(f"out_tiles must be in [1, {config.max_out_tiles}], not {out_tiles!r}")
-    if config.bundle != 1:
-        raise ValueError(f"the dense cores compute one token at a time: bundle={config.bundle} is not supported")
     D = config.dense_inputs
     model = DenseDatapathModel(arithmetic, D)
-    return _run(config, model, [in_features // D] * tokens, out_tiles, in_features // config.lanes, D)
+    sizes = [len(group) for group in bundles(tokens, config.bundle)]
+    return _run(config, model, [in_features // D] * len(sizes), out_tiles, in_features // config.lanes, D, sizes,
+                tokens * out_tiles * in_features)

@@ -111,8 +111,11 @@ def test_identical_tokens_share_every_read():
     assert four.cycles < one.cycles
 
 
-def test_bundle_refused_by_the_dense_model():
+def test_dense_model_reads_each_row_once_per_bundle():
     from spikemllm.golden.timing.core_model import dense_core_cycles
 
-    with pytest.raises(ValueError, match="bundle=2"):
-        dense_core_cycles(dataclasses.replace(DEFAULT_CONFIG, bundle=2), 2, 16, 1)
+    one = dense_core_cycles(DEFAULT_CONFIG, 5, 32, 2)
+    three = dense_core_cycles(dataclasses.replace(DEFAULT_CONFIG, bundle=3), 5, 32, 2)
+    assert one.events == three.events == one.weight_reads == 5 * 2 * 32
+    assert three.weight_reads == 2 * 2 * 32  # two bundles: 3 tokens and 2
+    assert three.cycles < one.cycles
