@@ -434,8 +434,10 @@ class DenseInt8Core(_DenseCore):
     """Dense INT8 multiply-accumulate baseline: ``pes`` PEs of ``dense_inputs`` multipliers.
 
     Same ports, registers and driver as :class:`~.core.SpikeCore`; ``EVENTS`` counts
-    inputs multiplied per PE (inputs x tiles) and ``ACTIVE_CYCLES`` the cycles that took
-    a beat of ``D`` of them. Outputs equal the spike core's bit for bit.
+    inputs multiplied per PE (inputs x tiles, of every token), ``WEIGHT_READS`` the weight
+    rows read (once per bundle with ``bundle > 1``) and ``ACTIVE_CYCLES`` the cycles that
+    took a beat of ``D`` inputs (of each token of a bundle). Outputs equal the spike core's
+    bit for bit.
 
     Raises ``TypeError`` if ``config`` is not an :class:`AcceleratorConfig`.
     """

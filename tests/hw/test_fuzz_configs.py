@@ -98,6 +98,7 @@ def describe_run(config: AcceleratorConfig, plan: RunPlan) -> dict:
         "events_per_cycle": config.events_per_cycle,
         "requantizers": config.requantizers,
         "dense_inputs": config.dense_inputs,
+        "bundle": config.bundle,
         "act_bits": config.act_bits,
         "t_max": config.t_max,
         "product_width": config.product_width,
@@ -131,8 +132,9 @@ def check_config(config: AcceleratorConfig, plan: RunPlan, *, cores_only: bool =
         component = BLOCKS[block].component
         ideal = run_case(config, case, core_class=component)
         assert ideal.outputs == expected, f"{block}: outputs differ from the golden layer's"
-        counters = {name: ideal.counters[name] for name in ("CYCLES", "EVENTS", "ACTIVE_CYCLES")}
-        assert counters == {"CYCLES": model.cycles, "EVENTS": model.events, "ACTIVE_CYCLES": model.active_cycles}, (
+        counters = {name: ideal.counters[name] for name in ("CYCLES", "EVENTS", "ACTIVE_CYCLES", "WEIGHT_READS")}
+        assert counters == {"CYCLES": model.cycles, "EVENTS": model.events, "ACTIVE_CYCLES": model.active_cycles,
+                            "WEIGHT_READS": model.weight_reads}, (
             f"{block}: RTL counters {counters}, cycle model {model}")
         assert ideal.counters["TOKENS_DONE"] == case.tokens
         stalled = run_case(config, case, core_class=component, in_pattern=in_pattern, out_pattern=out_pattern)
@@ -186,6 +188,7 @@ def summarize(records: list, *, seed_value: int, seconds: float) -> dict:
         "by_events_per_cycle": count("events_per_cycle"),
         "by_pes": count("pes"),
         "by_dense_inputs": count("dense_inputs"),
+        "by_bundle": count("bundle"),
         "by_act_bits": count("act_bits"),
         "at_range_ends": {
             "act_bits_16": sum(rec["act_bits"] == r["act_bits"][1] for rec in records),
