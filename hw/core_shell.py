@@ -123,6 +123,13 @@ class Feed:
     slots: Value | None = None
     """with a bundle: the number of its tokens (1 to ``B``), held like ``timesteps``"""
 
+    def __post_init__(self):
+        # without a bundle: the one read port and the one T
+        if not self.act_reads:
+            object.__setattr__(self, "act_reads", (self.act_read,))
+        if not self.slot_timesteps:
+            object.__setattr__(self, "slot_timesteps", (self.timesteps,))
+
 
 @dataclass(frozen=True)
 class Datapath:
