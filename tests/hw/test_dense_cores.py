@@ -159,3 +159,15 @@ def test_bundles_bit_exact_cycle_exact_and_reads(block, bundle, inputs):
     stalled = run_case(config, case, core_class=CORES[block], in_pattern=late_start(pattern("random30", seed=3)),
                        out_pattern=pattern("random70", seed=4))
     assert stalled.outputs == expected and stalled.counters["CYCLES"] > model.cycles
+
+
+@pytest.mark.slow
+@cocotb_parametrize("block", verilator=CORES)
+def test_bundles_on_a_real_layer_in_cocotb(simulator, block, tmp_path):
+    """The Qwen2-VL layer on the small configuration in bundles of three tokens, two inputs
+    per cycle, under Verilator: bit- and cycle-exact, ``WEIGHT_READS`` as the model predicts
+    (the testbench checks it), ideal and under stalls."""
+    config = dataclasses.replace(PRESETS["small"], name="small_d2_b3", dense_inputs=2, bundle=3)
+    r = run_real_layer_in_cocotb(config, block, tmp_path, "qwen2vl", simulator=simulator)
+    bundles = -(-r["tokens"] // 3)
+    assert r["bundle"] == 3 and r["weight_reads"] * r["tokens"] == r["events"] * bundles
