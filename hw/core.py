@@ -28,6 +28,11 @@ tokens and the timestep table, starts runs and reports status, errors and perfor
 counters. Weights, biases and requantizer parameters are loaded through the ``weights``,
 ``bias`` and ``params`` streams while the core is not busy.
 
+With ``bundle = B > 1`` the tokens go through this flow ``B`` at a time
+(:mod:`spikemllm.golden.bundle`): the neuron stage reads the ``B`` token slots' rows of a
+chunk together and fires each token on the bundle's common steps; one event carries every
+token that fires at its input, so one weight-row read serves them all.
+
 Everything but the spike pipeline (registers, loads, token loader, tile sequencer,
 requantizer, output) is the shell shared with the dense baseline cores
 (:mod:`.core_shell`). Timing (ideal streams) is predicted exactly by
