@@ -15,7 +15,7 @@ RUN = VERILATOR_ROOT=$(VERILATOR_ROOT) PATH="$(VERILATOR_ROOT)/bin:$(CURDIR)/$(V
 SIM ?= verilator
 SIMULATORS := verilator icarus
 
-.PHONY: setup tools-icarus characterize demo test test-all fuzz bench-golden plots verilog sim perf soak synth dse formal bitstream board-run train eval eval-rtl clean distclean help
+.PHONY: setup tools-icarus characterize demo test test-all fuzz bench-golden plots verilog sim perf soak synth fullsize dse formal bitstream board-run train eval eval-rtl clean distclean help
 
 help:
 	@echo "make setup         create .venv and install the project (every target does this first)"
@@ -36,7 +36,10 @@ help:
 	@echo "make characterize  ngspice (installed through apt when missing) simulates the sky130_fd_sc_hd cells the flow maps to:"
 	@echo "                   NLDM timing, energy, leakage, flip-flop setup/hold -> flow/libs/*.lib (committed; make synth reads it)"
 	@echo "make synth         area (generic, sky130), ASIC timing (characterized library), FPGA Fmax, activity energy and"
-	@echo "                   gate-level power (mapped netlists simulated on the workload) of spike/INT8/FP16 -> build/reports/ppa.*"
+	@echo "                   gate-level power of spike/INT8/FP16, then make fullsize's projection -> build/reports/ppa.*, fullsize.*"
+	@echo "make fullsize      energy per token and power of full-size MLLMs (prefill, batch-1 decode; spike, INT8, FP16;"
+	@echo "                   with and without DRAM) from an existing build/reports/ppa.json, beside the paper's"
+	@echo "                   figures -> build/reports/fullsize.json, fullsize.md, fullsize_energy.png"
 	@echo "make dse           design-space sweep on Ray (SWEEP=file.toml, RAY_ADDRESS=host:port for a cluster):"
 	@echo "                   every point checked, synthesized, measured; estimator; Pareto plots -> build/reports/dse.*"
 	@echo "make formal        SymbiYosys proofs of the blocks and the core (stream protocol, conservation, overflow,"
@@ -108,6 +111,9 @@ characterize: $(STAMP)
 
 synth: $(STAMP)
 	$(RUN) -m spikemllm.flow.ppa --out $(BUILD)/reports $(if $(WORKLOAD),--workload $(WORKLOAD))
+
+fullsize: $(STAMP)
+	$(RUN) -m spikemllm.flow.fullsize --ppa $(BUILD)/reports/ppa.json --out $(BUILD)/reports
 
 dse: $(STAMP)
 	$(RUN) -m spikemllm.flow.dse --out $(BUILD)/reports --build $(BUILD)/dse $(if $(SWEEP),--sweep $(SWEEP)) \

@@ -25,6 +25,7 @@ from typing import Protocol
 from spikemllm.hw.registers import COUNTERS, ERRORS, ID_VALUE, decode_build, register_map
 
 from spikemllm.config import AcceleratorConfig
+from spikemllm.golden.bundle import output_order
 
 from .compiler import LayerProgram
 
@@ -283,4 +284,16 @@ class SpikeCoreDriver:
             raise SpikeCoreError(status["error_code"])
         if status["busy"] or not status["done"]:
             raise RuntimeError(f"run did not finish: status {status}")
-        return RunResult(received["o"], await self.counters(), cycles)
+        return RunResult(self.token_order(received["o"], tokens, out_tiles), await self.counters(), cycles)
+
+    def token_order(self, beats: list, tokens: int, out_tiles: int) -> list:
+        """Output beats in token order (each token's tiles in turn) from the order the core
+        sends them: with ``bundle = B > 1``, per bundle of ``B`` tokens tile by tile
+        (:func:`spikemllm.golden.bundle.output_order`)."""
+        if self.config.bundle == 1:
+            return list(beats)
+        order = output_order(tokens, out_tiles, self.config.bundle)
+        if len(beats) != len(order):
+            raise ValueError(f"{len(beats)} output beats for {tokens} tokens of {out_tiles} tiles")
+        place = {key: n for n, key in enumerate(order)}
+        return [beats[place[(n, j)]] for n in range(tokens) for j in range(out_tiles)]

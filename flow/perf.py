@@ -9,7 +9,9 @@
   (image tokens vision, the rest text, as the model tags them), and MiniLM's pretrained
   FFN layer 0 over sentence tokens tagged in runs of vision and text. For each:
   ``rtl_cycles``, ``model_cycles``, ``testbench_cycles``, ``bit_exact``, ``events``,
-  ``event_slot_utilization`` (the utilization: events over event slots),
+  ``event_slot_utilization`` (the utilization: filled event slots over event slots),
+  ``weight_reads`` and ``weight_reads_per_token`` (the ``WEIGHT_READS`` counter; with
+  ``--set bundle=B`` one read serves the events of ``B`` tokens at one input index),
   ``pe_utilization`` (cycles with any event, the favourable reading), spikes per token
   by modality and where the cycles go. The first workload's figures are also the
   report's top-level keys;
@@ -44,7 +46,7 @@ READINGS = {"timesteps 3/4": (3, 4), "bits 3/4 (timesteps 2/3)": (2, 3)}
 TITLES = {"qwen2vl": "Qwen2-VL (shapes-VQA, trained here): real image and question tokens",
           "minilm": "MiniLM (pretrained): sentence tokens tagged in runs of vision and text"}
 HEADLINE_KEYS = ("workload", "rtl_cycles", "model_cycles", "testbench_cycles", "bit_exact", "events",
-                 "event_slot_utilization", "pe_utilization")
+                 "weight_reads_per_token", "event_slot_utilization", "pe_utilization")
 
 
 def default_schedule(workload: str) -> Schedule:
@@ -71,7 +73,9 @@ def _workload_lines(r: dict) -> list[str]:
         f"| testbench's own count of the run's clock cycles | {r['testbench_cycles']} |",
         f"| bit-exact | {r['bit_exact']} |",
         f"| spike events | {r['events']} |",
-        f"| **utilization: events / (E x cycles)** | {r['event_slot_utilization']:.3f} |",
+        f"| weight-row reads (WEIGHT_READS), per token; tokens per bundle | {r['weight_reads']}, "
+        f"{r['weight_reads_per_token']:.1f}; B = {r['bundle']} |",
+        f"| **utilization: filled event slots / (E x cycles)** | {r['event_slot_utilization']:.3f} |",
         f"| cycles with any event / cycles (favourable reading) | {r['pe_utilization']:.3f} |",
         f"| with random stalls: cycles, bit-exact | {r['stalled_run']['cycles']}, {r['stalled_run']['bit_exact']} |",
         "",
@@ -197,7 +201,8 @@ def main(argv=None) -> int:
         print(
             f"{workload}: rtl_cycles {rtl['rtl_cycles']}, model_cycles {rtl['model_cycles']}, "
             f"testbench_cycles {rtl['testbench_cycles']}, bit_exact {rtl['bit_exact']}, events {rtl['events']}, "
-            f"utilization (events / (E x cycles)) {rtl['event_slot_utilization']:.3f}"
+            f"weight-row reads per token {rtl['weight_reads_per_token']:.1f} (B = {rtl['bundle']}), "
+            f"utilization (filled event slots / (E x cycles)) {rtl['event_slot_utilization']:.3f}"
         )
         ok &= rtl["bit_exact"] and rtl["rtl_cycles"] == rtl["model_cycles"] == rtl["testbench_cycles"]
     print(f"wrote {args.out / 'perf.json'} and {args.out / 'perf.md'} in {time.monotonic() - start:.0f} s")

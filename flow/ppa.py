@@ -51,7 +51,7 @@ from .power import ENERGY_45NM_PJ, activity_energy, cell_energies, opcount_energ
 from .runner import build_block, run_block
 from .synth import asic_results, synth_asic, synth_fpga
 
-__all__ = ["TARGETS", "UTILIZATION_TARGET", "matched_dense_inputs", "closest_area", "compare",
+__all__ = ["TARGETS", "UTILIZATION_TARGET", "FIGURES", "figure_labels", "matched_dense_inputs", "closest_area", "compare",
            "cycle_model_decomposition", "measure", "summarize", "markdown", "main"]
 
 TARGETS = {
@@ -422,6 +422,52 @@ def _candidate_sram(asic: dict, sibling: dict) -> dict:
     return sram.memory_costs(memories)
 
 
+_S = {"flows": "Flows", "sta": "ASIC timing", "sram": "Memories as SRAM",
+      "act": "Activity", "energy": "Energy", "gate": "Gate-level power", "match": "Matched baselines and ratios",
+      "results": "Results"}
+FIGURES = {
+    "kind": ("setting", "flows"), "dense_inputs": ("setting", "match"), "work_per_cycle": ("setting", "match"),
+    "schedule": ("setting", "results"), "coding": ("setting", "results"), "clock_mhz": ("setting", "results"),
+    "utilization_definition": ("setting", "results"), "fmax_flow": ("setting", "flows"),
+    "logic_area_um2": ("measured", "flows"), "area_by_block_um2": ("measured", "flows"),
+    "sky130_cells": ("measured", "flows"), "flip_flops": ("measured", "flows"),
+    "transistors": ("measured", "flows"), "transistors_by_block": ("measured", "flows"),
+    "generic_cells": ("measured", "flows"), "memory_bits": ("measured", "sram"),
+    "sram_area_um2": ("estimated", "sram"), "sram_area_whole_macros_um2": ("estimated", "sram"),
+    "area_um2": ("estimated", "sram"), "memory_area_flip_flop_estimate_um2": ("estimated", "sram"),
+    "memories": ("estimated", "sram"),
+    "flip_flops_rtl": ("measured", "act"), "enabled_flip_flops_rtl": ("measured", "act"),
+    "clock_gates": ("measured", "act"), "banks_not_evaluated": ("measured", "act"), "activity": ("measured", "act"),
+    "activity_cycles": ("measured", "act"),
+    "fmax_mhz": ("measured", "flows"), "fpga": ("measured", "flows"), "tokens_per_s_at_fmax": ("measured", "results"),
+    "cycles": ("measured", "results"), "model_cycles": ("exact model", "results"), "tokens": ("setting", "results"),
+    "tiles_run": ("setting", "results"), "in_features": ("setting", "results"), "out_features": ("setting", "results"),
+    "events": ("measured", "results"), "utilization": ("measured", "results"),
+    "busy_cycle_fraction": ("measured", "results"), "tokens_per_s": ("measured", "results"),
+    "bit_exact": ("measured", "results"), "cycle_exact": ("measured", "results"),
+    "asic_fmax_mhz": ("estimated", "sta"), "asic_timing": ("estimated", "sta"),
+    "tokens_per_s_at_asic_fmax": ("estimated", "sta"), "power_at_asic_fmax_w": ("estimated", "sta"),
+    "logic_energy_per_token_j": ("estimated", "energy"), "logic_energy_per_token_no_clock_gating_j": ("estimated", "energy"),
+    "sram_energy_per_token_j": ("estimated", "sram"), "energy_per_token_j": ("estimated", "energy"),
+    "energy_per_token_no_clock_gating_j": ("estimated", "energy"), "power_w": ("estimated", "energy"),
+    "energy_by_block": ("estimated", "energy"), "energy_per_token_opcount_45nm_j": ("estimated", "energy"),
+    "energy_per_token_opcount_45nm_compute_only_j": ("estimated", "energy"), "opcount_45nm": ("estimated", "energy"),
+    "gate_level": ("measured", "gate"),
+}
+"""Every figure of a core in ``ppa.json``: ``measured`` (read from a tool's output or the
+RTL's run: synthesis, place-and-route, the traced simulation), ``estimated`` (a model
+applied to measurements: SRAM figures, energies, the static timing), ``exact model`` (the
+cycle model's prediction) or ``setting`` (an input of the run), and the section of
+``docs/ppa.md`` that gives its source. :func:`figure_labels` writes it into the report;
+the tests check that no core figure is missing from it."""
+
+
+def figure_labels() -> dict:
+    """:data:`FIGURES` as the report's ``figures`` entry."""
+    return {key: {"kind": kind, "source": f"docs/ppa.md, section '{_S[section]}'"}
+            for key, (kind, section) in FIGURES.items()}
+
+
 def core_metrics(name: str, r: dict, config: AcceleratorConfig, *, clock_hz: float) -> dict:
     """Area, throughput and energy of one measured variant (``r`` from :func:`measure`)."""
     run, act, asic = r["run"], r["activity"], r["asic"]
@@ -484,6 +530,9 @@ def core_metrics(name: str, r: dict, config: AcceleratorConfig, *, clock_hz: flo
         "tokens_per_s_at_asic_fmax": tokens / (cycles / (asic_fmax * 1e6)) if asic_fmax else None,
         "power_at_asic_fmax_w": (logic_j + sram_j) / (cycles / (asic_fmax * 1e6)) if asic_fmax else None,
         "events": run["events"],
+        "tiles_run": tiles_run,
+        "in_features": run["in_features"],
+        "out_features": run["out_features"],
         "utilization": run["events"] / (slots * cycles),
         "utilization_definition": "events / (E x cycles)" if kind is CoreKind.SPIKE else "inputs / (D x cycles)",
         "busy_cycle_fraction": run["active_cycles"] / cycles,
@@ -648,7 +697,7 @@ def summarize(config: AcceleratorConfig, raw: dict, *, clock_hz: float, workload
     return {
         "config": config.to_dict()["parameters"], "config_label": describe_config(config), "cores": cores,
         "variants": {k: v for k, v in variants.items() if k not in cores},
-        "ratios": ratios, "checks": checks,
+        "ratios": ratios, "checks": checks, "figures": figure_labels(),
         "decomposition": {"cycle_model": cycle_model_decomposition(config, workload),
                           "measured": measured_decomposition(variants, workload)},
         "energy_model": {**cell_energies(), "opcount_45nm_pj": ENERGY_45NM_PJ},
@@ -1196,6 +1245,8 @@ def main(argv=None) -> int:
                         help="also measure the decomposition variants (count coding, uniform steps, INT8 at D = E)")
     parser.add_argument("--no-gate-level", action="store_true",
                         help="skip the gate-level simulations of the mapped netlists (and their energy)")
+    parser.add_argument("--no-fullsize", action="store_true",
+                        help="skip the full-size energy projection from the new ppa.json (flow.fullsize)")
     parser.add_argument("--from-raw", action="store_true",
                         help="rebuild the report from the measurements of the last run (BUILD/raw_<config>.json)")
     args = parser.parse_args(argv)
@@ -1254,6 +1305,11 @@ def main(argv=None) -> int:
             print(f"{name:>16}: gate-level run FAILED")
     print(f"spike event-slot utilization {report['checks']['event_slot_utilization']['value']:.3f}")
     print(f"wrote {args.out / 'ppa.json'}, ppa.md, {', '.join(p.name for p in plots)} in {report['seconds']:.0f} s")
+    if not args.no_fullsize:
+        from . import fullsize
+
+        print("full-size energy per token and power from the unit energies just measured ...", flush=True)
+        fullsize.write(args.out / "ppa.json", args.out)
     ok = report["checks"]["bit_exact"]["met"] and report["checks"]["rtl_cycles_equal_model"]["met"] and \
         report["checks"].get("gate_level_bit_and_cycle_exact", {"met": True})["met"]
     return 0 if ok else 1

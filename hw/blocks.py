@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .compactor import SpikeEventCompactor
 from .core import SpikeCore
-from .dense_core import DenseFP16Core, DenseInt8Core, check_dense_config
+from .dense_core import DenseFP16Core, DenseInt8Core
 from .neuron_array import TCLIFNeuronArray
 from .pe_array import SparseAccumulatePEArray
 from .registers import CoreKind
@@ -81,14 +81,14 @@ def block_component(block: str, config):
 
 def block_refusal(block: str, config) -> str | None:
     """Why ``block`` cannot be built for ``config`` (the error its constructor would raise),
-    or ``None`` if it can: the FP16 baseline needs activations exact in FP16; every other
+    or ``None`` if it can: the FP16 baseline needs activations exact in FP16, and the
+    standalone neuron array encodes one token at a time (``bundle = 1``); every other
     block takes any valid configuration."""
-    check_block(block)
-    if block in CORES.values() and core_kind(block) is not CoreKind.SPIKE:
-        try:
-            check_dense_config(config, core_kind(block).value)
-        except ValueError as exc:
-            return str(exc)
+    info = check_block(block)
+    try:
+        info.component.check_config(config)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 

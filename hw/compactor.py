@@ -61,6 +61,11 @@ def prefix_counts(m: Module, bits, *, name: str) -> list[Signal]:
 class SpikeEventCompactor(Block):
     """Turns ternary spike vectors into beats of up to ``E = events_per_cycle`` events.
 
+    With a bundle of ``B > 1`` tokens (``bundle``) a spike vector holds every token's
+    spikes; the compactor packs the lanes at which *any* token fires (the union), and each
+    event carries which tokens fire there and their signs (``fire``, ``negative``): one
+    weight-row read serves them all. The packing sees only the union's counts.
+
     Three registered stages:
 
     1. **FIFO** of :data:`~spikemllm.latency.COMPACTOR_DEPTH` vectors. A vector is stored
@@ -110,10 +115,13 @@ class SpikeEventCompactor(Block):
     def elaborate(self, platform):
         m = Module()
         c = self.config
-        L, E, F = c.lanes, c.events_per_cycle, self.DEPTH
+        L, E, F, B = c.lanes, c.events_per_cycle, self.DEPTH, c.bundle
+        # with a bundle (B > 1) the mask is the union of the tokens' spikes, and every
+        # token's own spikes and signs travel beside it
+        signs = {"negative": L} if B == 1 else {"fire": data.ArrayLayout(L, B), "negative": data.ArrayLayout(L, B)}
         entry_layout = data.StructLayout({
             "mask": L,
-            "negative": L,
+            **signs,
             "base": c.index_width,
             "count": range(L + 1),
             "step_end": 1,
@@ -130,10 +138,16 @@ class SpikeEventCompactor(Block):
 
         spikes = self.i.p.spikes
         incoming = Signal(entry_layout)
-        mask_in = Cat(spikes[n] != 0 for n in range(L))
+        if B == 1:
+            mask_in = Cat(spikes[n] != 0 for n in range(L))
+            m.d.comb += incoming.negative.eq(Cat(spikes[n] < 0 for n in range(L)))
+        else:
+            mask_in = Cat(Cat(spikes[b][n] != 0 for b in range(B)).any() for n in range(L))
+            for b in range(B):
+                m.d.comb += [incoming.fire[b].eq(Cat(spikes[b][n] != 0 for n in range(L))),
+                             incoming.negative[b].eq(Cat(spikes[b][n] < 0 for n in range(L)))]
         m.d.comb += [
             incoming.mask.eq(mask_in),
-            incoming.negative.eq(Cat(spikes[n] < 0 for n in range(L))),
             incoming.base.eq(self.i.p.base),
             incoming.count.eq(popcount(m, mask_in, name="count_in")),
             incoming.step_end.eq(self.i.p.step_end),
@@ -238,10 +252,11 @@ class SpikeEventCompactor(Block):
         h_counts_next = prefix_counts(m, head.mask, name="h_count")
         w_counts_next = prefix_counts(m, nxt.mask, name="w_count")
         plan_valid = Signal()
+        sign_shape = L if B == 1 else data.ArrayLayout(L, B)
         plan = {
-            "h_mask": Signal(L), "h_negative": Signal(L), "h_base": Signal(c.index_width),
+            "h_mask": Signal(L), "h_negative": Signal(sign_shape), "h_base": Signal(c.index_width),
             "take0": Signal(range(E + 1)),
-            "w_mask": Signal(L), "w_negative": Signal(L), "w_base": Signal(c.index_width),
+            "w_mask": Signal(L), "w_negative": Signal(sign_shape), "w_base": Signal(c.index_width),
             "take1": Signal(range(E + 1)), "step_end": Signal(), "split": Signal(range(E + 1)), "last": Signal(),
         }
         h_counts = [Signal(range(L + 1), name=f"plan_h_count_{i}") for i in range(L)]
@@ -257,6 +272,10 @@ class SpikeEventCompactor(Block):
         m.d.comb += go.eq(plan_advance & plan_ok)
         with m.If(plan_advance):
             m.d.sync += plan_valid.eq(plan_ok)
+        if B > 1:
+            plan["h_fire"], plan["w_fire"] = Signal(sign_shape, name="plan_h_fire"), Signal(sign_shape, name="plan_w_fire")
+            with m.If(go):
+                m.d.sync += [plan["h_fire"].eq(head.fire), plan["w_fire"].eq(nxt.fire)]
         with m.If(go):  # the plan registers load only with a beat (clock enable)
             m.d.sync += [
                 plan["h_mask"].eq(head.mask), plan["h_negative"].eq(head.negative), plan["h_base"].eq(head.base),
@@ -294,11 +313,14 @@ class SpikeEventCompactor(Block):
             pick_h = Cat(plan["h_mask"][i] & (h_counts[i] == h_target[k]) for i in range(L))
             pick_w = Cat(plan["w_mask"][i] & (w_counts[i] == w_target[k]) for i in range(L))
             pick = Signal(L, name=f"pick_{k}")
-            negative = Signal(L, name=f"pick_negative_{k}")
+            negative = Signal(sign_shape, name=f"pick_negative_{k}")
             m.d.comb += [
                 pick.eq(Mux(from_head, pick_h, pick_w)),
                 negative.eq(Mux(from_head, plan["h_negative"], plan["w_negative"])),
             ]
+            if B > 1:
+                fire = Signal(sign_shape, name=f"pick_fire_{k}")
+                m.d.comb += fire.eq(Mux(from_head, plan["h_fire"], plan["w_fire"]))
             lane = Signal(c.lane_index_width, name=f"lane_{k}")
             # One-hot to binary: bit j of the lane number is set by every lane n with bit j.
             m.d.comb += lane.eq(Cat(
@@ -307,9 +329,15 @@ class SpikeEventCompactor(Block):
             valid = k < total
             event = selected.events[k]
             base = Mux(from_head, plan["h_base"], plan["w_base"])
+            if B == 1:
+                m.d.comb += event.negative.eq(valid & (pick & negative).any())
+            else:  # the tokens that fire at the picked lane, and their signs
+                m.d.comb += [
+                    event.fire.eq(Cat(valid & (pick & fire[b]).any() for b in range(B))),
+                    event.negative.eq(Cat(valid & (pick & negative[b]).any() for b in range(B))),
+                ]
             m.d.comb += [
                 event.valid.eq(valid),
-                event.negative.eq(valid & (pick & negative).any()),
                 # base is a multiple of lanes: the lane number fills its low bits
                 event.index.eq(Mux(valid, Cat(lane, base[c.lane_index_width:]), 0)),
             ]

@@ -28,6 +28,11 @@ tokens and the timestep table, starts runs and reports status, errors and perfor
 counters. Weights, biases and requantizer parameters are loaded through the ``weights``,
 ``bias`` and ``params`` streams while the core is not busy.
 
+With ``bundle = B > 1`` the tokens go through this flow ``B`` at a time
+(:mod:`spikemllm.golden.bundle`): the neuron stage reads the ``B`` token slots' rows of a
+chunk together and fires each token on the bundle's common steps; one event carries every
+token that fires at its input, so one weight-row read serves them all.
+
 Everything but the spike pipeline (registers, loads, token loader, tile sequencer,
 requantizer, output) is the shell shared with the dense baseline cores
 (:mod:`.core_shell`). Timing (ideal streams) is predicted exactly by
@@ -115,6 +120,7 @@ class SpikeCore(LayerCore):
         lane_shift = (c.lanes - 1).bit_length()
         tc_lif = c.coding is Coding.TC_LIF
         magnitude_bits = c.act_bits - 1
+        B = c.bundle
         act_r, cur_bank, T, tile_base, in_chunks = feed.act_read, feed.bank, feed.timesteps, feed.tile_base, feed.in_chunks
 
         comp = SpikeEventCompactor(config=c)
@@ -138,6 +144,13 @@ class SpikeCore(LayerCore):
         r_valid = Signal()
         r_step = Signal(c.step_width)
         r_fires = Signal(magnitude_bits, name="r_fire_mask") if tc_lif else None
+        if B > 1:
+            # per token of the bundle (steps aligned at the least significant end, see
+            # golden.bundle): TC-LIF fires the magnitude bits r_fires[b] (none before the
+            # token's first step); count coding fires while the step is below the token's T
+            low = [Signal(magnitude_bits, name=f"low_b{b}") for b in range(B)] if tc_lif else None  # 2^T_b - 1
+            r_fires = [Signal(magnitude_bits, name=f"r_fire_mask_b{b}") for b in range(B)] if tc_lif else None
+            r_active = None if tc_lif else [Signal(name=f"r_active_b{b}") for b in range(B)]
         r_step_end = Signal()
         r_last = Signal()
         r_more = Signal()
@@ -150,16 +163,27 @@ class SpikeCore(LayerCore):
         advance = Signal()
         m.d.comb += advance.eq(~s_valid | comp.i.ready)
 
-        row = act_r.data
-        fired = Signal(data.ArrayLayout(SPIKE_SHAPE, c.lanes))
-        for n in range(c.lanes):
-            lane = row[n]
-            fire = Signal(name=f"fire_{n}")
-            if tc_lif:
-                m.d.comb += fire.eq((lane.magnitude & r_fires).any())
-            else:  # count coding: |q| spikes, one per step from step 0
-                m.d.comb += fire.eq(lane.magnitude > r_step)
-            m.d.comb += fired[n].eq(Mux(fire, Mux(lane.negative, -1, 1), 0))
+        fired = Signal(spike_vector_layout(c).members["spikes"])
+        if B == 1:
+            row = act_r.data
+            for n in range(c.lanes):
+                lane = row[n]
+                fire = Signal(name=f"fire_{n}")
+                if tc_lif:
+                    m.d.comb += fire.eq((lane.magnitude & r_fires).any())
+                else:  # count coding: |q| spikes, one per step from step 0
+                    m.d.comb += fire.eq(lane.magnitude > r_step)
+                m.d.comb += fired[n].eq(Mux(fire, Mux(lane.negative, -1, 1), 0))
+        else:
+            for b, read in enumerate(feed.act_reads):
+                for n in range(c.lanes):
+                    lane = read.data[n]
+                    fire = Signal(name=f"fire_b{b}_{n}")
+                    if tc_lif:
+                        m.d.comb += fire.eq((lane.magnitude & r_fires[b]).any())
+                    else:
+                        m.d.comb += fire.eq(r_active[b] & (lane.magnitude > r_step))
+                    m.d.comb += fired[b][n].eq(Mux(fire, Mux(lane.negative, -1, 1), 0))
         with m.If(advance):
             m.d.sync += s_valid.eq(r_valid)
             with m.If(r_valid):
@@ -175,11 +199,9 @@ class SpikeCore(LayerCore):
         final_chunk = chunk == in_chunks - 1
         final_step = step == T - 1
         issue = Signal()
-        m.d.comb += [
-            issue.eq(advance & issuing),
-            act_r.addr.eq(Cat(chunk, cur_bank) if kmax > 1 else cur_bank),
-            act_r.en.eq(issue),
-        ]
+        m.d.comb += issue.eq(advance & issuing)
+        for read in feed.act_reads:
+            m.d.comb += [read.addr.eq(Cat(chunk, cur_bank) if kmax > 1 else cur_bank), read.en.eq(issue)]
         with m.If(advance):
             m.d.sync += r_valid.eq(issuing)
             with m.If(issuing):
@@ -192,8 +214,12 @@ class SpikeCore(LayerCore):
                     r_more.eq(final_chunk & final_step & feed.begin),
                     r_base.eq(tile_base + (chunk << lane_shift)),
                 ]
-                if tc_lif:
+                if tc_lif and B == 1:
                     m.d.sync += r_fires.eq(theta | above)
+                elif tc_lif:  # a token fires from the step whose threshold is within its T
+                    m.d.sync += [r_fires[b].eq(Mux((theta & low[b]).any(), theta | ~low[b], 0)) for b in range(B)]
+                else:
+                    m.d.sync += [r_active[b].eq(step < feed.slot_timesteps[b]) for b in range(B)] if B > 1 else []
                 with m.If(final_chunk):
                     m.d.sync += [chunk.eq(0), step.eq(step + 1)]
                     if tc_lif:
@@ -210,11 +236,21 @@ class SpikeCore(LayerCore):
         with m.If(feed.begin):
             m.d.sync += [issuing.eq(1), step.eq(0), chunk.eq(0)]
             if tc_lif:
-                low = ((Const(1, magnitude_bits + 1) << T) - 1)[:magnitude_bits]  # bits below 2^T
-                m.d.sync += [theta.eq(((Const(1, magnitude_bits + 1) << T) >> 1)[:magnitude_bits]), above.eq(~low)]
+                below = ((Const(1, magnitude_bits + 1) << T) - 1)[:magnitude_bits]  # bits below 2^T
+                m.d.sync += [theta.eq(((Const(1, magnitude_bits + 1) << T) >> 1)[:magnitude_bits]), above.eq(~below)]
+                if B > 1:
+                    m.d.sync += [low[b].eq(((Const(1, magnitude_bits + 1) << feed.slot_timesteps[b]) - 1)[:magnitude_bits])
+                                 for b in range(B)]
         with m.If(feed.flush):
             m.d.sync += [issuing.eq(0), r_valid.eq(0), s_valid.eq(0)]
 
-        n_events = Signal(range(c.events_per_cycle + 1))
-        m.d.comb += n_events.eq(sum(pe.i.p.events[k].valid for k in range(c.events_per_cycle)))
-        return Datapath(array=pe, finished=finished, take=pe.i.valid & pe.i.ready, work=n_events)
+        E = c.events_per_cycle
+        n_reads = Signal(range(E + 1))
+        m.d.comb += n_reads.eq(sum(pe.i.p.events[k].valid for k in range(E)))
+        if B == 1:
+            n_events = n_reads
+        else:  # every token's own events: the fire bits of the valid events
+            n_events = Signal(range(E * B + 1))
+            m.d.comb += n_events.eq(sum(pe.i.p.events[k].fire[b] & pe.i.p.events[k].valid
+                                        for k in range(E) for b in range(B)))
+        return Datapath(array=pe, finished=finished, take=pe.i.valid & pe.i.ready, work=n_events, reads=n_reads)

@@ -114,6 +114,21 @@ class Feed:
     in_features: Value
     begin: Value
     flush: Value
+    act_reads: tuple = ()
+    """with a bundle (``config.bundle = B``): a read port per token slot (``act_reads[0]``
+    is ``act_read``), each of its slot's activation memory at the same address"""
+    slot_timesteps: tuple = ()
+    """with a bundle: each slot's own ``T`` (0 for a slot without a token), held like
+    ``timesteps``, which is then their largest"""
+    slots: Value | None = None
+    """with a bundle: the number of its tokens (1 to ``B``), held like ``timesteps``"""
+
+    def __post_init__(self):
+        # without a bundle: the one read port and the one T
+        if not self.act_reads:
+            object.__setattr__(self, "act_reads", (self.act_read,))
+        if not self.slot_timesteps:
+            object.__setattr__(self, "slot_timesteps", (self.timesteps,))
 
 
 @dataclass(frozen=True)
@@ -125,13 +140,15 @@ class Datapath:
     to the requantizer, which adds the bias; ``finished``: high in the cycle the tile's last work
     item is issued; ``take``/``work``: the array accepted a beat carrying ``work`` units
     (spike events or multiply-accumulates) this cycle, for the ``EVENTS`` and
-    ``ACTIVE_CYCLES`` counters.
+    ``ACTIVE_CYCLES`` counters, with ``reads`` weight-row reads (``WEIGHT_READS``).
     """
 
     array: object
     finished: Value
     take: Value
     work: Value
+    reads: Value | None = None
+    """weight-row reads in the beat taken (``WEIGHT_READS``); ``work`` when not given"""
 
 
 class LayerCore(Block, abc.ABC):
@@ -362,42 +379,73 @@ class LayerCore(Block, abc.ABC):
         ]
 
     def _token_loader(self, m: Module, s: "_Shell") -> None:
-        """Double-buffered activation memory: the next token's chunks load while this one computes."""
+        """Double-buffered activation memory: the next token's chunks load while this one
+        computes. With a bundle of ``B`` tokens, a bank holds ``B`` tokens, one per
+        activation memory (token slot), and is full when ``B`` tokens (or the run's last
+        ones) are in."""
         c = self.config
+        B = c.bundle
         kmax = c.in_chunks_max
         chunk_width = max(1, (kmax - 1).bit_length())
         # Rows are addressed Cat(chunk, bank): each bank spans 2^chunk_width rows, which is
         # more than kmax when kmax is not a power of two.
         depth = 2 << chunk_width if kmax > 1 else 2
-        m.submodules.activation_memory = s.act_mem = Memory(shape=self.activation_layout(), depth=depth, init=[])
-        act_w = s.act_mem.write_port()
+        if B == 1:
+            m.submodules.activation_memory = s.act_mem = Memory(shape=self.activation_layout(), depth=depth, init=[])
+            s.act_mems = [s.act_mem]
+        else:
+            s.act_mems = [Memory(shape=self.activation_layout(), depth=depth, init=[]) for _ in range(B)]
+            for b, mem in enumerate(s.act_mems):
+                m.submodules[f"activation_memory_{b}"] = mem
+            s.act_mem = s.act_mems[0]
+        act_ws = [mem.write_port() for mem in s.act_mems]
         s.bank_full = bank_full = Signal(2)
-        s.tag_modality = tag_modality = Signal(2)
-        s.tag_layer = tag_layer = [Signal(c.layer_width, name=f"tag_layer_{b}") for b in range(2)]
+        prefix = [""] if B == 1 else [f"s{b}_" for b in range(B)]
+        # per token slot: the tags of its token in each bank
+        s.tag_modality = tag_modality = [Signal(2, name=f"{x}tag_modality") for x in prefix]
+        s.tag_layer = tag_layer = [[Signal(c.layer_width, name=f"{x}tag_layer_{k}") for k in range(2)] for x in prefix]
         s.load_bank = load_bank = Signal()
         s.load_chunk = load_chunk = Signal(chunk_width)
         s.tokens_loaded = tokens_loaded = Signal(32)
         s.loading = loading = Signal()
         m.d.comb += loading.eq(s.busy & (tokens_loaded != s.tokens) & ~bank_full.bit_select(load_bank, 1))
-        m.d.comb += [
-            self.i.ready.eq(loading),
-            act_w.addr.eq(Cat(load_chunk, load_bank) if kmax > 1 else load_bank),
-            act_w.data.eq(self.encode_activations(m, self.i.p.values)),
-            act_w.en.eq(self.i.valid & loading),
-        ]
+        row = self.encode_activations(m, self.i.p.values)
+        m.d.comb += self.i.ready.eq(loading)
+        if B > 1:
+            s.load_slot = load_slot = Signal(range(B))
+            # the last token slot loaded into each bank (the bundle's tokens are slots 0 .. it)
+            s.bank_last_slot = [Signal(range(B), name=f"bank_last_slot_{k}") for k in range(2)]
+        for b, act_w in enumerate(act_ws):
+            m.d.comb += [
+                act_w.addr.eq(Cat(load_chunk, load_bank) if kmax > 1 else load_bank),
+                act_w.data.eq(row),
+                act_w.en.eq(self.i.valid & loading & (load_slot == b) if B > 1 else self.i.valid & loading),
+            ]
         with m.If(self.i.valid & loading):
             with m.If(load_chunk == 0):
-                m.d.sync += [
-                    tag_modality.bit_select(load_bank, 1).eq(self.i.p.modality),
-                    Array(tag_layer)[load_bank].eq(self.i.p.layer),
-                ]
+                for b in range(B):
+                    tags = [
+                        tag_modality[b].bit_select(load_bank, 1).eq(self.i.p.modality),
+                        Array(tag_layer[b])[load_bank].eq(self.i.p.layer),
+                    ]
+                    if B == 1:
+                        m.d.sync += tags
+                    else:
+                        with m.If(load_slot == b):
+                            m.d.sync += tags
             with m.If(load_chunk == s.in_chunks - 1):
-                m.d.sync += [
-                    load_chunk.eq(0),
+                full = [
                     load_bank.eq(~load_bank),
-                    tokens_loaded.eq(tokens_loaded + 1),
                     bank_full.bit_select(load_bank, 1).eq(1),
                 ]
+                m.d.sync += [load_chunk.eq(0), tokens_loaded.eq(tokens_loaded + 1)]
+                if B == 1:
+                    m.d.sync += full
+                else:
+                    with m.If((load_slot == B - 1) | (tokens_loaded + 1 == s.tokens)):
+                        m.d.sync += [*full, load_slot.eq(0), Array(s.bank_last_slot)[load_bank].eq(load_slot)]
+                    with m.Else():
+                        m.d.sync += load_slot.eq(load_slot + 1)
             with m.Else():
                 m.d.sync += load_chunk.eq(load_chunk + 1)
 
@@ -412,18 +460,57 @@ class LayerCore(Block, abc.ABC):
         s.in_features = Signal(c.index_width + 1)
         m.d.comb += s.in_features.eq(s.in_chunks << lane_shift)
         s.begin = Signal()   # start feeding a tile
-        act_r = s.act_mem.read_port()
+        s.rq_next = Signal(c.tile_width)  # the tile of the next final vector the requantizer takes
+        act_reads = tuple(mem.read_port() for mem in s.act_mems)
+        s.T_slot = [s.T] if c.bundle == 1 else [Signal(c.timesteps_width, name=f"T_slot_{b}") for b in range(c.bundle)]
+        s.slots = None if c.bundle == 1 else Signal(range(c.bundle + 1))
         s.dp = self.elaborate_datapath(m, Feed(
-            act_read=act_r, bank=s.cur_bank, timesteps=s.T, tile_base=s.tile_base, in_chunks=s.in_chunks,
-            in_features=s.in_features, begin=s.begin, flush=s.flush,
+            act_read=act_reads[0], bank=s.cur_bank, timesteps=s.T, tile_base=s.tile_base, in_chunks=s.in_chunks,
+            in_features=s.in_features, begin=s.begin, flush=s.flush, act_reads=act_reads, slot_timesteps=tuple(s.T_slot),
+            slots=s.slots,
         ))
         array = s.dp.array
-        wiring.connect(m, array.o, s.rq.i)
+        if c.bundle == 1:
+            wiring.connect(m, array.o, s.rq.i)
+        else:
+            self._serializer(m, s)
         m.d.comb += [
             array.weights.p.eq(self.weights.p),
             array.weights.valid.eq(self.weights.valid & ~s.busy),
             self.weights.ready.eq(array.weights.ready & ~s.busy),
         ]
+
+    def _serializer(self, m: Module, s: "_Shell") -> None:
+        """With a bundle: the PE array's final vector holds the tile's accumulators of each
+        of the bundle's tokens; the requantizer takes them one token at a time (token slot
+        ``rq_slot``, the run's token ``rq_token``), and the vector leaves the PE array with
+        the bundle's last token. Vectors that are not final pass as they are (the
+        requantizer drops them)."""
+        c, B = self.config, self.config.bundle
+        array, rq = s.dp.array, s.rq
+        s.rq_slot = rq_slot = Signal(range(B))
+        rq_token = Signal(32)
+        rq_first = Signal(32)  # the first token of the bundle being requantized
+        s.rq_slot_last = slot_last = Signal()
+        m.d.comb += [
+            slot_last.eq((rq_slot == B - 1) | (rq_token == s.tokens - 1)),
+            rq.i.valid.eq(array.o.valid),
+            rq.i.p.acc.eq(array.o.p.acc[rq_slot]),
+            rq.i.p.step.eq(array.o.p.step),
+            rq.i.p.last.eq(array.o.p.last),
+            array.o.ready.eq(rq.i.ready & (~array.o.p.last | slot_last)),
+        ]
+        with m.If(rq.i.valid & rq.i.ready & rq.i.p.last):
+            with m.If(slot_last):
+                m.d.sync += rq_slot.eq(0)
+                with m.If(s.rq_next == s.out_tiles - 1):  # the bundle's last tile: the next bundle follows
+                    m.d.sync += [rq_token.eq(rq_token + 1), rq_first.eq(rq_token + 1)]
+                with m.Else():
+                    m.d.sync += rq_token.eq(rq_first)
+            with m.Else():
+                m.d.sync += [rq_slot.eq(rq_slot + 1), rq_token.eq(rq_token + 1)]
+        with m.If(s.flush):
+            m.d.sync += [rq_slot.eq(0), rq_token.eq(0), rq_first.eq(0)]
 
     def _tile_sequencer(self, m: Module, s: "_Shell") -> None:
         """Per token: look up ``T``, begin the first tile, then begin every next tile in the
@@ -434,7 +521,7 @@ class LayerCore(Block, abc.ABC):
         rq, dp = s.rq, s.dp
         # The requantizer's parameters: those of the tile whose final vector it holds
         # (`rq_tile`), until it takes the next one (`rq_next`).
-        rq_next = Signal(c.tile_width)
+        rq_next = s.rq_next
         rq_tile = Signal(c.tile_width)
         bias_r = s.bias_mem.read_port(domain="comb")
         params_r = s.params_mem.read_port(domain="comb")
@@ -446,29 +533,51 @@ class LayerCore(Block, abc.ABC):
             rq.params.p.shift.eq(params_r.data.shift),
         ]
         with m.If(rq.i.valid & rq.i.ready & rq.i.p.last):
-            m.d.sync += [rq_tile.eq(rq_next), rq_next.eq(Mux(rq_next == s.out_tiles - 1, 0, rq_next + 1))]
+            advance = rq_next.eq(Mux(rq_next == s.out_tiles - 1, 0, rq_next + 1))
+            m.d.sync += rq_tile.eq(rq_next)
+            if c.bundle == 1:
+                m.d.sync += advance
+            else:  # the tile's final vectors of all the bundle's tokens share the parameters
+                with m.If(s.rq_slot_last):
+                    m.d.sync += advance
         with m.If(s.flush):
             m.d.sync += rq_next.eq(0)
 
-        entry = Signal(c.timesteps_width)
-        tag_index = Signal(1 + c.layer_width)
-        cur_bank, tag_layer = s.cur_bank, s.tag_layer
-        cur_layer = Mux(cur_bank, tag_layer[1], tag_layer[0])
-        # Cat(modality, layer) is spikemllm.modality.timestep_index: two modalities, one tag bit.
-        m.d.comb += tag_index.eq(Cat(s.tag_modality.bit_select(cur_bank, 1), cur_layer))
-        # Indices past the table (a BAD_TOKEN fault) read as 0; the padding makes the lookup total.
-        padding = [Const(0, c.timesteps_width)] * ((1 << len(tag_index)) - len(s.ttable))
-        m.d.comb += entry.eq(Array(s.ttable + padding)[tag_index])
+        # Per token slot: Cat(modality, layer) is spikemllm.modality.timestep_index (two
+        # modalities, one tag bit). Indices past the table (a BAD_TOKEN fault) read as 0;
+        # the padding makes the lookup total.
+        cur_bank, B = s.cur_bank, c.bundle
+        entries, layers, present = [], [], []
+        for b in range(B):
+            entry = Signal(c.timesteps_width, name="entry" if B == 1 else f"entry_{b}")
+            tag_index = Signal(1 + c.layer_width, name="tag_index" if B == 1 else f"tag_index_{b}")
+            layer = Mux(cur_bank, s.tag_layer[b][1], s.tag_layer[b][0])
+            m.d.comb += tag_index.eq(Cat(s.tag_modality[b].bit_select(cur_bank, 1), layer))
+            padding = [Const(0, c.timesteps_width)] * ((1 << len(tag_index)) - len(s.ttable))
+            m.d.comb += entry.eq(Array(s.ttable + padding)[tag_index])
+            entries.append(entry)
+            layers.append(layer)
+            # a slot holds a token of the bundle (every slot up to the bank's last one)
+            present.append(Const(1) if B == 1 or b == 0 else b <= Array(s.bank_last_slot)[cur_bank])
+        bad_token = Cat(p & (layer >= c.layers) for p, layer in zip(present, layers)).any()
+        bad_t = Cat(p & (entry == 0) for p, entry in zip(present, entries)).any()
+        slot_T = [Mux(p, entry, 0) for p, entry in zip(present, entries)] if B > 1 else entries
+        bundle_T = slot_T[0]
+        for t in slot_T[1:]:  # the bundle's T: its tokens' largest
+            bundle_T = Mux(t > bundle_T, t, bundle_T)
 
         with m.FSM(name="scheduler"):
             with m.State("WAIT_TOKEN"):
                 with m.If(s.busy & s.bank_full.bit_select(cur_bank, 1)):
-                    with m.If(cur_layer >= c.layers):
+                    with m.If(bad_token):
                         m.d.comb += s.fault.eq(_error("BAD_TOKEN"))
-                    with m.Elif(entry == 0):
+                    with m.Elif(bad_t):
                         m.d.comb += s.fault.eq(_error("BAD_T"))
                     with m.Else():
-                        m.d.sync += [s.T.eq(entry), s.tile.eq(0), s.tile_base.eq(0)]
+                        m.d.sync += [s.T.eq(bundle_T), s.tile.eq(0), s.tile_base.eq(0)]
+                        if B > 1:
+                            m.d.sync += [t.eq(v) for t, v in zip(s.T_slot, slot_T)]
+                            m.d.sync += s.slots.eq(Array(s.bank_last_slot)[cur_bank] + 1)
                         m.next = "BEGIN"
             with m.State("BEGIN"):
                 m.d.comb += s.begin.eq(1)
@@ -488,7 +597,9 @@ class LayerCore(Block, abc.ABC):
                     m.next = "WAIT_TOKEN"
 
     def _output(self, m: Module, s: "_Shell") -> None:
-        """The requantizer's vectors leave on ``o`` with their tile number and ``last``."""
+        """The requantizer's vectors leave on ``o`` with their tile number and ``last``.
+        With a bundle they leave tile by tile, each tile for every token of the bundle
+        (:func:`spikemllm.golden.bundle.output_order`); ``last`` marks each token's final tile."""
         c = self.config
         rq = s.rq
         s.out_tile = out_tile = Signal(c.tile_width)
@@ -504,8 +615,26 @@ class LayerCore(Block, abc.ABC):
         ]
         s.token_done = Signal()
         m.d.comb += s.token_done.eq(self.o.valid & self.o.ready & out_last)
+        s.out_resets = [out_tile.eq(0)]
+        if c.bundle == 1:
+            with m.If(self.o.valid & self.o.ready):
+                m.d.sync += out_tile.eq(Mux(out_last, 0, out_tile + 1))
+            return
+        B = c.bundle
+        out_slot = Signal(range(B))
+        out_token = Signal(32)
+        out_first = Signal(32)  # the first token of the bundle leaving
+        slot_last = (out_slot == B - 1) | (out_token == s.tokens - 1)
+        s.out_resets += [out_slot.eq(0), out_token.eq(0), out_first.eq(0)]
         with m.If(self.o.valid & self.o.ready):
-            m.d.sync += out_tile.eq(Mux(out_last, 0, out_tile + 1))
+            with m.If(slot_last):
+                m.d.sync += [out_slot.eq(0), out_tile.eq(Mux(out_last, 0, out_tile + 1))]
+                with m.If(out_last):
+                    m.d.sync += [out_token.eq(out_token + 1), out_first.eq(out_token + 1)]
+                with m.Else():
+                    m.d.sync += out_token.eq(out_first)
+            with m.Else():
+                m.d.sync += [out_slot.eq(out_slot + 1), out_token.eq(out_token + 1)]
 
     def _counters(self, m: Module, s: "_Shell") -> None:
         """Performance counters, the end of a run, and the reset of the loader on start or abort."""
@@ -513,7 +642,9 @@ class LayerCore(Block, abc.ABC):
         with m.If(s.busy):
             m.d.sync += counters["CYCLES"].eq(counters["CYCLES"] + 1)
             with m.If(dp.take):
-                m.d.sync += counters["EVENTS"].eq(counters["EVENTS"] + dp.work)
+                reads = dp.work if dp.reads is None else dp.reads
+                m.d.sync += [counters["EVENTS"].eq(counters["EVENTS"] + dp.work),
+                             counters["WEIGHT_READS"].eq(counters["WEIGHT_READS"] + reads)]
                 with m.If(dp.work != 0):
                     m.d.sync += counters["ACTIVE_CYCLES"].eq(counters["ACTIVE_CYCLES"] + 1)
             with m.If(self.o.valid & ~self.o.ready):
@@ -531,7 +662,9 @@ class LayerCore(Block, abc.ABC):
         m.d.sync += s.flush.eq(s.run_start | s.abort)
         with m.If(s.run_start | s.abort):
             m.d.sync += [s.bank_full.eq(0), s.load_bank.eq(0), s.load_chunk.eq(0), s.tokens_loaded.eq(0),
-                         s.cur_bank.eq(0), s.out_tile.eq(0)]
+                         s.cur_bank.eq(0), *s.out_resets]
+            if self.config.bundle > 1:
+                m.d.sync += s.load_slot.eq(0)
         with m.If(s.abort):
             m.d.sync += s.busy.eq(0)
 

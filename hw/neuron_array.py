@@ -51,6 +51,13 @@ class TCLIFNeuronArray(Block):
 
     LATENCY = NEURON_ARRAY_LATENCY
 
+    @classmethod
+    def check_config(cls, config, **params) -> None:
+        super().check_config(config, **params)
+        if config.bundle != 1:
+            raise ValueError(f"the neuron array block encodes one token at a time: bundle={config.bundle!r} is not "
+                             "supported (the spike core's neuron stage computes bundles)")
+
     def __init__(self, *, config: AcceleratorConfig):
         super().__init__({
             "i": In(ActivationStream(config)),

@@ -11,7 +11,7 @@ from spikemllm.config import AcceleratorConfig
 from spikemllm.latency import PE_ARRAY_LATENCY
 
 from .block import Block
-from .signatures import AccumulatorStream, EventStream, WeightWriteStream, event_beat_layout
+from .signatures import AccumulatorStream, BundleAccumulatorStream, EventStream, WeightWriteStream, event_beat_layout
 
 __all__ = ["SparseAccumulatePEArray"]
 
@@ -69,6 +69,11 @@ class SparseAccumulatePEArray(Block):
     not reach back into the compactor within the cycle. Cycle model:
     :func:`spikemllm.golden.timing.cycle_model.pe_array_cycles`.
 
+    **Bundles.** With ``B = bundle > 1`` every PE has ``B`` accumulators, one per token of
+    the bundle. An event's weight row is read once; token ``b`` adds it with the coefficient
+    ``c_k`` if it fires at the event's index (``fire[b]``, sign ``negative[b]``), else 0. The
+    stages, flags and timing are those above, per token; ``o`` carries ``acc[B][P]``.
+
     Raises ``TypeError`` if ``config`` is not an :class:`AcceleratorConfig`.
     """
 
@@ -78,13 +83,17 @@ class SparseAccumulatePEArray(Block):
         super().__init__({
             "i": In(EventStream(config)),
             "weights": In(WeightWriteStream(config)),
-            "o": Out(AccumulatorStream(config)),
+            "o": Out(AccumulatorStream(config) if config.bundle == 1 else BundleAccumulatorStream(config)),
         }, config=config)
 
     def elaborate(self, platform):
         m = Module()
         c = self.config
-        P, E = c.pes, c.events_per_cycle
+        P, E, B = c.pes, c.events_per_cycle, c.bundle
+
+        def per_slot(name):
+            """A name per token of the bundle (the name alone without bundles)."""
+            return [name] if B == 1 else [f"{name}_b{b}" for b in range(B)]
 
         row_layout = data.ArrayLayout(signed(c.weight_bits), P)
         m.submodules.weight_memory = memory = Memory(shape=row_layout, depth=c.max_fan_in, init=[])
@@ -96,12 +105,14 @@ class SparseAccumulatePEArray(Block):
         # Stage 1: the beat whose weight rows are on the read ports' outputs; its sums.
         s1_valid = Signal()
         s1_event_valid = Signal(E)
-        s1_negative = Signal(E)  # a valid event that subtracts
         s1_before = Signal(E)  # slot k is before the beat's split
-        s1_single = Signal(E)  # c_k = 1
-        s1_double = Signal(E)  # c_k = 2
-        s1_ones = Signal(ones_shape)  # sum_k c_k * negative_k
-        s1_ones_before = Signal(ones_shape)  # the same over the events before the split
+        # per token of the bundle: its events among the beat's
+        s1_fires = [Signal(E, name=n) for n in per_slot("s1_fires")]  # a valid event at which the token fires
+        s1_negative = [Signal(E, name=n) for n in per_slot("s1_negative")]  # ... and subtracts
+        s1_single = [Signal(E, name=n) for n in per_slot("s1_single")]  # c_k = 1
+        s1_double = [Signal(E, name=n) for n in per_slot("s1_double")]  # c_k = 2
+        s1_ones = [Signal(ones_shape, name=n) for n in per_slot("s1_ones")]  # sum_k c_k * negative_k
+        s1_ones_before = [Signal(ones_shape, name=n) for n in per_slot("s1_ones_before")]  # the same before the split
         s1_step_end = Signal()
         s1_last = Signal()
         s1_work = Signal()  # the beat moves the accumulators: an event or a step end
@@ -111,15 +122,16 @@ class SparseAccumulatePEArray(Block):
         s2_last = Signal()
         s2_work = Signal()
         s2_has_after = Signal()  # an event after the split: the next tile has begun
-        s2_ones = Signal(ones_shape)
-        s2_ones_before = Signal(ones_shape)
+        s2_ones = [Signal(ones_shape, name=n) for n in per_slot("s2_ones")]
+        s2_ones_before = [Signal(ones_shape, name=n) for n in per_slot("s2_ones_before")]
 
-        acc = [Signal(signed(c.acc_width), name=f"acc_{p}") for p in range(P)]
+        slot_prefix = [""] if B == 1 else [f"b{b}_" for b in range(B)]
+        acc = [[Signal(signed(c.acc_width), name=f"acc_{x}{p}") for p in range(P)] for x in slot_prefix]
         step = Signal(c.step_width)
         busy = Signal()  # a token has started and its final step has not been accumulated
 
         out_valid = Signal()
-        out_acc = [Signal(signed(c.acc_width), name=f"out_acc_{p}") for p in range(P)]
+        out_acc = [[Signal(signed(c.acc_width), name=f"out_acc_{x}{p}") for p in range(P)] for x in slot_prefix]
         out_step = Signal(c.step_width)
         out_last = Signal()
         m.d.comb += [
@@ -127,8 +139,9 @@ class SparseAccumulatePEArray(Block):
             self.o.p.step.eq(out_step),
             self.o.p.last.eq(out_last),
         ]
-        for p in range(P):
-            m.d.comb += self.o.p.acc[p].eq(out_acc[p])
+        for b in range(B):
+            for p in range(P):
+                m.d.comb += (self.o.p.acc[p] if B == 1 else self.o.p.acc[b][p]).eq(out_acc[b][p])
 
         out_free = ~out_valid | self.o.ready
         s2_go = Signal()
@@ -177,67 +190,80 @@ class SparseAccumulatePEArray(Block):
             m.d.sync += s1_valid.eq(accept)
         # Each event's coefficient: 2 before a doubling step end, 0 before a tile's end, else 1.
         valid = _gather(events, "valid", E)
-        negative = valid & _gather(events, "negative", E)
         before = Cat(beat.split > k for k in range(E))
-        if tc_lif:
-            double = valid & before & (beat.step_end & ~beat.last).replicate(E)
-        else:
-            double = Const(0, E)
         dropped = before & (beat.step_end & beat.last).replicate(E)
-        single = valid & ~double & ~dropped
         with m.If(accept):  # the beat's flags load only with a beat (clock enable)
             m.d.sync += [
                 s1_event_valid.eq(valid),
-                s1_negative.eq(negative),
                 s1_before.eq(before),
-                s1_single.eq(single),
-                s1_double.eq(double),
-                s1_ones.eq(sum((single[k] & negative[k]) + ((double[k] & negative[k]) << 1) for k in range(E))),
-                s1_ones_before.eq(sum(before[k] & negative[k] for k in range(E))),
                 s1_step_end.eq(beat.step_end),
                 s1_last.eq(beat.last),
                 s1_work.eq(events[0].valid | beat.step_end),
             ]
+        for b in range(B):
+            if B == 1:
+                fires = valid
+                negative = valid & _gather(events, "negative", E)
+            else:
+                fires = valid & Cat(events[k].fire[b] for k in range(E))
+                negative = fires & Cat(events[k].negative[b] for k in range(E))
+            if tc_lif:
+                double = fires & before & (beat.step_end & ~beat.last).replicate(E)
+            else:
+                double = Const(0, E)
+            single = fires & ~double & ~dropped
+            with m.If(accept):
+                m.d.sync += [
+                    s1_fires[b].eq(fires),
+                    s1_negative[b].eq(negative),
+                    s1_single[b].eq(single),
+                    s1_double[b].eq(double),
+                    s1_ones[b].eq(sum((single[k] & negative[k]) + ((double[k] & negative[k]) << 1) for k in range(E))),
+                    s1_ones_before[b].eq(sum(before[k] & negative[k] for k in range(E))),
+                ]
         with m.If(~s2_valid | s2_go):
             m.d.sync += s2_valid.eq(s1_go)
         with m.If(s1_go):
             m.d.sync += [s2_step_end.eq(s1_step_end), s2_last.eq(s1_last), s2_work.eq(s1_work),
-                         s2_has_after.eq((s1_event_valid & ~s1_before).any()),
-                         s2_ones.eq(s1_ones), s2_ones_before.eq(s1_ones_before)]
+                         s2_has_after.eq((s1_event_valid & ~s1_before).any())]
+            m.d.sync += [s2_ones[b].eq(s1_ones[b]) for b in range(B)]
+            m.d.sync += [s2_ones_before[b].eq(s1_ones_before[b]) for b in range(B)]
 
         # Stage 1 arithmetic, per PE: each weight inverted for a negative event and scaled by
         # its coefficient (logic only), then the adder tree. Stage 2 adds the ones.
         sum_shape = signed(c.weight_bits + E.bit_length() + 2)
-        for p in range(P):
-            terms, befores = [], []
-            for k, read in enumerate(reads):
-                w = read.data[p]
-                x = Signal(signed(c.weight_bits), name=f"flipped_{p}_{k}")
-                m.d.comb += x.eq(Mux(s1_negative[k], ~w, w))
-                term = Signal(signed(c.weight_bits + 1), name=f"term_{p}_{k}")
-                m.d.comb += term.eq(Mux(s1_double[k], x << 1, Mux(s1_single[k], x, 0)))
-                terms.append(term)
-                befores.append(Mux(s1_before[k] & s1_event_valid[k], x, 0))
-            sum_term = _tree_sum(m, terms, sum_shape, name=f"sum_term_{p}")
-            sum_before = _tree_sum(m, befores, sum_shape, name=f"sum_before_{p}")
-            s2_term = Signal(sum_shape, name=f"s2_term_{p}")
-            s2_before = Signal(sum_shape, name=f"s2_before_{p}")
-            with m.If(s1_go):
-                m.d.sync += [s2_term.eq(sum_term), s2_before.eq(sum_before)]
-            term = Signal(sum_shape, name=f"term_{p}")
-            m.d.comb += term.eq(s2_term + s2_ones)
-            if tc_lif:
-                base = Mux(s2_step_end, Mux(s2_last, 0, acc[p] << 1), acc[p])
-            else:
-                base = Mux(s2_step_end & s2_last, 0, acc[p])
-            acc_next = Signal(signed(c.acc_width), name=f"acc_next_{p}")
-            m.d.comb += acc_next.eq(base + term)
-            with m.If(s2_go & s2_work):  # accumulators idle on a beat without work (clock enable)
-                m.d.sync += acc[p].eq(acc_next)
-            partial = Signal(sum_shape, name=f"partial_{p}")
-            m.d.comb += partial.eq(s2_before + s2_ones_before)
-            with m.If(s2_go & s2_step_end):
-                m.d.sync += out_acc[p].eq(acc[p] + partial)
+        for b, x in enumerate(slot_prefix):
+            for p in range(P):
+                terms, befores = [], []
+                for k, read in enumerate(reads):
+                    w = read.data[p]
+                    flipped = Signal(signed(c.weight_bits), name=f"flipped_{x}{p}_{k}")
+                    m.d.comb += flipped.eq(Mux(s1_negative[b][k], ~w, w))
+                    term = Signal(signed(c.weight_bits + 1), name=f"term_{x}{p}_{k}")
+                    m.d.comb += term.eq(Mux(s1_double[b][k], flipped << 1, Mux(s1_single[b][k], flipped, 0)))
+                    terms.append(term)
+                    befores.append(Mux(s1_before[k] & s1_fires[b][k], flipped, 0))
+                sum_term = _tree_sum(m, terms, sum_shape, name=f"sum_term_{x}{p}")
+                sum_before = _tree_sum(m, befores, sum_shape, name=f"sum_before_{x}{p}")
+                s2_term = Signal(sum_shape, name=f"s2_term_{x}{p}")
+                s2_before = Signal(sum_shape, name=f"s2_before_{x}{p}")
+                with m.If(s1_go):
+                    m.d.sync += [s2_term.eq(sum_term), s2_before.eq(sum_before)]
+                term = Signal(sum_shape, name=f"term_{x}{p}")
+                m.d.comb += term.eq(s2_term + s2_ones[b])
+                a = acc[b][p]
+                if tc_lif:
+                    base = Mux(s2_step_end, Mux(s2_last, 0, a << 1), a)
+                else:
+                    base = Mux(s2_step_end & s2_last, 0, a)
+                acc_next = Signal(signed(c.acc_width), name=f"acc_next_{x}{p}")
+                m.d.comb += acc_next.eq(base + term)
+                with m.If(s2_go & s2_work):  # accumulators idle on a beat without work (clock enable)
+                    m.d.sync += a.eq(acc_next)
+                partial = Signal(sum_shape, name=f"partial_{x}{p}")
+                m.d.comb += partial.eq(s2_before + s2_ones_before[b])
+                with m.If(s2_go & s2_step_end):
+                    m.d.sync += out_acc[b][p].eq(a + partial)
 
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += out_valid.eq(0)

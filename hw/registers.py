@@ -16,7 +16,7 @@ register                  access  meaning
 ``ID``                    ro      constant ``0x534D4C31`` ("SML1")
 ``HW_LANES_PES``          ro      ``lanes`` [15:0], ``pes`` [31:16]
 ``HW_STEPS``              ro      ``t_max`` [7:0], ``events_per_cycle`` [15:8], ``layers`` [23:16], coding [24] (1 = count),
-                                  datapath [26:25] (0 spike, 1 dense INT8, 2 dense FP16)
+                                  datapath [26:25] (0 spike, 1 dense INT8, 2 dense FP16), ``bundle`` [31:27]
 ``HW_MEMORY``             ro      ``max_fan_in`` (weight-memory rows) [23:0]
 ``HW_TILES``              ro      ``max_out_tiles`` [15:0]
 ``CTRL``                  wo      ``start`` [0], ``clear`` [1] (clear done, error and counters),
@@ -29,11 +29,13 @@ register                  access  meaning
 ``TTABLE[i]``             rw      ``T`` of layer ``i // 2``, modality ``i % 2`` (0 text, 1 vision;
                                   :func:`spikemllm.modality.timestep_index`)
 ``CYCLES``                ro      cycles spent busy in the last/current run
-``EVENTS``                ro      spike events accumulated
+``EVENTS``                ro      spike events accumulated (every token's own)
 ``ACTIVE_CYCLES``         ro      cycles in which the PE array accumulated at least one event
 ``STALL_CYCLES``          ro      cycles the output stream was held by back-pressure
 ``IDLE_IN_CYCLES``        ro      busy cycles spent waiting for token input
 ``TOKENS_DONE``           ro      tokens whose outputs have all left
+``WEIGHT_READS``          ro      weight-row reads (one per event slot filled; with bundles one read
+                                  serves the events of the bundle's tokens at one input index)
 ========================  ======  ==================================================
 
 Errors (``error_code``) never compute: the offending write or start is refused and the
@@ -214,18 +216,20 @@ class RegisterMap:
 
 COUNTERS = (
     ("CYCLES", "cycles spent busy in the last or current run"),
-    ("EVENTS", "spike events accumulated by the PE array"),
+    ("EVENTS", "spike events accumulated by the PE array (every token's own)"),
     ("ACTIVE_CYCLES", "cycles in which the PE array accumulated at least one event"),
     ("STALL_CYCLES", "cycles an output vector waited for the consumer (back-pressure)"),
     ("IDLE_IN_CYCLES", "busy cycles spent waiting for token input"),
     ("TOKENS_DONE", "tokens whose outputs have all left"),
+    ("WEIGHT_READS", "weight-row reads by the PE array (one per filled event slot; with bundles one read serves "
+                     "the events of the bundle's tokens at the same input index)"),
 )
 """Performance counters, in register order: name -> meaning."""
 
 BUILD_FIELDS = {
     "HW_LANES_PES": {"LANES": "lanes", "PES": "pes"},
     "HW_STEPS": {"T_MAX": "t_max", "EVENTS_PER_CYCLE": "events_per_cycle", "LAYERS": "layers",
-                 "COUNT_CODING": "coding", "DATAPATH": "kind"},
+                 "COUNT_CODING": "coding", "DATAPATH": "kind", "BUNDLE": "bundle"},
     "HW_MEMORY": {"MAX_FAN_IN": "max_fan_in", "DENSE_INPUTS": "dense_inputs"},
     "HW_TILES": {"MAX_OUT_TILES": "max_out_tiles", "REQUANTIZERS": "requantizers"},
 }
@@ -282,6 +286,7 @@ def register_map(config: AcceleratorConfig) -> RegisterMap:
             Field("LAYERS", 16, 8, "layers in the timestep table"),
             Field("COUNT_CODING", 24, 1, "1 if built for count coding instead of TC-LIF"),
             Field("DATAPATH", 25, 2, "0 spike core, 1 dense INT8 baseline, 2 dense FP16 baseline"),
+            Field("BUNDLE", 27, 5, "tokens sharing each weight-row read"),
         ), 1),
         ("HW_MEMORY", "ro", "weight-memory rows (input features x output tiles)", (
             Field("MAX_FAN_IN", 0, 24, "weight-memory rows"),

@@ -8,7 +8,9 @@ layouts (:mod:`spikemllm.sim.payload`).
 
 Spikes are ternary and carried as 2-bit two's complement (``-1 = 0b11``, ``0``, ``+1``).
 
-Payloads (``E`` = events per cycle, ``P`` = PEs):
+Payloads (``E`` = events per cycle, ``P`` = PEs, ``B`` = tokens per bundle; the fields that
+hold one value per token of a bundle are as shown for ``B = 1`` and gain a leading index
+``[B]`` for ``B > 1``):
 
 =====================  ==========================================================================
 ``activation_vector``  ``values[lanes]`` signed activations, ``timesteps`` (T of this token),
@@ -16,11 +18,13 @@ Payloads (``E`` = events per cycle, ``P`` = PEs):
 ``spike_vector``       ``spikes[lanes]`` ternary, ``base``, ``step`` (t), ``step_end`` (this vector
                        completes timestep t), ``last`` (t is the tile's final step), ``more``
                        (with ``last``: the next tile's vectors follow at once)
-``event_beat``         ``events[E]`` of ``{valid, negative, index}`` packed from slot 0,
+``event_beat``         ``events[E]`` of ``{valid, negative, index}`` (``B > 1``: ``{valid, index,
+                       fire[B], negative[B]}``: the tokens that fire at the index) packed from slot 0,
                        ``step_end`` (a step ends in the beat), ``split`` (events before
                        the step end), ``last`` (the step that ends is the tile's final one)
 ``weight_write``       ``addr`` (input index), ``row[P]`` signed weights
 ``accumulator_vector`` ``acc[P]`` signed accumulators, ``step``, ``last``
+``bundle_accumulator`` ``acc[B][P]``, ``step``, ``last``: the PE array's output with ``B > 1``
 ``requant_params``     ``bias[P]`` signed, ``multiplier[P]`` unsigned, ``shift[P]`` unsigned
 ``output_vector``      ``values[P]`` signed requantized outputs
 =====================  ==========================================================================
@@ -41,6 +45,7 @@ __all__ = [
     "event_beat_layout",
     "weight_write_layout",
     "accumulator_vector_layout",
+    "bundle_accumulator_layout",
     "requant_params_layout",
     "output_vector_layout",
     "ActivationStream",
@@ -48,6 +53,7 @@ __all__ = [
     "EventStream",
     "WeightWriteStream",
     "AccumulatorStream",
+    "BundleAccumulatorStream",
     "RequantParamsStream",
     "OutputStream",
 ]
@@ -75,8 +81,9 @@ def activation_vector_layout(config: AcceleratorConfig) -> data.StructLayout:
 def spike_vector_layout(config: AcceleratorConfig) -> data.StructLayout:
     """One timestep of ternary spikes of ``lanes`` neurons."""
     c = _check(config)
+    spikes = data.ArrayLayout(SPIKE_SHAPE, c.lanes)
     return data.StructLayout({
-        "spikes": data.ArrayLayout(SPIKE_SHAPE, c.lanes),
+        "spikes": spikes if c.bundle == 1 else data.ArrayLayout(spikes, c.bundle),
         "base": unsigned(c.index_width),
         "step": unsigned(c.step_width),
         "step_end": 1,
@@ -86,8 +93,17 @@ def spike_vector_layout(config: AcceleratorConfig) -> data.StructLayout:
 
 
 def event_layout(config: AcceleratorConfig) -> data.StructLayout:
-    """One spike event: the input index that fired and whether the spike was -1."""
+    """One spike event: the input index that fired and whether the spike was -1; with
+    ``bundle > 1``, which of the bundle's tokens fire at the index (``fire``) and with which
+    sign (``negative``), all served by one weight-row read."""
     c = _check(config)
+    if c.bundle > 1:
+        return data.StructLayout({
+            "valid": 1,
+            "index": unsigned(c.index_width),
+            "fire": c.bundle,
+            "negative": c.bundle,
+        })
     return data.StructLayout({
         "valid": 1,
         "negative": 1,
@@ -128,6 +144,16 @@ def accumulator_vector_layout(config: AcceleratorConfig) -> data.StructLayout:
     })
 
 
+def bundle_accumulator_layout(config: AcceleratorConfig) -> data.StructLayout:
+    """Accumulators of the ``pes`` channels of each of the ``bundle`` tokens after timestep ``step``."""
+    c = _check(config)
+    return data.StructLayout({
+        "acc": data.ArrayLayout(data.ArrayLayout(signed(c.acc_width), c.pes), c.bundle),
+        "step": unsigned(c.step_width),
+        "last": 1,
+    })
+
+
 def requant_params_layout(config: AcceleratorConfig) -> data.StructLayout:
     """Per-channel biases, fixed-point multipliers and right shifts of the requantizer."""
     c = _check(config)
@@ -158,5 +184,6 @@ SpikeVectorStream = _stream(spike_vector_layout)
 EventStream = _stream(event_beat_layout)
 WeightWriteStream = _stream(weight_write_layout)
 AccumulatorStream = _stream(accumulator_vector_layout)
+BundleAccumulatorStream = _stream(bundle_accumulator_layout)
 RequantParamsStream = _stream(requant_params_layout)
 OutputStream = _stream(output_vector_layout)

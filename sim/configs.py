@@ -50,6 +50,8 @@ class FuzzBounds:
     tokens: int = 4
     run_chunks: int = 4
     run_tiles: int = 3
+    bundle: int = 4
+    """tokens per weight-row read (``B`` accumulators per PE)"""
     run_work: int = 1500
     """about the most beats a run's tokens may take (``tokens * tiles * chunks * lanes * T / E``)"""
 
@@ -107,6 +109,7 @@ def accelerator_configs(draw, *, bounds: FuzzBounds = FUZZ_BOUNDS, name: str = "
     acc_width = AcceleratorConfig(**fields).acc_width
     fields["multiplier_bits"] = draw(edge_integers(r["multiplier_bits"][0],
                                                    min(r["multiplier_bits"][1], PRODUCT_BITS - acc_width)))
+    fields["bundle"] = draw(edge_integers(r["bundle"][0], min(bounds.bundle, r["bundle"][1])))
     return AcceleratorConfig(**fields)
 
 

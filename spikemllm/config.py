@@ -91,10 +91,11 @@ FIELD_RANGES = {
     "max_out_tiles": (1, 1 << 12),
     "requantizers": (1, (1 << 16) - 1),
     "dense_inputs": (1, 128),
+    "bundle": (1, 16),
 }
 """Integer field -> ``(low, high)`` of its own range. The upper bounds of ``lanes``,
-``pes``, ``t_max``, ``events_per_cycle``, ``max_fan_in``, ``dense_inputs`` and
-``requantizers`` are what the cores' build registers (``HW_*``, :mod:`spikemllm.hw.registers`)
+``pes``, ``t_max``, ``events_per_cycle``, ``max_fan_in``, ``dense_inputs``, ``requantizers``
+and ``bundle`` are what the cores' build registers (``HW_*``, :mod:`spikemllm.hw.registers`)
 report in their fields. The constraints between fields narrow these: ``t_max <= t_max_limit`` (from ``act_bits`` and
 ``coding``), ``events_per_cycle <= lanes``, ``max_fan_in`` a multiple of ``lanes``,
 ``requantizers`` a divisor of ``pes``, ``dense_inputs`` a power of two at most ``lanes``,
@@ -186,6 +187,11 @@ class AcceleratorConfig:
     dense_inputs:
         Inputs the dense baseline cores multiply-accumulate per cycle (``D``): each PE has
         ``D`` multipliers. A power of two, at most ``lanes``. The spike core ignores it.
+    bundle:
+        Tokens that share each weight-row read (``B``): the spike core computes ``B``
+        consecutive tokens of a run together, and the events of the bundle's tokens at the
+        same input index use one read of the weight row (``B`` accumulators per PE).
+        ``1`` computes one token at a time. See :mod:`spikemllm.golden.bundle`.
 
     Raises ``TypeError`` for a parameter of the wrong type and ``ValueError`` naming the
     bad value for one out of range.
@@ -208,6 +214,7 @@ class AcceleratorConfig:
     max_out_tiles: int = 8
     requantizers: int = 1
     dense_inputs: int = 1
+    bundle: int = 1
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name or not self.name.replace("_", "").isalnum():
@@ -246,6 +253,7 @@ class AcceleratorConfig:
         _check_int("dense_inputs", self.dense_inputs, *FIELD_RANGES["dense_inputs"])
         if self.dense_inputs > self.lanes:
             raise ValueError(f"dense_inputs must be at most lanes={self.lanes}, not {self.dense_inputs!r}")
+        _check_int("bundle", self.bundle, *FIELD_RANGES["bundle"])
         if self.product_width > _PRODUCT_BITS:
             raise ValueError(
                 f"acc_width={self.acc_width} (from t_max={self.t_max!r}, coding={self.coding.value!r}, "

@@ -38,9 +38,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from spikemllm.golden.encoding import encode_count_signed, encode_tc_lif
+from spikemllm.golden.bundle import bundle_spikes, bundles
 
-from spikemllm.config import AcceleratorConfig, Coding
+from spikemllm.config import AcceleratorConfig
 from spikemllm.latency import requantizer_latency
 
 from .dense_datapath import DenseDatapathModel
@@ -74,6 +74,10 @@ class CoreCycles:
     """cycles after the last tile's final vector is taken: the requantizer's groups and output"""
     event_slots: int
     """events (spike core) or inputs (dense core) the datapath can take per cycle"""
+    weight_reads: int
+    """weight-row reads (the ``WEIGHT_READS`` counter): one per event slot filled. Equal to
+    :attr:`events` without bundles; with ``B`` tokens per bundle, one read serves the
+    events of the bundle's tokens at the same input index and step"""
 
     @property
     def pe_utilization(self) -> float:
@@ -82,8 +86,13 @@ class CoreCycles:
 
     @property
     def event_slot_utilization(self) -> float:
-        """Events over event slots offered: ``events / (E * cycles)``."""
-        return self.events / (self.event_slots * self.cycles)
+        """Filled event slots over event slots offered: ``weight_reads / (E * cycles)``
+        (``events / (E * cycles)`` without bundles)."""
+        return self.weight_reads / (self.event_slots * self.cycles)
+
+    def reads_per_token(self, tokens: int) -> float:
+        """Weight-row reads per token of a run of ``tokens`` tokens."""
+        return self.weight_reads / tokens
 
     def breakdown(self) -> dict[str, int]:
         """Cycles by cause; they add up to :attr:`cycles`."""
@@ -96,21 +105,26 @@ class CoreCycles:
         }
 
 
-def _run(config: AcceleratorConfig, datapath, tiles: list, out_tiles: int, chunks: int, slots: int) -> CoreCycles:
-    """Step the shell around ``datapath`` (a datapath model) for a run whose token ``n``
-    begins each of its ``out_tiles`` tiles with ``tiles[n]`` (the argument of the
-    datapath's ``tick(begin=...)``), with ``chunks`` activation chunks per token and
-    ``slots`` events or inputs per beat. Each cycle is counted once in the breakdown: a
-    beat with work, else the first load, else a token switch, else work without events;
-    the cycles after the last tile's final vector is taken are the requantizer's tail."""
+def _run(config: AcceleratorConfig, datapath, tiles: list, out_tiles: int, chunks: int, slots: int,
+         sizes: list | None = None, events: int | None = None) -> CoreCycles:
+    """Step the shell around ``datapath`` (a datapath model) for a run whose bundle ``n``
+    (``sizes[n]`` tokens, one each when not given) begins each of its ``out_tiles`` tiles
+    with ``tiles[n]`` (the argument of the datapath's ``tick(begin=...)``), with ``chunks``
+    activation chunks per token and ``slots`` events or inputs per beat. The datapath's
+    ``work`` per beat is its weight-row reads; ``events`` (the spike events of all tokens)
+    defaults to their sum. Each cycle is counted once in the breakdown: a beat with work,
+    else the first load, else a token switch, else work without events; the cycles after
+    the last tile's final vector is taken are the requantizer's tail."""
     N, J, K, G = len(tiles), out_tiles, chunks, config.requant_cycles
-    bank_full, load_bank, load_chunk, loaded = [False, False], 0, 0, 0
+    sizes = [1] * N if sizes is None else list(sizes)
+    bank_full, load_bank, load_chunk, load_slot, loaded = [False, False], 0, 0, 0, 0
     cur, state, tile, token = 0, "WAIT_TOKEN", 0, 0
     last_capture, captures = None, 0
-    events = active = idle = switch = load = 0
+    rq_bundle, rq_tile, rq_slot = 0, 0, 0  # the bundle, tile and token slot of the next final vector the requantizer takes
+    reads = active = idle = switch = load = 0
     started = False
     cycle = 1  # the first cycle after the START write
-    limit = 1000 + 64 * N * J * max(K, 1) * (config.t_max + 1) + N * J * G
+    limit = 1000 + 64 * sum(sizes) * J * max(K, 1) * (config.t_max + 1) + sum(sizes) * J * G
     while True:
         loading = loaded != N and not bank_full[load_bank]
         begin = next_tile = None
@@ -119,10 +133,12 @@ def _run(config: AcceleratorConfig, datapath, tiles: list, out_tiles: int, chunk
         elif state == "FEED" and tile != J - 1:
             next_tile = tiles[token]
         can_capture = last_capture is None or cycle >= last_capture + G
-        o_ready = not datapath.o_last or can_capture
-        capture = datapath.o_valid and datapath.o_last and o_ready
+        final_slot = rq_slot == sizes[rq_bundle] - 1
+        # a final vector leaves the datapath's output register with its bundle's last token
+        o_ready = not datapath.o_last or (can_capture and final_slot)
+        capture = datapath.o_valid and datapath.o_last and can_capture
         datapath.tick(begin=begin, o_ready=o_ready, next_tile=next_tile)
-        events += datapath.work
+        reads += datapath.work
         if datapath.work:
             active += 1
         elif not started:
@@ -134,14 +150,25 @@ def _run(config: AcceleratorConfig, datapath, tiles: list, out_tiles: int, chunk
         started = started or begin is not None
         if capture:
             last_capture, captures = cycle, captures + 1
-            if captures == N * J:
+            if captures == sum(sizes) * J:
                 tail = requantizer_latency(config)
-                return CoreCycles(cycle + tail, events, active, idle, switch, load, tail, slots)
+                return CoreCycles(cycle + tail, reads if events is None else events, active, idle, switch, load, tail,
+                                  slots, reads)
+            if final_slot:
+                rq_slot, rq_tile = 0, rq_tile + 1
+                if rq_tile == J:
+                    rq_tile, rq_bundle = 0, rq_bundle + 1
+            else:
+                rq_slot += 1
         # the clock edge
         token_ready = bank_full[cur]
         if loading:
             if load_chunk == K - 1:
-                load_chunk, bank_full[load_bank], load_bank, loaded = 0, True, load_bank ^ 1, loaded + 1
+                load_chunk = 0
+                if load_slot == sizes[loaded] - 1:
+                    bank_full[load_bank], load_bank, loaded, load_slot = True, load_bank ^ 1, loaded + 1, 0
+                else:
+                    load_slot += 1
             else:
                 load_chunk += 1
         if state == "WAIT_TOKEN":
@@ -159,15 +186,15 @@ def _run(config: AcceleratorConfig, datapath, tiles: list, out_tiles: int, chunk
             raise RuntimeError(f"the core model did not finish the run in {limit} cycles")
 
 
-def _encode(q: torch.Tensor, T: int, config: AcceleratorConfig) -> torch.Tensor:
-    return encode_tc_lif(q, T) if config.coding is Coding.TC_LIF else encode_count_signed(q, T)
-
-
 def core_cycles(config: AcceleratorConfig, q: torch.Tensor, timesteps, out_tiles: int) -> CoreCycles:
     """Exact RTL counters of a spike-core run under ideal streams.
 
     ``q``: integer activations ``(tokens, in)`` with ``in`` a multiple of ``lanes`` (the
     padded layer); ``timesteps``: ``T`` of every token; ``out_tiles``: output tiles ``J``.
+    With ``config.bundle = B > 1`` the tokens run in bundles of ``B``
+    (:mod:`spikemllm.golden.bundle`): a bundle's spike vectors carry the union of its
+    tokens' spikes over ``max T`` steps, its ``B * K`` chunks load before it starts, and the
+    requantizer takes each tile's final accumulators once per token.
     Raises ``ValueError`` for shapes the core cannot run or values ``T`` steps cannot carry.
     """
     if not isinstance(config, AcceleratorConfig):
@@ -185,13 +212,19 @@ def core_cycles(config: AcceleratorConfig, q: torch.Tensor, timesteps, out_tiles
     for T in steps:
         if not 1 <= T <= config.t_max:
             raise ValueError(f"T={T} is outside [1, t_max={config.t_max}]")
-    K = q.shape[1] // config.lanes
-    tiles = []
-    for n, T in enumerate(steps):
-        nnz = (_encode(q[n], T, config).view(T, K, config.lanes) != 0).sum(dim=-1).flatten().tolist()
+    K, L = q.shape[1] // config.lanes, config.lanes
+    tiles, sizes, spikes = [], [], 0
+    for group in bundles(len(steps), config.bundle):
+        trains = bundle_spikes(q[group.start:group.stop], steps[group.start:group.stop], config.coding)
+        T = trains.shape[0]
+        fired = trains.view(T, len(group), K, L) != 0
+        spikes += int(fired.sum())
+        # one event per lane at which any of the bundle's tokens fires: the union
+        nnz = fired.any(dim=1).sum(dim=-1).flatten().tolist()
         tiles.append(vector_counts(nnz, K))
+        sizes.append(len(group))
     E = config.events_per_cycle
-    return _run(config, SpikeDatapathModel(E), tiles, out_tiles, K, E)
+    return _run(config, SpikeDatapathModel(E), tiles, out_tiles, K, E, sizes, spikes * out_tiles)
 
 
 def dense_core_cycles(config: AcceleratorConfig, tokens: int, in_features: int, out_tiles: int,
@@ -202,7 +235,10 @@ def dense_core_cycles(config: AcceleratorConfig, tokens: int, in_features: int, 
     ``IN / D`` beats per tile, so the time depends only on the shape (``IN`` the padded
     inputs, ``K = IN / lanes`` chunks, ``J`` output tiles, ``N`` tokens). ``events``
     counts inputs multiplied per PE (``N * J * IN``); ``active_cycles`` the beats of ``D``
-    of them. Raises ``ValueError`` for a shape the core cannot run.
+    of them. With ``config.bundle = B > 1`` a beat carries the ``D`` inputs of each token
+    of a bundle and reads the ``D`` weight rows once (``weight_reads`` = bundles ``* J *
+    IN``), and the requantizer takes each tile's final accumulators once per token.
+    Raises ``ValueError`` for a shape the core cannot run.
     """
     if not isinstance(config, AcceleratorConfig):
         raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
@@ -216,4 +252,6 @@ def dense_core_cycles(config: AcceleratorConfig, tokens: int, in_features: int, 
         raise ValueError(f"out_tiles must be in [1, {config.max_out_tiles}], not {out_tiles!r}")
     D = config.dense_inputs
     model = DenseDatapathModel(arithmetic, D)
-    return _run(config, model, [in_features // D] * tokens, out_tiles, in_features // config.lanes, D)
+    sizes = [len(group) for group in bundles(tokens, config.bundle)]
+    return _run(config, model, [in_features // D] * len(sizes), out_tiles, in_features // config.lanes, D, sizes,
+                tokens * out_tiles * in_features)

@@ -29,7 +29,11 @@ __all__ = [
     "step_firing_rates",
     "expected_vector_cycles",
     "ProjectionSetup",
+    "CORES",
+    "layer_work",
+    "phase_work",
     "project",
+    "bound",
 ]
 
 
@@ -184,6 +188,106 @@ def _layer_cycles_per_token(shape: LinearShape, setup: ProjectionSetup, vector_c
     return shape.count * (J * T * K * vector_cycles + TOKEN_SWITCH)
 
 
+CORES = ("spike", "int8", "fp16")
+"""The cores a projection can describe: the spike core and the dense baselines."""
+
+
+def layer_work(shape: LinearShape, setup: ProjectionSetup, T: int, rates, *, core: str = "spike",
+               dense_inputs: int | None = None) -> dict:
+    """Expected work of one token through a group of identical linear layers (``shape``,
+    all ``shape.count`` of them) on one core of ``setup``, following the cores' structure
+    (:mod:`.core_model`): ``J = ceil(out / pes)`` output tiles run back to back, each
+    streaming the token's ``K = ceil(in / lanes)`` activation chunks.
+
+    ``core = "spike"``: per tile, ``T * K`` spike vectors (one activation-memory row read
+    each); ``in * sum(rates)`` events, each one weight-row read and ``pes`` accumulates;
+    cycles as :func:`project` counts them. ``rates``: firing rate of each of the ``T``
+    steps. ``core = "int8"`` or ``"fp16"``: per tile, ``K * lanes / D`` beats of ``D =
+    dense_inputs`` inputs (one activation-memory row read per chunk), every input one
+    weight-row read and ``pes`` multiply-accumulates. Every core requantizes ``J * pes``
+    outputs and writes the token's ``K`` activation rows once.
+
+    Returns ``cycles``, ``work`` (events or inputs), ``operations`` (accumulates or MACs),
+    ``weight_row_reads``, ``activation_row_reads``, ``activation_row_writes``, ``outputs``
+    and ``tiles``. Raises ``ValueError`` for an unknown core, a missing or non-positive
+    ``dense_inputs``, or rates that are not ``T`` values in [0, 1].
+    """
+    if core not in CORES:
+        raise ValueError(f"core must be one of {CORES}, not {core!r}")
+    K = -(-shape.in_features // setup.lanes)
+    J = -(-shape.out_features // setup.pes)
+    n = shape.count
+    if core == "spike":
+        rates = tuple(rates)
+        if len(rates) != T or not all(0 <= r <= 1 for r in rates):
+            raise ValueError(f"rates must be {T} firing rates in [0, 1], not {rates!r}")
+        per_vector = max(1.0, sum(expected_vector_cycles(setup.lanes, r, setup.events_per_cycle) for r in rates) / T)
+        work = n * J * shape.in_features * sum(rates)
+        cycles = _layer_cycles_per_token(shape, setup, per_vector, T)
+        activation_reads = n * J * T * K
+    else:
+        if not isinstance(dense_inputs, int) or dense_inputs < 1:
+            raise ValueError(f"dense_inputs must be a positive int for a {core} core, not {dense_inputs!r}")
+        work = n * J * K * setup.lanes
+        cycles = n * (J * -(-(K * setup.lanes) // dense_inputs) + TOKEN_SWITCH)
+        activation_reads = n * J * K
+    return {"cycles": cycles, "work": work, "operations": work * setup.pes, "weight_row_reads": work,
+            "activation_row_reads": activation_reads, "activation_row_writes": n * K, "outputs": n * J * setup.pes,
+            "tiles": n * J}
+
+
+def _phases(spec: dict, setup: ProjectionSetup, tv: int, tt: int) -> dict:
+    """Each phase's ``(stage, T, tokens)`` parts, the stages whose weights it streams and
+    its tokens: prefill is one image plus ``text_tokens``, decode one text token."""
+    return {
+        "prefill": {
+            "parts": (("vision_encoder", tv, spec["vision_tokens"]), ("projector", tv, spec["lm_vision_tokens"]),
+                      ("language_model", tv, spec["lm_vision_tokens"]), ("language_model", tt, setup.text_tokens)),
+            "stages": ("vision_encoder", "projector", "language_model"),
+            "tokens": spec["lm_vision_tokens"] + setup.text_tokens,
+        },
+        "decode": {"parts": (("language_model", tt, 1),), "stages": ("language_model",), "tokens": 1},
+    }
+
+
+def _spec(model: str) -> dict:
+    spec = MODELS.get(model)
+    if spec is None:
+        raise ValueError(f"unknown model {model!r}; known: {sorted(MODELS)}")
+    return spec
+
+
+def phase_work(model: str, setup: ProjectionSetup = ProjectionSetup(), *, tv: int = 3, tt: int = 4,
+               core: str = "spike", dense_inputs: int | None = None, shapes=None, rates=None) -> dict:
+    """Expected work of each phase (prefill, batch-1 decode) of a full-size ``model`` on
+    ``setup.cores`` cores: :func:`layer_work` summed over the model's linear layers and the
+    phase's tokens (the same phases and shapes as :func:`project`).
+
+    Per phase: ``tokens``, ``cycles`` (per core: the work spread evenly over the cores),
+    the totals of :func:`layer_work`'s counts over all cores, and ``weight_bits``: the bits
+    of the weights the phase streams (each weight once per phase, ``setup.weight_bits``
+    each). ``shapes`` and ``rates`` (``T -> rates``) replace the model's linear layers and
+    the measured firing rates (for tests). Raises ``ValueError`` for an unknown model.
+    """
+    spec = _spec(model)
+    shapes = model_linear_shapes(model) if shapes is None else tuple(shapes)
+    if rates is None:
+        rates = {T: step_firing_rates(T) if core == "spike" else (0.0,) * T for T in {tv, tt}}
+    result = {}
+    for phase, p in _phases(spec, setup, tv, tt).items():
+        totals: dict[str, float] = {}
+        for stage, T, tokens in p["parts"]:
+            for s in shapes:
+                if s.stage != stage:
+                    continue
+                for key, value in layer_work(s, setup, T, rates[T], core=core, dense_inputs=dense_inputs).items():
+                    totals[key] = totals.get(key, 0) + tokens * value
+        totals["cycles"] = totals.get("cycles", 0) / setup.cores
+        result[phase] = {"tokens": p["tokens"], **totals,
+                         "weight_bits": sum(s.weights for s in shapes if s.stage in p["stages"]) * setup.weight_bits}
+    return result
+
+
 def project(model: str, setup: ProjectionSetup = ProjectionSetup(), *, tv: int = 3, tt: int = 4) -> dict:
     """Tokens/s of prefill (one image plus ``text_tokens``) and batch-1 decode.
 
@@ -191,47 +295,27 @@ def project(model: str, setup: ProjectionSetup = ProjectionSetup(), *, tv: int =
     ``tv`` (vision) or ``tt`` (text). Returns compute- and bandwidth-limited times per
     phase and which bound applies.
     """
-    spec = MODELS.get(model)
-    if spec is None:
-        raise ValueError(f"unknown model {model!r}; known: {sorted(MODELS)}")
-    shapes = model_linear_shapes(model)
     rates = {T: step_firing_rates(T) for T in {tv, tt}}
-    # the neuron stage issues one spike vector per cycle: a tile takes at least T * K cycles
-    per_vector = {
-        T: max(1.0, sum(expected_vector_cycles(setup.lanes, r, setup.events_per_cycle) for r in rates[T]) / T)
-        for T in rates
-    }
-
-    def cycles(stage, T, tokens):
-        return tokens * sum(_layer_cycles_per_token(s, setup, per_vector[T], T) for s in shapes if s.stage == stage)
-
-    def weight_bytes(stages):
-        return sum(s.weights for s in shapes if s.stage in stages) * setup.weight_bits / 8
-
-    prompt = spec["lm_vision_tokens"] + setup.text_tokens
-    prefill_cycles = (
-        cycles("vision_encoder", tv, spec["vision_tokens"])
-        + cycles("projector", tv, spec["lm_vision_tokens"])
-        + cycles("language_model", tv, spec["lm_vision_tokens"])
-        + cycles("language_model", tt, setup.text_tokens)
-    ) / setup.cores
-    decode_cycles = cycles("language_model", tt, 1) / setup.cores
+    work = phase_work(model, setup, tv=tv, tt=tt, rates=rates)
     result = {"model": model, "setup": asdict(setup), "tv": tv, "tt": tt,
               "firing_rate_per_step": {str(T): list(r) for T, r in rates.items()}}
-    for phase, cyc, stages, tokens in (
-        ("prefill", prefill_cycles, ("vision_encoder", "projector", "language_model"), prompt),
-        ("decode", decode_cycles, ("language_model",), 1),
-    ):
-        compute_s = cyc / setup.clock_hz
-        memory_s = weight_bytes(stages) / setup.bandwidth_bytes_per_s
-        time_s = max(compute_s, memory_s)
-        result[phase] = {
-            "tokens": tokens,
-            "cycles": cyc,
-            "compute_s": compute_s,
-            "weight_bytes": weight_bytes(stages),
-            "memory_s": memory_s,
-            "bound": "compute" if compute_s >= memory_s else "bandwidth",
-            "tokens_per_s": tokens / time_s,
-        }
+    for phase, w in work.items():
+        result[phase] = bound(w["tokens"], w["cycles"], w["weight_bits"] / 8, setup)
     return result
+
+
+def bound(tokens: int, cycles: float, weight_bytes: float, setup: ProjectionSetup) -> dict:
+    """A phase's time: compute (``cycles`` at the clock) or weight traffic (``weight_bytes``
+    over the bandwidth), whichever takes longer, and its tokens/s."""
+    compute_s = cycles / setup.clock_hz
+    memory_s = weight_bytes / setup.bandwidth_bytes_per_s
+    time_s = max(compute_s, memory_s)
+    return {
+        "tokens": tokens,
+        "cycles": cycles,
+        "compute_s": compute_s,
+        "weight_bytes": weight_bytes,
+        "memory_s": memory_s,
+        "bound": "compute" if compute_s >= memory_s else "bandwidth",
+        "tokens_per_s": tokens / time_s,
+    }

@@ -9,8 +9,8 @@ layer through the firmware driver and programs the timestep table, then:
 * every ``abort_every``-th layer first runs under random stalls and is aborted at a
   random cycle (the driver's ``run`` timeout; ``STATUS.ABORTED`` must be set, nothing
   else);
-* an ideal run: outputs equal the golden model's, ``CYCLES``, ``EVENTS`` and
-  ``ACTIVE_CYCLES`` the performance model's, and ``CYCLES`` the testbench's own count;
+* an ideal run: outputs equal the golden model's, ``CYCLES``, ``EVENTS``,
+  ``ACTIVE_CYCLES`` and ``WEIGHT_READS`` the performance model's, and ``CYCLES`` the testbench's own count;
 * a run with random input stalls and output back-pressure: the same outputs, the same
   events, at least as many cycles.
 
@@ -120,6 +120,7 @@ async def random_layers_soak(dut):
                 ("CYCLES", c["CYCLES"] == model.cycles == ideal.transfer_cycles == ideal_counted),
                 ("EVENTS", c["EVENTS"] == model.events == stalled.counters["EVENTS"]),
                 ("ACTIVE_CYCLES", c["ACTIVE_CYCLES"] == model.active_cycles),
+                ("WEIGHT_READS", c["WEIGHT_READS"] == model.weight_reads == stalled.counters["WEIGHT_READS"]),
                 ("stalled CYCLES", stalled.counters["CYCLES"] == counter.cycles(len(expected)) >= model.cycles),
             ) if not ok
         ]

@@ -9,7 +9,7 @@ different ``T``), streams a token sequence mixing both modalities, and checks:
 
 * every output bit-exactly against the golden model (the integer layer; for the FP16
   core its FP16/FP32 model, :func:`~.cases.core_expectation`);
-* the ``CYCLES``, ``EVENTS`` and ``ACTIVE_CYCLES`` counters exactly against the
+* the ``CYCLES``, ``EVENTS``, ``ACTIVE_CYCLES`` and ``WEIGHT_READS`` counters exactly against the
   core's cycle model (ideal streams);
 * ``CYCLES`` against the testbench's own count (:class:`RunCycleCounter`): clock edges
   from the one that commits the ``START`` write on the bus to the one that takes the
@@ -159,6 +159,8 @@ async def real_layer_end_to_end(dut):
     assert counted == ideal.transfer_cycles, f"the testbench counted {counted} cycles, its stream phase {ideal.transfer_cycles}"
     assert c["CYCLES"] == model.cycles, f"RTL took {c['CYCLES']} cycles, the model predicts {model.cycles}"
     assert c["EVENTS"] == model.events and c["ACTIVE_CYCLES"] == model.active_cycles
+    assert c["WEIGHT_READS"] == model.weight_reads, (
+        f"the RTL read {c['WEIGHT_READS']} weight rows, the model predicts {model.weight_reads}")
 
     stalled_run = None
     if json.loads(os.environ.get("SPIKEMLLM_CASE") or "{}").get("stalled_run", True):
@@ -170,6 +172,7 @@ async def real_layer_end_to_end(dut):
             f"stalled run: CYCLES reads {stalled.counters['CYCLES']}, the testbench counted {stalled_counted} cycles")
         assert stalled_counted > counted, f"the stalled run took {stalled_counted} cycles, the ideal one {counted}"
         assert stalled.counters["EVENTS"] == model.events
+        assert stalled.counters["WEIGHT_READS"] == model.weight_reads
         stalled_run = {"cycles": stalled.counters["CYCLES"], "testbench_cycles": stalled_counted,
                        "stall_cycles": stalled.counters["STALL_CYCLES"],
                        "idle_input_cycles": stalled.counters["IDLE_IN_CYCLES"], "bit_exact": stalled.outputs == expected}
@@ -195,9 +198,13 @@ async def real_layer_end_to_end(dut):
             "testbench_cycles": counted,
             "bit_exact": not mismatches,
             "events": c["EVENTS"],
+            "bundle": config.bundle,
+            "weight_reads": c["WEIGHT_READS"],
+            "weight_reads_per_token": c["WEIGHT_READS"] / case.tokens,
             "active_cycles": c["ACTIVE_CYCLES"],
             "pe_utilization": c["ACTIVE_CYCLES"] / c["CYCLES"],
-            "event_slot_utilization": c["EVENTS"] / (config.events_per_cycle * c["CYCLES"]),
+            # filled event slots: one weight-row read each (the events themselves without bundles)
+            "event_slot_utilization": c["WEIGHT_READS"] / (config.events_per_cycle * c["CYCLES"]),
             "cycle_breakdown": breakdown,
             "by_modality": spikes_by_modality(case),
             "stalled_run": stalled_run,

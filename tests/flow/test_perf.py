@@ -42,7 +42,8 @@ def test_markdown_reports_every_workload():
         "config": "default", "workload": "qwen2vl", "layer": "a layer", "schedule_file": "/x/s.json",
         "in_features": 96, "out_features": 32, "tokens": 39, "tokens_by_modality": {"text": 21, "vision": 18},
         "timesteps": {"text": 4, "vision": 3}, "rtl_cycles": 100, "model_cycles": 100, "testbench_cycles": 100,
-        "bit_exact": True, "events": 150, "event_slot_utilization": 0.75, "pe_utilization": 0.9,
+        "bit_exact": True, "events": 150, "weight_reads": 120, "weight_reads_per_token": 120 / 39, "bundle": 2,
+        "event_slot_utilization": 0.75, "pe_utilization": 0.9,
         "stalled_run": {"cycles": 120, "bit_exact": True},
         "by_modality": {"text": {"tokens": 21, "timesteps": 4, "spikes_per_token": 50.0, "firing_rate": 0.13}},
         "cycle_breakdown": {"accumulate": 90, "tile_overhead": 10},
@@ -55,3 +56,4 @@ def test_markdown_reports_every_workload():
     assert page.count("| testbench's own count of the run's clock cycles | 100 |") == 2
     assert "### Qwen2-VL" in page and "### MiniLM" in page
     assert "| text | 21 | 4 | 50.0 | 0.130 |" in page
+    assert page.count("| weight-row reads (WEIGHT_READS), per token; tokens per bundle | 120, 3.1; B = 2 |") == 2

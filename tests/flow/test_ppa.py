@@ -4,6 +4,7 @@ small made-up measurements."""
 
 import dataclasses
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -13,6 +14,8 @@ from spikemllm.golden.timing.core_model import dense_core_cycles
 from spikemllm.hw.registers import CoreKind
 
 from spikemllm.config import DEFAULT_CONFIG, SMALL_CONFIG
+
+DOCS = Path(__file__).parents[2] / "docs" / "ppa.md"
 
 
 def test_dense_inputs_are_the_smallest_power_of_two_that_keeps_up():
@@ -225,6 +228,13 @@ def test_report_on_small_inputs(tmp_path):
     assert d["msts"]["measured"] and d["msts"]["cycles_over_spike"] == 480 / 400
     assert not d["zero_skipping"]["measured"] and "no RTL variant" in d["zero_skipping"]["note"]
     assert fp16["dense_inputs"] == 1
+    # every figure of every core is labelled, and its source section exists in the docs
+    for core in report["cores"].values():
+        assert set(core) <= set(report["figures"]), set(core) - set(report["figures"])
+    headings = {line[3:].split(" (")[0].strip() for line in DOCS.read_text().splitlines() if line.startswith("## ")}
+    for key, label in report["figures"].items():
+        assert label["kind"] in ("measured", "estimated", "exact model", "setting"), key
+        assert label["source"].split("'")[1] in headings, (key, label)
     # each core at its own ASIC Fmax: 12 tokens in cycles / Fmax
     assert spike["tokens_per_s_at_asic_fmax"] == pytest.approx(12 / (400 / 400e6))
     assert r["iso_throughput"]["throughput_at_asic_fmax"] == pytest.approx((12 / (400 / 400e6)) / (12 / (395 / 150e6)))

@@ -1,5 +1,7 @@
 """The soak flow (``make soak``): seeded random layers on the core's RTL under Verilator."""
 
+import dataclasses
+
 import pytest
 from spikemllm.flow.soak import soak
 from spikemllm.sim.core.cases import core_expectation
@@ -36,6 +38,16 @@ def test_short_soak_counts_what_it_checked(tmp_path):
     assert {k: r[k] for k in ("tokens", "input_beats", "output_beats", "weight_rows")} == _expected_counts(
         DEFAULT_CONFIG, 4, 40, 4)
     assert (tmp_path / "soak.json").is_file()
+
+
+def test_short_soak_with_bundles(tmp_path):
+    """Random layers in bundles of two tokens on the RTL under Verilator, ideal, stalled and
+    aborted: outputs, CYCLES, EVENTS, ACTIVE_CYCLES and WEIGHT_READS as the models give them."""
+    config = dataclasses.replace(SMALL_CONFIG, name="small_b2", bundle=2)
+    r = soak(config, out=tmp_path, layers=3, seed=60, abort_every=2)
+    assert (r["layers"], r["runs"], r["aborted_runs"], r["mismatches"]) == (3, 6, 1, 0)
+    assert {k: r[k] for k in ("tokens", "input_beats", "output_beats", "weight_rows")} == _expected_counts(
+        config, 3, 60, 8)
 
 
 @pytest.mark.parametrize("settings, message", [

@@ -24,12 +24,25 @@ def test_build_registers_decode_back_into_the_config(config, kind):
     assert {name for name in build} == {p for fields in BUILD_FIELDS.values() for p in fields.values()} - {"kind"}
 
 
+def test_bundle_build_register_decodes_back():
+    config = dataclasses.replace(CORE_SMALL, name="core_b3", bundle=3)
+
+    async def body(driver):
+        return await driver.identify()
+
+    build = run_with_driver(config, body)
+    assert build["bundle"] == 3 and build.pop("kind") is CoreKind.SPIKE
+    assert dataclasses.replace(config, **build) == config
+
+
 def test_fields_pack_and_unpack():
     regs = register_map(CORE_SMALL)
     steps = regs["HW_STEPS"]
     word = steps.pack(T_MAX=7, EVENTS_PER_CYCLE=2, LAYERS=8, COUNT_CODING=1, DATAPATH=2)
     assert word == 7 | 2 << 8 | 8 << 16 | 1 << 24 | 2 << 25
-    assert steps.unpack(word) == {"T_MAX": 7, "EVENTS_PER_CYCLE": 2, "LAYERS": 8, "COUNT_CODING": 1, "DATAPATH": 2}
+    assert steps.unpack(word) == {"T_MAX": 7, "EVENTS_PER_CYCLE": 2, "LAYERS": 8, "COUNT_CODING": 1, "DATAPATH": 2,
+                                  "BUNDLE": 0}
+    assert steps.unpack(steps.pack(BUNDLE=16))["BUNDLE"] == 16 and steps.pack(BUNDLE=16) == 16 << 27
     assert regs["CTRL"].pack(START=1) == 1 and regs["CTRL"].pack(CLEAR=1) == 2
     with pytest.raises(ValueError, match="T_MAX is 8 bits wide and cannot hold 256"):
         steps.pack(T_MAX=256)

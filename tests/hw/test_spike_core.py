@@ -14,7 +14,7 @@ from spikemllm.firmware.driver import SpikeCoreError
 from spikemllm.hw.registers import ERRORS
 from spikemllm.sim.backends.amaranth_sim import run_with_driver
 from spikemllm.sim.core.cases import _finish, random_case
-from spikemllm.sim.patterns import pattern
+from spikemllm.sim.patterns import late_start, pattern
 
 
 CORE_E3 = dataclasses.replace(CORE_SMALL, name="core_e3", events_per_cycle=3)
@@ -41,6 +41,37 @@ def test_bit_exact_and_cycle_exact(config, shape, steps, seed):
     assert result.counters["ACTIVE_CYCLES"] == case.model.active_cycles
     assert result.counters["TOKENS_DONE"] == case.tokens
     assert result.counters["STALL_CYCLES"] == 0 and result.counters["IDLE_IN_CYCLES"] == 0
+
+
+@pytest.mark.parametrize("config, shape, steps, tokens", [
+    (dataclasses.replace(CORE_SMALL, name="core_b2", bundle=2), (20, 7), (3, 4), 5),   # a partial last bundle
+    (dataclasses.replace(CORE_SMALL, name="core_b4", bundle=4), (16, 16), (1, 4), 8),  # T = 1 beside T = t_max
+    (dataclasses.replace(CORE_COUNT, name="count_b2", bundle=2), (12, 6), (5, 7), 4),
+    (dataclasses.replace(CORE_E3, name="core_e3_b3", bundle=3, requantizers=2), (24, 8), (2, 3), 7),
+])
+def test_bundles_bit_exact_cycle_exact_and_reads(config, shape, steps, tokens):
+    """``B`` tokens per weight-row read: every token's outputs as the golden layer's (the
+    driver puts them back in token order), and ``CYCLES``, ``EVENTS``, ``ACTIVE_CYCLES`` and
+    ``WEIGHT_READS`` as the model predicts; under stalls the same outputs, events and reads."""
+    case = random_case(config, seed=config.bundle, tokens=tokens, in_features=shape[0], out_features=shape[1],
+                       tv=steps[0], tt=steps[1])
+    result = run_case(config, case)
+    assert result.outputs == case.expected
+    for name, value in (("CYCLES", case.model.cycles), ("EVENTS", case.model.events),
+                        ("ACTIVE_CYCLES", case.model.active_cycles), ("WEIGHT_READS", case.model.weight_reads),
+                        ("TOKENS_DONE", tokens)):
+        assert result.counters[name] == value, name
+    assert case.model.weight_reads < case.model.events  # the bundle's tokens share reads
+    stalled = run_case(config, case, in_pattern=late_start(pattern("random30", seed=3)),
+                       out_pattern=pattern("random70", seed=4))
+    assert stalled.outputs == case.expected and stalled.counters["CYCLES"] > case.model.cycles
+    assert (stalled.counters["EVENTS"], stalled.counters["WEIGHT_READS"]) == (case.model.events, case.model.weight_reads)
+
+
+def test_bundle_of_one_reads_once_per_event():
+    case = random_case(CORE_SMALL, seed=7, tokens=3, in_features=16, out_features=8, tv=3, tt=4)
+    result = run_case(CORE_SMALL, case)
+    assert result.counters["WEIGHT_READS"] == result.counters["EVENTS"] == case.model.weight_reads
 
 
 @pytest.mark.parametrize("pes, requantizers", [(4, 4), (4, 2), (16, 1), (16, 4)])
@@ -235,6 +266,23 @@ def test_bad_tokens_stop_the_run(layers, error):
     assert run_with_driver(config, body) == error
 
 
+@pytest.mark.parametrize("layers, error", [(4, "BAD_T"), (3, "BAD_TOKEN")])
+def test_a_bad_token_in_a_bundle_stops_the_run(layers, error):
+    # the second token of the first bundle carries the bad tag: its slot's lookup refuses the bundle
+    config = dataclasses.replace(CORE_SMALL, name=f"core_b2_l{layers}", layers=layers, bundle=2)
+    case = random_case(config, seed=12, tokens=3, in_features=8, out_features=4, tv=3, tt=3)
+    beats = [{**b, "layer": 3} if n == 1 else b for n, b in enumerate(case.beats)]  # one chunk per token
+
+    async def body(driver):
+        await driver.load_layer(case.program)
+        await driver.set_timestep_table(case.table)
+        with pytest.raises(SpikeCoreError) as info:
+            await driver.run(beats, tokens=case.tokens, out_tiles=case.program.out_tiles, timeout=200)
+        return info.value.name, await driver.read("TOKENS_DONE")
+
+    assert run_with_driver(config, body) == (error, 0)
+
+
 def test_identify_detects_a_different_build():
     async def body(driver):
         driver.config = dataclasses.replace(CORE_SMALL, name="other", pes=8)
@@ -253,6 +301,18 @@ def test_real_layer_in_cocotb(simulator, config, workload, tmp_path):
     query projection, sliced to fit) over tokens mixing vision and text: bit- and
     cycle-exact, also under stalls."""
     run_real_layer_in_cocotb(config, "core", tmp_path, workload, simulator=simulator)
+
+
+@pytest.mark.slow
+@cocotb_parametrize("bundle", verilator=[2, 4])
+def test_bundles_on_a_real_layer_in_cocotb(simulator, bundle, tmp_path):
+    """The Qwen2-VL layer (39 tokens) in bundles of ``B`` on the default configuration: bit-
+    and cycle-exact, ``WEIGHT_READS`` as the model predicts (the testbench checks it), ideal
+    and under stalls. Behind ``slow`` (about two minutes each); the default suite runs
+    bundles under Verilator in ``tests/flow/test_soak.py``."""
+    config = dataclasses.replace(DEFAULT_CONFIG, name=f"default_b{bundle}", bundle=bundle)
+    r = run_real_layer_in_cocotb(config, "core", tmp_path, "qwen2vl", simulator=simulator)
+    assert r["bundle"] == bundle and r["weight_reads"] < r["events"]
 
 
 @pytest.mark.slow

@@ -97,10 +97,13 @@ def test_workload_dispatch():
         workload_case(PRESETS["small"], "qwen2vl", in_features=8)
 
 
-def test_qwen2vl_layer_on_the_core_in_amaranth_sim():
+@pytest.mark.parametrize("bundle", [1, 2, 4])
+def test_qwen2vl_layer_on_the_core_in_amaranth_sim(bundle):
     """Bit-exact and cycle-exact in amaranth.sim, ideal and stalled, with CYCLES equal to
-    the testbench's count of the run (cycle after START to the last output beat)."""
-    config = PRESETS["small"]
+    the testbench's count of the run (cycle after START to the last output beat); on the
+    ``small`` preset alone and in bundles of ``B`` tokens (weight-row reads as the model
+    predicts, fewer than the events)."""
+    config = dataclasses.replace(PRESETS["small"], bundle=bundle)
     case = qwen2vl_case(config, tokens=14)  # <bos> <vision_start>, 9 image tokens, <vision_end>, 2 words
 
     async def body(driver):
@@ -117,6 +120,8 @@ def test_qwen2vl_layer_on_the_core_in_amaranth_sim():
     assert ideal.outputs == case.expected and stalled.outputs == case.expected
     assert ideal.counters["CYCLES"] == case.model.cycles == ideal.transfer_cycles
     assert ideal.counters["EVENTS"] == case.model.events
+    assert ideal.counters["WEIGHT_READS"] == stalled.counters["WEIGHT_READS"] == case.model.weight_reads
+    assert (case.model.weight_reads < case.model.events) == (bundle > 1)
     assert stalled.counters["CYCLES"] == stalled.transfer_cycles > ideal.counters["CYCLES"]
 
 

@@ -6,7 +6,15 @@ import random
 import pytest
 import torch
 from spikemllm.golden.timing.core_model import core_cycles, dense_core_cycles
-from spikemllm.golden.timing.projection import ProjectionSetup, expected_vector_cycles, model_linear_shapes, project
+from spikemllm.golden.timing.projection import (
+    LinearShape,
+    ProjectionSetup,
+    expected_vector_cycles,
+    layer_work,
+    model_linear_shapes,
+    phase_work,
+    project,
+)
 from spikemllm.golden.timing.spike_datapath import pack, vector_counts
 
 from spikemllm.config import DEFAULT_CONFIG
@@ -85,3 +93,45 @@ def test_projection_bounds():
         project("GPT-5")
     with pytest.raises(ValueError, match="cores must be at least 1"):
         ProjectionSetup(cores=0)
+
+
+def test_layer_work_by_hand():
+    setup = ProjectionSetup(lanes=16, pes=4, events_per_cycle=2)
+    shape = LinearShape("language_model", in_features=100, out_features=10, count=2)  # K = 7 chunks, J = 3 tiles
+    spike = layer_work(shape, setup, 2, (0.5, 0.25))
+    # compactor cycles per vector: 16 x 0.5 / 2 = 4 and 16 x 0.25 / 2 = 2 (each above half a cycle), mean 3
+    assert spike["cycles"] == 2 * (3 * 2 * 7 * 3 + TOKEN_SWITCH)
+    assert spike["work"] == pytest.approx(2 * 3 * 100 * 0.75) and spike["weight_row_reads"] == spike["work"]
+    assert spike["operations"] == pytest.approx(spike["work"] * 4)
+    assert spike["activation_row_reads"] == 2 * 3 * 2 * 7  # T x K rows per tile
+    assert (spike["activation_row_writes"], spike["outputs"], spike["tiles"]) == (14, 24, 6)
+    dense = layer_work(shape, setup, 2, (0.5, 0.25), core="int8", dense_inputs=4)
+    assert dense["work"] == 2 * 3 * 7 * 16 and dense["operations"] == dense["work"] * 4  # padded inputs, every one
+    assert dense["cycles"] == 2 * (3 * (7 * 16 // 4) + TOKEN_SWITCH)
+    assert dense["activation_row_reads"] == 2 * 3 * 7
+    assert layer_work(shape, setup, 2, (0.0, 0.0))["work"] == 0  # no spike, no event
+    with pytest.raises(ValueError, match="core must be one of"):
+        layer_work(shape, setup, 2, (0.5, 0.25), core="int4")
+    with pytest.raises(ValueError, match="dense_inputs must be a positive int"):
+        layer_work(shape, setup, 2, (0.5, 0.25), core="fp16")
+    with pytest.raises(ValueError, match="rates must be 2 firing rates"):
+        layer_work(shape, setup, 2, (0.5,))
+
+
+def test_phase_work_sums_phases_and_streams_each_weight_once():
+    setup = ProjectionSetup(lanes=16, pes=4, events_per_cycle=2, cores=2, text_tokens=3, weight_bits=4)
+    shapes = (LinearShape("vision_encoder", 32, 16, 1), LinearShape("projector", 64, 16, 1),
+              LinearShape("language_model", 16, 48, 2))
+    rates = {3: (0.1, 0.2, 0.3), 4: (0.1, 0.2, 0.3, 0.4)}
+    w = phase_work("Qwen2-VL-7B", setup, tv=3, tt=4, shapes=shapes, rates=rates)
+    vision, lm_vision = 1024, 256  # one 448x448 image of Qwen2-VL
+    lm = layer_work(shapes[2], setup, 4, rates[4])
+    assert w["decode"]["tokens"] == 1 and w["decode"]["work"] == pytest.approx(lm["work"])
+    assert w["decode"]["cycles"] == pytest.approx(lm["cycles"] / 2)  # spread over two cores
+    assert w["decode"]["weight_bits"] == 2 * 16 * 48 * 4
+    assert w["prefill"]["tokens"] == lm_vision + 3
+    assert w["prefill"]["weight_bits"] == (32 * 16 + 64 * 16 + 2 * 16 * 48) * 4
+    expected = (vision * layer_work(shapes[0], setup, 3, rates[3])["outputs"]
+                + lm_vision * layer_work(shapes[1], setup, 3, rates[3])["outputs"]
+                + lm_vision * layer_work(shapes[2], setup, 3, rates[3])["outputs"] + 3 * lm["outputs"])
+    assert w["prefill"]["outputs"] == expected

@@ -1,0 +1,137 @@
+"""Fanout repair of a mapped netlist: a balanced tree of buffers for every net that drives
+more pins than one cell should.
+
+ABC maps and buffers each module's combinational logic, from the module's inputs to its
+outputs; the inputs of that network -- flip-flop outputs, memory read data, the module's
+ports -- are never buffered, so a register whose value reaches hundreds of pins drives
+them all from one ``dfxtp_1``. :func:`repair_fanout` does what a placement tool's design
+repair does first, without placement: every net with more than ``max_fanout`` sink pins
+gets a tree of ``buffer`` cells, each driving at most ``max_fanout`` pins, levels added
+until the original driver drives at most ``max_fanout`` buffers. The tree is balanced
+(every sink is the same number of buffers away from the driver) and sinks are grouped in
+netlist order, as nothing is known of their positions. Clock nets are left alone: the
+timing model's clock is ideal (a clock tree is a layout tool's).
+
+The netlist is a flattened Yosys JSON module of library cells (what
+:func:`spikemllm.flow.sta.analyze` reads); the repair adds cells and nets to it in place
+and returns what it added, by the block of each repaired net's driver, so that area
+reports can include the buffers.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from .liberty import Library
+
+__all__ = ["MAX_FANOUT", "BUFFER", "Repair", "repair_fanout"]
+
+MAX_FANOUT = 16
+"""Sink pins a net may drive before it gets a buffer tree."""
+BUFFER = "sky130_fd_sc_hd__buf_4"
+"""The buffer cell of the trees: 16 inputs of about 2 fF and their wires are a load it
+drives in about the time of a few FO4 stages, and it is a quarter of ``buf_8``'s input
+capacitance for the net above it."""
+
+
+@dataclass
+class Repair:
+    """What :func:`repair_fanout` added."""
+
+    nets: int = 0
+    """nets that got a buffer tree"""
+    buffers: int = 0
+    area_um2: float = 0.0
+    blocks: dict = field(default_factory=lambda: defaultdict(lambda: {"buffers": 0, "area_um2": 0.0}))
+    """per block (the first component of the driver's hierarchical name, ``top`` for the
+    top module's own cells and ports): ``buffers`` and ``area_um2``"""
+
+    def summary(self) -> dict:
+        return {"nets": self.nets, "buffers": self.buffers, "area_um2": round(self.area_um2, 4),
+                "blocks": {k: {"buffers": v["buffers"], "area_um2": round(v["area_um2"], 4)}
+                           for k, v in sorted(self.blocks.items())}}
+
+
+def _block(instance: str) -> str:
+    """The block (instance path below the top) of a cell of a flattened netlist: Yosys's
+    ``flatten`` names a submodule's cells ``path.name`` and its auto-named ones
+    ``$flatten\\path.$name``; an auto-named cell of the top has a ``$`` name of its own."""
+    name = instance.removeprefix("$flatten").lstrip("\\")
+    if name.startswith("$"):
+        return "top"
+    if ".$" in name:
+        return name.split(".$", 1)[0]
+    return name.rsplit(".", 1)[0] if "." in name else "top"
+
+
+def repair_fanout(module: dict, library: Library, *, max_fanout: int = MAX_FANOUT, buffer: str = BUFFER) -> Repair:
+    """Insert buffer trees into ``module`` (a flattened Yosys JSON module of ``library``'s
+    cells) for every net with more than ``max_fanout`` sink pins; see the module docstring."""
+    if max_fanout < 2:
+        raise ValueError(f"max_fanout must be at least 2, not {max_fanout}")
+    if buffer not in library.cells:
+        raise ValueError(f"the library has no buffer cell {buffer!r}")
+    buf = library.cells[buffer]
+    (in_pin,) = buf.inputs
+    out_pin = buf.output
+    cells = module.setdefault("cells", {})
+
+    drivers: dict = {}
+    sinks: dict = defaultdict(list)   # bit -> [(instance, pin, index)]
+    clocks = set()
+    for inst, c in cells.items():
+        kind = c["type"]
+        lib = library.cells.get(kind)
+        clock_pin = lib.flip_flop["clock"] if lib and lib.flip_flop else None
+        for pin, bits in c.get("connections", {}).items():
+            direction = c.get("port_directions", {}).get(pin) or ("output" if lib and pin == lib.output else "input")
+            for i, b in enumerate(bits):
+                if not isinstance(b, int):
+                    continue
+                if direction == "output":
+                    drivers[b] = inst
+                else:
+                    sinks[b].append((inst, pin, i))
+                    if pin == clock_pin:
+                        clocks.add(b)
+    outputs = set()
+    for port, p in module.get("ports", {}).items():
+        for b in p["bits"]:
+            if not isinstance(b, int):
+                continue
+            if p["direction"] == "input":
+                drivers[b] = port
+            else:
+                outputs.add(b)
+
+    next_bit = 1 + max((b for c in cells.values() for bits in c.get("connections", {}).values() for b in bits
+                        if isinstance(b, int)), default=1)
+    next_bit = max(next_bit, 1 + max((b for p in module.get("ports", {}).values() for b in p["bits"]
+                                      if isinstance(b, int)), default=1))
+    netnames = module.setdefault("netnames", {})
+    repair = Repair()
+    for bit, pins in sorted(sinks.items()):
+        if len(pins) <= max_fanout or bit not in drivers or bit in clocks:
+            continue
+        block = _block(drivers[bit])
+        level = pins
+        while len(level) > max_fanout:
+            parents = []
+            for g in range(0, len(level), max_fanout):
+                net = next_bit
+                next_bit += 1
+                name = f"$fanout${bit}${repair.buffers}"
+                cells[name] = {"type": buffer, "connections": {in_pin: [bit], out_pin: [net]},
+                               "port_directions": {in_pin: "input", out_pin: "output"}}
+                netnames[name] = {"hide_name": 1, "bits": [net]}
+                for inst, pin, i in level[g:g + max_fanout]:
+                    cells[inst]["connections"][pin][i] = net
+                parents.append((name, in_pin, 0))
+                repair.buffers += 1
+                repair.blocks[block]["buffers"] += 1
+                repair.blocks[block]["area_um2"] += buf.area
+                repair.area_um2 += buf.area
+            level = parents
+        repair.nets += 1
+    return repair
