@@ -45,7 +45,7 @@ from spikemllm.hw.generate import generate
 
 from spikemllm.config import AcceleratorConfig, Coding, add_config_arguments, config_from_args, describe_config
 
-from . import sky130, sram
+from . import gatelevel, sky130, sram
 from .activity import activity_netlist, measure_run
 from .power import ENERGY_45NM_PJ, activity_energy, cell_energies, opcount_energy
 from .runner import build_block, run_block
@@ -277,6 +277,24 @@ def _simulate(v: Variant, out: Path, workload: str, options: dict | None = None)
     return {"run": run, "activity": activity}
 
 
+GATE_LEVEL_CORES = ("spike", "int8", "fp16")
+"""The variants whose mapped netlists are simulated at gate level: the three matched cores."""
+
+
+def _gate_level(v: Variant, netlist: Path, out: Path, workload: str, gating: dict, log) -> dict:
+    """Gate-level simulation and energy of a variant's netlist (:func:`gatelevel.simulate`);
+    a run that is not bit- and cycle-exact is recorded with the testbench's message."""
+    start = time.monotonic()
+    try:
+        result = gatelevel.simulate(v.config, v.block, netlist, out / "gatelevel" / v.label, workload=workload,
+                                    gating=gating, log=lambda m: log(f"{v.label}: {m}"))
+    except AssertionError as exc:
+        log(f"{v.label}: the gate-level run FAILED")
+        return {"failed": str(exc)[-3000:], "seconds": {"total": round(time.monotonic() - start, 1)}}
+    result["seconds"]["total"] = round(time.monotonic() - start, 1)
+    return result
+
+
 FPGA_FAMILIES = ("ice40", "ecp5")
 DEFAULT_FPGA = ("ecp5",)
 """FPGA families ``make synth`` places by default: the default configuration does not fit
@@ -285,11 +303,13 @@ the iCE40 UP5K (``--fpga ice40,ecp5`` places it there too)."""
 
 def measure(config: AcceleratorConfig, out: Path, *, workload: str = DEFAULT_WORKLOAD, families=DEFAULT_FPGA,
             jobs: int = 2, decomposition: bool = False, place_timeout: float | None = PLACE_TIMEOUT_S,
-            log=print) -> dict:
+            gate_level: bool = True, log=print) -> dict:
     """Synthesize, place and simulate every variant; return the raw measurements.
 
     Synthesis and place-and-route go to ``jobs`` workers (ASIC runs before FPGA runs) while
-    the traced simulations run alongside; then the iso-area candidates are synthesized.
+    the traced simulations run alongside, then (``gate_level``) the gate-level simulations
+    of the three cores' mapped netlists (:func:`spikemllm.flow.gatelevel.simulate`); then
+    the iso-area candidates are synthesized.
     """
     variants, info = plan(config, decomposition=decomposition, workload=workload)
     for kind, D in info["matched_dense_inputs"].items():
@@ -318,6 +338,13 @@ def measure(config: AcceleratorConfig, out: Path, *, workload: str = DEFAULT_WOR
             entry.update(_simulate(v, out, workload))
             raw["variants"][v.label] = entry
             log(f"{v.label}: traced simulation and activity done in {time.monotonic() - start:.0f} s")
+        if gate_level:
+            for label in GATE_LEVEL_CORES:
+                v = variants[label]
+                pending[label]["asic"].result()  # the mapped netlist
+                netlist = synth_root / label / "asic" / "sky130_netlist.v"
+                raw["variants"][label]["gate_level"] = _gate_level(
+                    v, netlist, out, workload, raw["variants"][label]["activity"]["enable_banks"], log)
         for label, jobs_of in pending.items():
             for flow, job in jobs_of.items():
                 raw["variants"][label][flow] = job.result()
@@ -396,7 +423,8 @@ def _candidate_sram(asic: dict, sibling: dict) -> dict:
 
 
 _S = {"flows": "Flows", "sta": "ASIC timing", "sram": "Memories as SRAM",
-      "act": "Activity", "energy": "Energy", "match": "Matched baselines and ratios", "results": "Results"}
+      "act": "Activity", "energy": "Energy", "gate": "Gate-level power", "match": "Matched baselines and ratios",
+      "results": "Results"}
 FIGURES = {
     "kind": ("setting", "flows"), "dense_inputs": ("setting", "match"), "work_per_cycle": ("setting", "match"),
     "schedule": ("setting", "results"), "coding": ("setting", "results"), "clock_mhz": ("setting", "results"),
@@ -424,6 +452,7 @@ FIGURES = {
     "energy_per_token_no_clock_gating_j": ("estimated", "energy"), "power_w": ("estimated", "energy"),
     "energy_by_block": ("estimated", "energy"), "energy_per_token_opcount_45nm_j": ("estimated", "energy"),
     "energy_per_token_opcount_45nm_compute_only_j": ("estimated", "energy"), "opcount_45nm": ("estimated", "energy"),
+    "gate_level": ("measured", "gate"),
 }
 """Every figure of a core in ``ppa.json``: ``measured`` (read from a tool's output or the
 RTL's run: synthesis, place-and-route, the traced simulation), ``estimated`` (a model
@@ -465,7 +494,7 @@ def core_metrics(name: str, r: dict, config: AcceleratorConfig, *, clock_hz: flo
                          weight_row_bits=config.pes * (16 if kind is CoreKind.FP16 else config.weight_bits))
     gating = act["enable_banks"]
     flops_rtl = sum(b["flip_flops"] for b in gating.values())
-    return {
+    metrics = {
         "kind": kind.value,
         "dense_inputs": r["dense_inputs"],
         "work_per_cycle": slots,
@@ -522,6 +551,44 @@ def core_metrics(name: str, r: dict, config: AcceleratorConfig, *, clock_hz: flo
         "bit_exact": run["bit_exact"] and run["stalled_run"]["bit_exact"],
         "cycle_exact": run["rtl_cycles"] == run["model_cycles"],
         "activity": act["toggles"],
+    }
+    if r.get("gate_level"):
+        metrics["gate_level"] = gate_level_metrics(r["gate_level"], energy, tokens=tokens, cycles=cycles,
+                                                   clock_hz=clock_hz, sram_j=sram_j)
+    return metrics
+
+
+def gate_level_metrics(gl: dict, rtl_energy: dict, *, tokens: int, cycles: int, clock_hz: float, sram_j: float) -> dict:
+    """The gate-level energy of one core (``gl`` from :func:`_gate_level`) per token and
+    block, beside the RTL-activity estimate (``rtl_energy``, :func:`~.power.activity_energy`):
+    ``difference`` is gate-level over estimate, minus 1."""
+    if "failed" in gl:
+        return {"label": gatelevel.LABEL, "measured": False, "bit_exact": False, "cycle_exact": False,
+                "error": gl["failed"], "seconds": gl["seconds"]}
+    e = gatelevel.at_clock(gl["energy"], gl["cycles"], clock_hz)
+    comparison = {}
+    for block in e:
+        rtl = rtl_energy[block]["logic_j"] + rtl_energy[block]["clock_j"]
+        comparison[block] = {"rtl_estimate_j": rtl / tokens, "gate_level_j": e[block]["total_j"] / tokens,
+                             "difference": e[block]["total_j"] / rtl - 1 if rtl else None}
+    run = gl["run"]
+    logic = e["total"]["total_j"]
+    return {
+        "label": gatelevel.LABEL, "measured": True,
+        "bit_exact": run["bit_exact"] and (run["stalled_run"] or {"bit_exact": True})["bit_exact"],
+        "stalled_run_simulated": run["stalled_run"] is not None,
+        "cycle_exact": run["rtl_cycles"] == run["model_cycles"] == cycles and gl["cycles"] == cycles,
+        "cycles": gl["cycles"],
+        "logic_energy_per_token_j": logic / tokens,
+        "logic_energy_per_token_no_clock_gating_j": e["total"]["total_ungated_j"] / tokens,
+        "energy_per_token_j": (logic + sram_j) / tokens,
+        "power_w": (logic + sram_j) / (cycles / clock_hz),
+        "energy_by_block": e, "comparison": comparison,
+        "cells": gl["cells"], "driven_nets": gl["driven_nets"], "untraced_nets": gl["untraced_nets"],
+        "vcd_mb": gl["vcd_mb"], "seconds": gl["seconds"],
+        "input_transition_ns": gatelevel.INPUT_TRANSITION_NS,
+        "internal_per_token_j_by_input_transition_ns": {s: v / tokens for s, v in
+                                                        gl.get("internal_j_by_input_transition_ns", {}).items()},
     }
 
 
@@ -605,6 +672,15 @@ def summarize(config: AcceleratorConfig, raw: dict, *, clock_hz: float, workload
         }
         entry["targets"] = {metric: {"target": target, "value": entry[metric], "met": entry[metric] >= target}
                             for metric, target in TARGETS[kind.value].items()}
+        gs, gb = spike.get("gate_level", {}), b.get("gate_level", {})
+        if gs.get("measured") and gb.get("measured"):
+            entry["gate_level"] = {
+                "label": gatelevel.LABEL,
+                "logic_energy_per_token": _ratio(gb["logic_energy_per_token_j"], gs["logic_energy_per_token_j"]),
+                "energy_per_token_with_sram": _ratio(gb["energy_per_token_j"], gs["energy_per_token_j"]),
+                "logic_energy_per_token_no_clock_gating": _ratio(gb["logic_energy_per_token_no_clock_gating_j"],
+                                                                 gs["logic_energy_per_token_no_clock_gating_j"]),
+            }
         ratios[f"spike_vs_{kind.value}"] = entry
     checks = {
         "event_slot_utilization": {"target": UTILIZATION_TARGET, "value": spike["utilization"],
@@ -613,6 +689,11 @@ def summarize(config: AcceleratorConfig, raw: dict, *, clock_hz: float, workload
                                    "values": {k: [c["cycles"], c["model_cycles"]] for k, c in variants.items()}},
         "bit_exact": {"met": all(c["bit_exact"] for c in variants.values())},
     }
+    gate = {k: c["gate_level"] for k, c in variants.items() if "gate_level" in c}
+    if gate:
+        checks["gate_level_bit_and_cycle_exact"] = {"met": all(g["bit_exact"] and g["cycle_exact"] for g in gate.values()),
+                                                    "values": {k: g["bit_exact"] and g["cycle_exact"]
+                                                               for k, g in gate.items()}}
     return {
         "config": config.to_dict()["parameters"], "config_label": describe_config(config), "cores": cores,
         "variants": {k: v for k, v in variants.items() if k not in cores},
@@ -870,6 +951,7 @@ def markdown(report: dict) -> str:
     c = checks["rtl_cycles_equal_model"]
     lines.append("| RTL cycles == model cycles (every run) | " + ", ".join(f"{k} {a} = {b}" for k, (a, b) in c["values"].items())
                  + f" | {'met' if c['met'] else 'missed'} |")
+    lines += _gate_level_lines(report)
     lines += _timing_lines(report)
     lines += _decomposition_lines(report)
     lines += ["", "## Memories (SRAM model, estimates; accesses measured)", ""]
@@ -949,6 +1031,65 @@ def _timing_lines(report: dict) -> list[str]:
                          f"{st['edge']} | {st['delay_ns'] * 1e3:.1f} | {st['arrival_ns'] * 1e3:.1f} | "
                          f"{st['transition_ns'] * 1e3:.1f} | {st['load_pf'] * 1e3:.2f} |")
         lines.append(f"| {path['endpoint']} | | setup | | | {path['setup_ns'] * 1e3:.1f} | {path['period_ns'] * 1e3:.1f} | | |")
+    return lines
+
+
+def _gate_level_lines(report: dict) -> list[str]:
+    cores = {n: c for n, c in report["cores"].items() if "gate_level" in c}
+    if not cores:
+        return []
+    lines = ["", f"## Gate-level power: {gatelevel.LABEL}", "",
+             "Each core's mapped sky130 netlist (the cells' Verilog models generated from the characterized liberty) runs "
+             "the same testbench as the RTL under Verilator, bit- and cycle-exact; every net's transitions in the run's "
+             "cycles come from its VCD (zero-delay simulation: no glitches). Per net: transitions x (input capacitance of "
+             "the driven library pins + the timing analysis's wire per pin) x V^2 / 2; per cell output transition the "
+             "liberty's internal energy at the net's load and a "
+             f"{gatelevel.INPUT_TRANSITION_NS:g} ns input transition; flip-flops' clock, data and clock-to-Q energies; "
+             "the RTL estimate's clock-gating credit; leakage over the run at the common clock. No wires from a layout, "
+             "no clock tree, no SRAM (the SRAM figures are the estimate's). Logic + clock, per token:", ""]
+    for name, c in cores.items():
+        g = c["gate_level"]
+        if not g["measured"]:
+            lines += [f"### {name}: the gate-level run FAILED", "", "```", g["error"][-1500:], "```", ""]
+            continue
+        lines += [f"### {name} ({g['cells']:,} cells; bit-exact {'yes' if g['bit_exact'] else 'NO'}, "
+                  f"cycle-exact {'yes' if g['cycle_exact'] else 'NO'}; {g['untraced_nets']} of {g['driven_nets']:,} "
+                  f"driven net bits untraced)", "",
+                  "| block | RTL-activity estimate (nJ) | gate-level (nJ) | difference | switching (nJ) | internal (nJ) "
+                  "| flip-flops (nJ) | clock, gated (nJ) | leakage (pJ) |", "|---|---|---|---|---|---|---|---|---|"]
+        e = g["energy_by_block"]
+        for block, cmp_ in g["comparison"].items():
+            b = e[block]
+            diff = "n/a" if cmp_["difference"] is None else f"{cmp_['difference']:+.0%}"
+            bold = "**" if block == "total" else ""
+            lines.append(
+                f"| {bold}{block}{bold} | {cmp_['rtl_estimate_j'] * 1e9:.3f} | {bold}{cmp_['gate_level_j'] * 1e9:.3f}{bold} | "
+                f"{diff} | {(b['switching_j'] + b['boundary_switching_j']) / c['tokens'] * 1e9:.3f} | "
+                f"{b['internal_j'] / c['tokens'] * 1e9:.3f} | {b['flip_flop_j'] / c['tokens'] * 1e9:.3f} | "
+                f"{b['clock_j'] / c['tokens'] * 1e9:.3f} | {b['leakage_j'] / c['tokens'] * 1e12:.3f} |")
+        s = g["seconds"]
+        sens = g.get("internal_per_token_j_by_input_transition_ns", {})
+        spread = (f" Internal energy at 0.05 / 0.1 / 0.3 ns input transitions: "
+                  + " / ".join(f"{sens[k] * 1e9:.3f}" for k in ("0.05", "0.1", "0.3")) + " nJ."
+                  if all(k in sens for k in ("0.05", "0.1", "0.3")) else "")
+        lines += ["", f"Per token: switching includes {e['total']['boundary_switching_j'] / c['tokens'] * 1e9:.3f} nJ on nets "
+                  f"driven by the core's inputs and memory read ports; without clock gating "
+                  f"{g['logic_energy_per_token_no_clock_gating_j'] * 1e9:.3f} nJ; with the SRAM estimate "
+                  f"{g['energy_per_token_j'] * 1e9:.3f} nJ.{spread} Gate-level run ("
+                  f"{'ideal and stalled runs' if g.get('stalled_run_simulated') else 'the ideal run'}): build "
+                  f"{s.get('build', 0):.0f} s, simulation {s.get('simulation', 0):.0f} s, "
+                  + (f"netlist read {s['netlist']:.0f} s, " if "netlist" in s else "")
+                  + f"VCD of {g['vcd_mb']:,.0f} MB read in {s.get('toggles', 0):.0f} s.", ""]
+    rows = [(b, e["gate_level"]) for b, e in report["ratios"].items() if "gate_level" in e]
+    if rows:
+        lines += ["Ratios, baseline over spike, gate-level beside the RTL-activity estimate:", "",
+                  "| energy per token | " + " | ".join(f"vs {b.split('_vs_')[1].upper()}" for b, _ in rows) + " |",
+                  "|---|" + "---|" * len(rows)]
+        for label, key in (("logic + clock (gated)", "logic_energy_per_token"),
+                           ("logic + clock + SRAM", "energy_per_token_with_sram"),
+                           ("logic + clock, no clock gating", "logic_energy_per_token_no_clock_gating")):
+            lines.append(f"| {label}: gate-level / RTL estimate | " + " | ".join(
+                f"{_x(g[key])} / {_x(report['ratios'][b]['iso_throughput'][key])}" for b, g in rows) + " |")
     return lines
 
 
@@ -1102,6 +1243,8 @@ def main(argv=None) -> int:
                         help=f"real layer the cores run (default: {DEFAULT_WORKLOAD})")
     parser.add_argument("--decomposition", action="store_true",
                         help="also measure the decomposition variants (count coding, uniform steps, INT8 at D = E)")
+    parser.add_argument("--no-gate-level", action="store_true",
+                        help="skip the gate-level simulations of the mapped netlists (and their energy)")
     parser.add_argument("--no-fullsize", action="store_true",
                         help="skip the full-size energy projection from the new ppa.json (flow.fullsize)")
     parser.add_argument("--from-raw", action="store_true",
@@ -1133,7 +1276,7 @@ def main(argv=None) -> int:
         print("synthesis (generic, sky130, iCE40, ECP5 + nextpnr), traced simulation and activity of every core ...",
               flush=True)
         raw = measure(config, args.build, workload=args.workload, families=families, jobs=args.jobs, decomposition=args.decomposition,
-                      log=lambda m: print(m, flush=True))
+                      gate_level=not args.no_gate_level, log=lambda m: print(m, flush=True))
         args.build.mkdir(parents=True, exist_ok=True)
         raw_file.write_text(json.dumps(raw, indent=1) + "\n")
     report = summarize(config, raw, clock_hz=args.clock_mhz * 1e6, workload=args.workload)
@@ -1152,6 +1295,14 @@ def main(argv=None) -> int:
         print(f"{base} (D = {entry['dense_inputs']}): throughput/area {entry['throughput_per_area_with_sram']:.2f}x "
               f"(favourable {entry['throughput_per_area_with_sram_favourable']:.2f}x), energy/token "
               f"{it['energy_per_token_with_sram']:.2f}x (logic + clock {it['logic_energy_per_token']:.2f}x)")
+    for name, c in report["cores"].items():
+        g = c.get("gate_level")
+        if g and g["measured"]:
+            print(f"{name:>16}: gate-level logic + clock {g['logic_energy_per_token_j'] * 1e9:.3f} nJ/token "
+                  f"(RTL estimate {c['logic_energy_per_token_j'] * 1e9:.3f}), bit- and cycle-exact: "
+                  f"{g['bit_exact'] and g['cycle_exact']}")
+        elif g:
+            print(f"{name:>16}: gate-level run FAILED")
     print(f"spike event-slot utilization {report['checks']['event_slot_utilization']['value']:.3f}")
     print(f"wrote {args.out / 'ppa.json'}, ppa.md, {', '.join(p.name for p in plots)} in {report['seconds']:.0f} s")
     if not args.no_fullsize:
@@ -1159,7 +1310,8 @@ def main(argv=None) -> int:
 
         print("full-size energy per token and power from the unit energies just measured ...", flush=True)
         fullsize.write(args.out / "ppa.json", args.out)
-    ok = report["checks"]["bit_exact"]["met"] and report["checks"]["rtl_cycles_equal_model"]["met"]
+    ok = report["checks"]["bit_exact"]["met"] and report["checks"]["rtl_cycles_equal_model"]["met"] and \
+        report["checks"].get("gate_level_bit_and_cycle_exact", {"met": True})["met"]
     return 0 if ok else 1
 
 

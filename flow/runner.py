@@ -78,12 +78,26 @@ _MODEL_FILE = {"verilator": lambda module: module, "icarus": lambda module: "sim
 """The compiled model a build leaves in its folder."""
 
 
-def _runner(simulator: str):
-    """cocotb's runner for ``simulator``; for Icarus with a Verilog-2005 trace module."""
+def _runner(simulator: str, *, public: str = "all"):
+    """cocotb's runner for ``simulator``; for Icarus with a Verilog-2005 trace module; for
+    Verilator with ``public="ports"`` without ``--public-flat-rw`` (see :func:`build_block`)."""
     from cocotb_tools.runner import Icarus, get_runner
 
     if simulator != "icarus":
-        return get_runner(simulator)
+        runner = get_runner(simulator)
+        if public == "all":
+            return runner
+
+        class PortsOnly(type(runner)):
+            # cocotb makes every signal of the design readable and writable through VPI,
+            # which keeps every net of a netlist a variable of its own: the model takes many
+            # times longer to compile. A control file among the sources opens the ports.
+            def _build_command(self):
+                cmds = super()._build_command()
+                cmds[0] = [arg for arg in cmds[0] if arg != "--public-flat-rw"]
+                return cmds
+
+        return PortsOnly()
 
     class Icarus2005(Icarus):
         # cocotb traces with a module of its own, written in SystemVerilog (a `string`), which
@@ -158,15 +172,25 @@ class BlockBuild:
 
 
 def build_block(config: AcceleratorConfig, block: str, *, simulator: str = DEFAULT_SIMULATOR,
-                waves: bool | None = None, root: Path | None = None) -> BlockBuild:
+                waves: bool | None = None, root: Path | None = None, sources: list[Path] | None = None,
+                build_args: list[str] | None = None, public: str = "all") -> BlockBuild:
     """Generate ``block`` for ``config`` and compile it with ``simulator`` unless up to date.
 
     ``simulator`` is one of :data:`SIMULATORS`. ``root`` replaces :data:`BUILD_ROOT` (the
-    power flow keeps its traced builds apart). Raises ``ValueError`` for an unknown
-    simulator and :class:`~spikemllm.flow.tools.ToolMissing` when Icarus Verilog is not
+    power flow keeps its traced builds apart). ``sources`` replaces the generated Verilog
+    as what is compiled, e.g. a mapped netlist of the block and its cells' models (the
+    top module must keep the block's module name and ports); the configuration's
+    description still comes from the generated ``rtl/``. ``build_args`` replaces the
+    simulator's build options. ``public``: ``"all"`` (every signal reachable from the
+    testbench, cocotb's default) or, under Verilator, ``"ports"`` (the top module's ports
+    alone, which is all the core testbenches touch; a netlist then compiles several times
+    faster). Raises ``ValueError`` for an unknown simulator, a missing source or another
+    ``public`` and :class:`~spikemllm.flow.tools.ToolMissing` when Icarus Verilog is not
     installed.
     """
     check_simulator(simulator)
+    if public not in ("all", "ports") or (public == "ports" and simulator != "verilator"):
+        raise ValueError(f"public must be 'all', or 'ports' under Verilator, not {public!r} under {simulator}")
     module = check_block(block).module
     waves = waves_enabled() if waves is None else waves
     _use_simulator(simulator)
@@ -174,17 +198,28 @@ def build_block(config: AcceleratorConfig, block: str, *, simulator: str = DEFAU
     build_dir = (Path(root or BUILD_ROOT) / simulator / config.name / block).resolve()
     rtl = build_dir / "rtl"
     generate(config, rtl, blocks=[block])
-    source = rtl / f"{module}.v"
-    options = (simulator, _BUILD_ARGS[simulator], _TIMESCALE[simulator], waves)
-    key = hashlib.sha256(source.read_bytes() + repr(options).encode()).hexdigest()
+    compiled_sources = [Path(s).resolve() for s in sources] if sources else [rtl / f"{module}.v"]
+    missing = [str(s) for s in compiled_sources if not s.is_file()]
+    if missing:
+        raise ValueError(f"Verilog sources not found: {', '.join(missing)}")
+    args = list(_BUILD_ARGS[simulator] if build_args is None else build_args)
+    if public == "ports":
+        build_dir.mkdir(parents=True, exist_ok=True)
+        ports = json.loads((rtl / "config.json").read_text())["blocks"][block]["ports"]
+        control = build_dir / "public_ports.vlt"
+        control.write_text("`verilator_config\n" + "".join(
+            f'public_flat_rw -module "{module}" -var "{name}"\n' for name in ["clk", "rst", *ports]))
+        compiled_sources = [control, *compiled_sources]
+    options = (simulator, args, _TIMESCALE[simulator], waves, public)
+    key = hashlib.sha256(b"".join(s.read_bytes() for s in compiled_sources) + repr(options).encode()).hexdigest()
     stamp = build_dir / "build.stamp"
     model = build_dir / _MODEL_FILE[simulator](module)
     compiled = not (stamp.exists() and stamp.read_text() == key and model.exists())
     if compiled:
         stamp.unlink(missing_ok=True)
-        runner = _runner(simulator)
+        runner = _runner(simulator, public=public)
         runner.build(
-            sources=[source], hdl_toplevel=module, build_dir=build_dir, build_args=_BUILD_ARGS[simulator],
+            sources=compiled_sources, hdl_toplevel=module, build_dir=build_dir, build_args=args,
             timescale=_TIMESCALE[simulator], waves=waves, always=True, log_file=build_dir / "build.log",
         )
         stamp.write_text(key)

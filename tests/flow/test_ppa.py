@@ -164,6 +164,19 @@ def _raw_core(kind, *, cycles, events, area, dense_inputs=None, schedule=None, f
     }
 
 
+def _gate_level(kind, *, cycles, scale):
+    """A made-up gate-level result: every block 1 nJ of switching times ``scale`` and 0.5 nJ
+    of ungated clock, 1 uW of leakage."""
+    blocks = BLOCKS["spike" if kind == "spike" else kind]
+    energy = {b: {"switching_j": 1e-9 * scale, "boundary_switching_j": 0.0, "internal_j": 0.0, "flip_flop_j": 0.0,
+                  "clock_j": 0.4e-9, "clock_ungated_j": 0.5e-9, "leakage_w": 1e-6, "cells": 10, "flip_flops": 2,
+                  "toggles": 100, "clock_share": 0.8, "clock_gates": 1} for b in blocks}
+    run = {"bit_exact": True, "stalled_run": None, "rtl_cycles": cycles, "model_cycles": cycles}
+    return {"run": run, "energy": energy, "cycles": cycles, "untraced_nets": 0, "driven_nets": 50, "cells": 40,
+            "vcd_mb": 1.0, "seconds": {"build": 1, "simulation": 1, "toggles": 1, "energy": 1, "total": 4},
+            "internal_j_by_input_transition_ns": {"0.05": 0.0, "0.1": 0.0, "0.3": 0.0}}
+
+
 def test_report_on_small_inputs(tmp_path):
     raw = {
         "info": {"tokens": 12, "in_features": 8, "out_tiles": 2, "spike_model_cycles": 400,
@@ -176,7 +189,23 @@ def test_report_on_small_inputs(tmp_path):
         },
         "iso_area_candidates": {"int8": {}, "fp16": {}},
     }
+    for kind, cycles, scale in (("spike", 400, 1.0), ("int8", 390, 2.0), ("fp16", 395, 3.0)):
+        raw["variants"][kind]["gate_level"] = _gate_level(kind, cycles=cycles, scale=scale)
     report = ppa.summarize(SMALL_CONFIG, raw, clock_hz=100e6)
+    # gate level: per block switching + gated clock + leakage (1 uW over cycles / 100 MHz), per token
+    g = report["cores"]["spike"]["gate_level"]
+    blocks = len(BLOCKS["spike"])
+    leak = 1e-6 * 400 / 100e6
+    assert g["measured"] and g["bit_exact"] and g["cycle_exact"]
+    assert g["logic_energy_per_token_j"] == pytest.approx(blocks * (1e-9 + 0.4e-9 + leak) / 12)
+    assert g["logic_energy_per_token_no_clock_gating_j"] == pytest.approx(blocks * (1e-9 + 0.5e-9 + leak) / 12)
+    rtl_top = report["cores"]["spike"]["energy_by_block"]["top"]
+    assert g["comparison"]["top"]["difference"] == pytest.approx(
+        (1e-9 + 0.4e-9 + leak) / (rtl_top["logic_j"] + rtl_top["clock_j"]) - 1)
+    gi = report["cores"]["int8"]["gate_level"]
+    assert report["ratios"]["spike_vs_int8"]["gate_level"]["logic_energy_per_token"] == pytest.approx(
+        gi["logic_energy_per_token_j"] / g["logic_energy_per_token_j"])
+    assert report["checks"]["gate_level_bit_and_cycle_exact"]["met"]
     spike, fp16 = report["cores"]["spike"], report["cores"]["fp16"]
     assert spike["utilization"] == 300 / (SMALL_CONFIG.events_per_cycle * 400)
     # SRAM: the 2-access activation memory is costed as the dual-port macro
@@ -214,10 +243,18 @@ def test_report_on_small_inputs(tmp_path):
     text = ppa.markdown(report)
     assert "iso-throughput" in text and "not measured" in text and "energy/token: logic + clock + SRAM" in text
     assert "ASIC Fmax" in text and "| spike | 400.0 | 2.500 |" in text
+    assert "Gate-level power: measured (gate-level simulation, pre-layout, characterized tt library)" in text
     json.dumps(report)
     written = ppa._plots(report, tmp_path)
     assert {p.name for p in written} == {"ppa_area.png", "ppa_energy.png", "ppa_iso_throughput.png",
                                          "ppa_decomposition.png"}
+    # a gate-level run that failed its checks fails the report's check and shows the message
+    raw["variants"]["fp16"]["gate_level"] = {"failed": "1 of 1 cocotb tests failed", "seconds": {"total": 3}}
+    failed = ppa.summarize(SMALL_CONFIG, raw, clock_hz=100e6)
+    assert not failed["checks"]["gate_level_bit_and_cycle_exact"]["met"]
+    assert "gate_level" not in failed["ratios"]["spike_vs_fp16"] and "gate_level" in failed["ratios"]["spike_vs_int8"]
+    failed["workload"] = report["workload"]
+    assert "fp16: the gate-level run FAILED" in ppa.markdown(failed)
     # measurements that disagree with synthesis on the memories are refused
     raw["variants"]["spike"]["asic"]["memories"][0]["bits"] += 1
     with pytest.raises(ValueError, match="memory bits"):

@@ -13,13 +13,14 @@ class FakeRunner:
 
     builds = []
 
-    def __init__(self, simulator):
+    def __init__(self, simulator, public="all"):
         self.simulator = simulator
+        self.public = public
 
     def build(self, *, build_dir, hdl_toplevel, **options):
         model = "sim.vvp" if self.simulator == "icarus" else hdl_toplevel
         (build_dir / model).write_text("model")
-        self.builds.append((self.simulator, build_dir, options))
+        self.builds.append((self.simulator, build_dir, {**options, "public": self.public}))
 
 
 @pytest.fixture
@@ -71,3 +72,25 @@ def test_build_options_of_each_simulator(fake_runner, tmp_path):
     assert options["icarus"]["build_args"][-1] == "-g2005"
     assert options["icarus"]["timescale"] == ("1ns", "1ps")
     assert "-O3" in options["verilator"]["build_args"] and options["verilator"]["timescale"] is None
+
+
+def test_alternate_sources_with_only_the_ports_public(fake_runner, tmp_path):
+    netlist = tmp_path / "netlist.v"
+    netlist.write_text("module tclif_neuron_array(); endmodule\n")
+    build = build_block(SMALL_CONFIG, "neuron_array", root=tmp_path, waves=False, sources=[netlist],
+                        build_args=["-Wno-fatal"], public="ports")
+    _, _, options = fake_runner.builds[-1]
+    control, compiled = options["sources"]
+    assert compiled == netlist.resolve() and options["build_args"] == ["-Wno-fatal"] and options["public"] == "ports"
+    text = control.read_text()
+    assert text.startswith("`verilator_config") and 'public_flat_rw -module "tclif_neuron_array" -var "clk"' in text
+    assert build.description == build.build_dir / "rtl" / "config.json"  # the description is still generated
+    assert not build_block(SMALL_CONFIG, "neuron_array", root=tmp_path, waves=False, sources=[netlist],
+                           build_args=["-Wno-fatal"], public="ports").compiled
+    netlist.write_text("module tclif_neuron_array(); wire a; endmodule\n")  # a changed source rebuilds
+    assert build_block(SMALL_CONFIG, "neuron_array", root=tmp_path, waves=False, sources=[netlist],
+                       build_args=["-Wno-fatal"], public="ports").compiled
+    with pytest.raises(ValueError, match="not found"):
+        build_block(SMALL_CONFIG, "neuron_array", root=tmp_path, sources=[tmp_path / "missing.v"])
+    with pytest.raises(ValueError, match="'ports' under Verilator"):
+        build_block(SMALL_CONFIG, "neuron_array", root=tmp_path, simulator="icarus", public="ports")
