@@ -15,11 +15,17 @@ The UART model sends each byte bit by bit at ``divisor`` cycles per bit and samp
 bridge's ``tx`` in the middle of each bit, so the bridge's own receiver and transmitter
 are what is exercised. The simulated clock runs freely while the host thinks, as a board's
 would.
+
+The simulation holds Python's global interpreter lock while it runs, and a host thread
+woken by the terminal waits for it: at the interpreter's default switch interval (5 ms) a
+request of a few hundred simulated cycles waits seconds. While the board runs, the
+process's switch interval is lowered to :data:`SWITCH_INTERVAL_S` (and restored on exit).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 
 from amaranth.sim import Simulator
@@ -27,7 +33,10 @@ from spikemllm.hw.board.bridge import HostBridge
 
 from spikemllm.config import AcceleratorConfig
 
-__all__ = ["SimulatedBoard"]
+__all__ = ["SimulatedBoard", "SWITCH_INTERVAL_S"]
+
+SWITCH_INTERVAL_S = 1e-4
+"""The interpreter's thread switch interval while a board is simulated."""
 
 
 class SimulatedBoard:
@@ -46,6 +55,8 @@ class SimulatedBoard:
         """clock cycles simulated so far (counted by the UART model)"""
 
     def __enter__(self) -> "SimulatedBoard":
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
         self._master, self._slave = os.openpty()
         os.set_blocking(self._master, False)
         self.port = os.ttyname(self._slave)
@@ -58,6 +69,7 @@ class SimulatedBoard:
         self._thread.join()
         os.close(self._master)
         os.close(self._slave)
+        sys.setswitchinterval(self._switch_interval)
         if self._failure is not None and exc[0] is None:
             raise self._failure
 

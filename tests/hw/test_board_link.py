@@ -166,7 +166,6 @@ def test_real_layer_through_the_serial_link():
     assert again.outputs == case.expected and again.counters["CYCLES"] == case.model.cycles
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", ["board_ice40", "small"])
 def test_board_configuration_through_the_serial_link(name):
     """The iCEBreaker's configuration on its board layer (random, 39 tokens), and
