@@ -15,7 +15,12 @@ timing model's clock is ideal (a clock tree is a layout tool's).
 The netlist is a flattened Yosys JSON module of library cells (what
 :func:`spikemllm.flow.sta.analyze` reads); the repair adds cells and nets to it in place
 and returns what it added, by the block of each repaired net's driver, so that area
-reports can include the buffers.
+reports can include the buffers. A buffer is named as Yosys's ``flatten`` names the cells
+it makes in a submodule (``$flatten\\<block>.$fanout$<net>$<n>``), so that it belongs to
+the block of the net's driver wherever a flattened cell's block is read from its name.
+Buffers do not change a net's logic value: under a simulation without delays every net
+of a tree switches exactly when the net it buffers does (:attr:`Repair.carries`; each
+buffer's attribute :data:`CARRIES` names that net bit, so the netlist written out says it).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from dataclasses import dataclass, field
 
 from .liberty import Library
 
-__all__ = ["MAX_FANOUT", "BUFFER", "Repair", "repair_fanout"]
+__all__ = ["MAX_FANOUT", "BUFFER", "CARRIES", "Repair", "repair_fanout"]
 
 MAX_FANOUT = 16
 """Sink pins a net may drive before it gets a buffer tree."""
@@ -33,6 +38,10 @@ BUFFER = "sky130_fd_sc_hd__buf_4"
 """The buffer cell of the trees: 16 inputs of about 2 fF and their wires are a load it
 drives in about the time of a few FO4 stages, and it is a quarter of ``buf_8``'s input
 capacitance for the net above it."""
+
+CARRIES = "fanout_repair_of"
+"""The attribute of a buffer cell that holds (as a decimal string) the net bit whose value
+its output carries."""
 
 
 @dataclass
@@ -46,6 +55,8 @@ class Repair:
     blocks: dict = field(default_factory=lambda: defaultdict(lambda: {"buffers": 0, "area_um2": 0.0}))
     """per block (the first component of the driver's hierarchical name, ``top`` for the
     top module's own cells and ports): ``buffers`` and ``area_um2``"""
+    carries: dict = field(default_factory=dict)
+    """net bit of a buffer's output -> the repaired net bit whose value it carries"""
 
     def summary(self) -> dict:
         return {"nets": self.nets, "buffers": self.buffers, "area_um2": round(self.area_um2, 4),
@@ -122,9 +133,13 @@ def repair_fanout(module: dict, library: Library, *, max_fanout: int = MAX_FANOU
                 net = next_bit
                 next_bit += 1
                 name = f"$fanout${bit}${repair.buffers}"
+                if block != "top":
+                    name = f"$flatten\\{block}.{name}"
                 cells[name] = {"type": buffer, "connections": {in_pin: [bit], out_pin: [net]},
-                               "port_directions": {in_pin: "input", out_pin: "output"}}
+                               "port_directions": {in_pin: "input", out_pin: "output"},
+                               "attributes": {CARRIES: str(bit)}}
                 netnames[name] = {"hide_name": 1, "bits": [net]}
+                repair.carries[net] = bit
                 for inst, pin, i in level[g:g + max_fanout]:
                     cells[inst]["connections"][pin][i] = net
                 parents.append((name, in_pin, 0))

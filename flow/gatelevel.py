@@ -57,6 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
+
 __all__ = ["INPUT_TRANSITION_NS", "VERILATOR_ARGS", "LABEL", "NetToggles", "vcd_net_toggles", "flat_netlist",
            "GateNetlist", "read_netlist", "net_transitions", "energy", "at_clock", "build_netlist", "simulate"]
 
@@ -253,6 +254,9 @@ class GateNetlist:
     """bit -> 1 if the net drives memory logic (one memory pin), else absent"""
     names: dict[int, list[tuple[tuple[str, ...], str, int]]]
     """bit -> [(scope below the top, name, index)]: the net's names in the netlist"""
+    carries: dict[int, int] = field(default_factory=dict)
+    """bit of a fanout-repair buffer's output -> the net bit whose value it carries
+    (:func:`spikemllm.flow.buffering.repair_fanout`)"""
 
 
 def _block_of(path: tuple[str, ...]) -> str:
@@ -270,11 +274,16 @@ def _cell_path(name: str, attributes: dict) -> tuple[str, ...]:
 
 
 def read_netlist(json_path: Path, top: str, library) -> GateNetlist:
-    """The :class:`GateNetlist` of ``top`` in a :func:`flat_netlist` file; ``library`` is a
-    :class:`spikemllm.flow.liberty.Library`. Raises ``ValueError`` for a cell type the
+    """The :class:`GateNetlist` of ``top`` in a flattened Yosys JSON netlist
+    (:func:`flat_netlist`, or :data:`spikemllm.flow.synth.REPAIRED_NETLIST`, whose fanout
+    repair's buffers name the net they carry: :attr:`GateNetlist.carries`); ``library`` is
+    a :class:`spikemllm.flow.liberty.Library`. Raises ``ValueError`` for a cell type the
     library does not have (other than Yosys's own memory and logic cells)."""
+    from .buffering import CARRIES
+
     data = json.loads(Path(json_path).read_text())
     module = data["modules"][top]
+    carries = {}
     lib = library.cells
     cells, driver, loads, other = [], {}, defaultdict(list), {}
     for name, c in module["cells"].items():
@@ -304,6 +313,8 @@ def read_netlist(json_path: Path, top: str, library) -> GateNetlist:
                 driver[b] = ("flop" if lib[kind].flip_flop else "cell", block)
             else:
                 loads[b].append((index, pin))
+        if CARRIES in c.get("attributes", {}):
+            carries[pins[lib[kind].output]] = int(c["attributes"][CARRIES])
         cells.append(Instance(name, kind, block, pins))
     for port, p in module.get("ports", {}).items():
         if p["direction"] == "input":
@@ -321,13 +332,16 @@ def read_netlist(json_path: Path, top: str, library) -> GateNetlist:
             if isinstance(b, int):
                 index = (len(bits) - 1 - i if upto else i) + offset
                 names[b].append((parts[:-1], parts[-1], index))
-    return GateNetlist(top, cells, driver, dict(loads), other, dict(names))
+    return GateNetlist(top, cells, driver, dict(loads), other, dict(names), carries)
 
 
 def net_transitions(netlist: GateNetlist, toggles: NetToggles) -> tuple[dict[int, tuple[int, int]], list[int]]:
     """Rising and falling transitions of every driven net bit of ``netlist`` in the run
     (memories' inner nets aside): ``bit -> (rises, falls)``, read from the first of the
-    bit's names that the VCD traced; and the driven bits that no traced name covers."""
+    bit's names that the VCD traced; and the driven bits that no traced name covers. A
+    fanout-repair buffer's output (:attr:`GateNetlist.carries`, not in the simulated
+    netlist) has the transitions of the net it buffers: a buffer passes every transition
+    of its input, and the simulation has no delays."""
     scopes = {}
     for scope in toggles.names:
         if netlist.top in scope:
@@ -336,6 +350,8 @@ def net_transitions(netlist: GateNetlist, toggles: NetToggles) -> tuple[dict[int
     for b, (kind, _) in netlist.driver.items():
         if kind == "memory" and not netlist.loads.get(b):
             continue  # inside a memory (Yosys's nets of its ports), not a net of the netlist
+        if b in netlist.carries:
+            continue
         hit = None
         for scope, name, index in netlist.names.get(b, ()):
             var = scopes.get(scope, {}).get(name)
@@ -352,6 +368,11 @@ def net_transitions(netlist: GateNetlist, toggles: NetToggles) -> tuple[dict[int
         r = toggles.rises.get(code)
         fl = toggles.falls.get(code)
         found[b] = (int(r[i]) if r is not None else 0, int(fl[i]) if fl is not None else 0)
+    for b, source in netlist.carries.items():
+        if source in found:
+            found[b] = found[source]
+        else:
+            missing.append(b)
     return found, missing
 
 
@@ -558,7 +579,8 @@ def build_netlist(config, block: str, netlist_v: Path, out: Path, *, waves: bool
 
 
 def simulate(config, block: str, netlist_v: Path, out: Path, *, workload: str, gating: dict | None = None,
-             clock_hz: float | None = None, options: dict | None = None, liberty: Path | None = None, log=print) -> dict:
+             clock_hz: float | None = None, options: dict | None = None, liberty: Path | None = None,
+             log=print) -> dict:
     """Gate-level simulation of ``block``'s mapped netlist on ``workload`` and its energy.
 
     Builds the netlist with the cells' models under Verilator (traced) in ``out``, runs the
@@ -566,12 +588,18 @@ def simulate(config, block: str, netlist_v: Path, out: Path, *, workload: str, g
     stalled run, which the RTL takes, would double the simulation), counts every net's
     transitions in the run's cycles and returns the run's results, the per-block
     :func:`energy`, the untraced driven nets and the seconds each step took.
+
+    The energy is that of the netlist after ``synth_asic``'s fanout repair when its
+    :data:`~spikemllm.flow.synth.REPAIRED_NETLIST` is beside ``netlist_v`` (else of
+    ``netlist_v`` itself, read back by :func:`flat_netlist`). The simulated netlist has no
+    buffer trees: each buffer net takes the transitions of the net it buffers
+    (:func:`net_transitions`); ``buffers`` in the result counts them.
     """
     from spikemllm.hw.blocks import BLOCKS
 
     from .liberty import read_library
     from .runner import run_block
-    from .synth import LIBERTY
+    from .synth import LIBERTY, REPAIRED_NETLIST
 
     liberty = Path(liberty or LIBERTY)
     module = BLOCKS[block].module
@@ -588,7 +616,9 @@ def simulate(config, block: str, netlist_v: Path, out: Path, *, workload: str, g
     seconds["simulation"] = round(time.monotonic() - t, 1)
     t = time.monotonic()
     library = read_library(liberty)
-    netlist = read_netlist(flat_netlist(netlist_v, module, out / "netlist", liberty), module, library)
+    repaired = Path(netlist_v).with_name(REPAIRED_NETLIST)
+    flat = repaired if repaired.exists() else flat_netlist(netlist_v, module, out / "netlist", liberty)
+    netlist = read_netlist(flat, module, library)
     seconds["netlist"] = round(time.monotonic() - t, 1)
     t = time.monotonic()
     vcd = build.build_dir / "run" / "dump.vcd"
@@ -609,5 +639,6 @@ def simulate(config, block: str, netlist_v: Path, out: Path, *, workload: str, g
         f"VCD {vcd_bytes / 1e6:.0f} MB read in {seconds['toggles']:.0f} s")
     return {"run": run, "energy": result, "cycles": toggles.cycles, "untraced_nets": len(missing),
             "driven_nets": len(netlist.driver), "cells": len(netlist.cells), "vcd_mb": round(vcd_bytes / 1e6, 1),
+            "energy_netlist": flat.name, "buffers": len(netlist.carries),
             "internal_j_by_input_transition_ns": sensitivity,
             "seconds": seconds}

@@ -138,6 +138,9 @@ ABC_DELAY_TARGET_PS = 2000
 the 500 MHz common clock of ``make synth``'s throughput figures. Paths that meet it are
 mapped for area; ABC sees one module's logic at a time, from its inputs to its outputs."""
 
+REPAIRED_NETLIST = "sky130_repaired.json"
+"""The flattened sky130 netlist after the fanout repair (Yosys JSON), in ``synth_asic``'s folder."""
+
 LIBERTY = Path(__file__).parent / "libs" / "sky130_fd_sc_hd__tt_025C_1v80.lib"
 """The characterized library (``make characterize`` writes it; :mod:`.characterize`)."""
 
@@ -172,7 +175,9 @@ def synth_asic(verilog: Path, top: str, out: Path, *, liberty: Path = LIBERTY, t
     entry per-block and total ``area_um2``, ``cells`` and ``flip_flops`` and, with
     ``timing``, the static timing of the flattened netlist after its fanout repair
     (:mod:`.buffering`, whose buffers the areas include; :mod:`.sta`: Fmax and the critical
-    path at the typical corner, pre-layout) under ``"timing"``.
+    path at the typical corner, pre-layout) under ``"timing"``. With ``timing``, the
+    flattened netlist with its buffer trees is left in ``out`` as :data:`REPAIRED_NETLIST`
+    (what the gate-level energy reads: :func:`spikemllm.flow.gatelevel.simulate`).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -197,6 +202,7 @@ dfflibmap -liberty {lib}
 abc -liberty {lib} -D {ABC_DELAY_TARGET_PS} -script {ABC_TIMING}
 opt_clean
 tee -q -o sky130_stat.json stat -json -liberty {lib}
+rename -enumerate
 write_verilog -noattr sky130_netlist.v
 """ + (f"""flatten
 opt_clean
@@ -217,6 +223,7 @@ write_json sky130_flat.json
         result = sta.analyze(netlist, library, top=top)
         summary = {**result.summary(), "fanout_repair": repair.summary(), "seconds": round(time.monotonic() - start, 1)}
         (out / "timing.json").write_text(json.dumps(summary, indent=1) + "\n")
+        (out / REPAIRED_NETLIST).write_text(json.dumps(netlist, separators=(",", ":")))
         (out / "sky130_flat.json").unlink()
     return asic_results(out, top, memories, seconds)
 

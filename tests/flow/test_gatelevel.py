@@ -7,6 +7,7 @@ import json
 
 import pytest
 from spikemllm.flow import gatelevel, sky130
+from spikemllm.flow.buffering import repair_fanout
 from spikemllm.flow.liberty import read_library
 
 VCD = """$version test $end
@@ -122,6 +123,7 @@ NAND_B = {"rise_power": lambda s, c: 0.02 + 0.2 * s + 3 * c, "fall_power": lambd
 Q_ARC = {"rise_power": lambda s, c: 0.02 + 0.01 * s + 1 * c, "fall_power": lambda s, c: 0.015 + 0.02 * s + 2 * c}
 CLK_PIN = {"rise_power": lambda s: 0.004 + 0.01 * s, "fall_power": lambda s: 0.006 + 0.02 * s}
 D_PIN = {"rise_power": lambda s: 0.003 + 0.001 * s, "fall_power": lambda s: 0.002 + 0.002 * s}
+BUF_A = {"rise_power": lambda s, c: 0.03 + 0.1 * s + 5 * c, "fall_power": lambda s, c: 0.025 + 0.1 * s + 6 * c}
 
 LIB = f"""
 library (testlib) {{
@@ -135,6 +137,13 @@ library (testlib) {{
     pin (Y) {{ direction : output; function : "!(A&B)";
       internal_power () {{ related_pin : "A"; {' '.join(table2(k, f) for k, f in NAND_A.items())} }}
       internal_power () {{ related_pin : "B"; {' '.join(table2(k, f) for k, f in NAND_B.items())} }}
+    }}
+  }}
+  cell (sky130_fd_sc_hd__buf_4) {{
+    area : 3; cell_leakage_power : 0.5;
+    pin (A) {{ direction : input; capacitance : 0.004; }}
+    pin (X) {{ direction : output; function : "A";
+      internal_power () {{ related_pin : "A"; {' '.join(table2(k, f) for k, f in BUF_A.items())} }}
     }}
   }}
   cell (DFF) {{
@@ -227,22 +236,88 @@ def test_energy_of_a_hand_made_netlist(tmp_path):
         gatelevel.energy(net, lib, transitions, 0)
 
 
+def test_energy_with_the_fanout_repair(tmp_path):
+    """A flip-flop in ``sub`` whose ``Q`` (net 4) drives three NAND inputs in the top level,
+    read with a fanout limit of 2: two buffers of the driver's block, one for ``u1``'s
+    pins and one for ``u2.A``, each carrying net 4's transitions."""
+    nand = {"A": "input", "B": "input", "Y": "output"}
+    cells = {
+        "sub.ff": {"type": "DFF", "port_directions": {"CLK": "input", "D": "input", "Q": "output"},
+                   "connections": {"CLK": [2], "D": [3], "Q": [4]}, "attributes": {"hdlname": "sub ff"}},
+        "u1": {"type": "NAND2", "port_directions": nand, "connections": {"A": [4], "B": [4], "Y": [5]}, "attributes": {}},
+        "u2": {"type": "NAND2", "port_directions": nand, "connections": {"A": [4], "B": [3], "Y": [6]}, "attributes": {}},
+    }
+    module = {"ports": {"clk": {"direction": "input", "bits": [2]}, "d": {"direction": "input", "bits": [3]},
+                        "y": {"direction": "output", "bits": [5, 6]}},
+              "cells": cells, "netnames": {"sub.q": {"bits": [4], "attributes": {"hdlname": "sub q"}}}}
+    lib = read_library(LIB)
+    path, repaired = tmp_path / "flat.json", tmp_path / "repaired.json"
+    path.write_text(json.dumps({"modules": {"top": module}}))
+    repair = repair_fanout(module, lib, max_fanout=2)
+    repaired.write_text(json.dumps({"modules": {"top": module}}))
+    assert repair.buffers == 2 and repair.blocks == {"sub": {"buffers": 2, "area_um2": 6}}
+    plain = gatelevel.read_netlist(path, "top", lib)
+    net = gatelevel.read_netlist(repaired, "top", lib)
+    assert plain.carries == {} and sorted(net.carries.values()) == [4, 4] and net.carries == repair.carries
+    buffers = [c for c in net.cells if c.type == "sky130_fd_sc_hd__buf_4"]
+    assert [c.block for c in buffers] == ["sub", "sub"] and all(c.pins["A"] == 4 for c in buffers)
+    b1, b2 = (c.pins["X"] for c in buffers)
+    assert sorted(p for b in (b1, b2) for _, p in net.loads[b]) == ["A", "A", "B"]
+    # the VCD traces net 4 (3 rises, 2 falls) and the inputs; the buffer nets follow net 4
+    toggles = gatelevel.NetToggles(10, {"q": [3], "d": [4]}, {"q": [2], "d": [4]},
+                                   {("top", "sub"): {"q": ("q", 1, 0)}, ("top",): {"d": ("d", 1, 0)}})
+    transitions, missing = gatelevel.net_transitions(net, toggles)
+    assert transitions[b1] == transitions[b2] == transitions[4] == (3, 2)
+    V, W = 1.2, 0.001
+    kw = {"wire_pf_per_pin": W, "clock_transition_ns": 0.1, "supply_v": V}
+    e = gatelevel.energy(net, lib, transitions, 10, **kw)
+    before = gatelevel.energy(plain, lib, {k: v for k, v in transitions.items() if k not in net.carries}, 10, **kw)
+
+    def sw(n, cap):
+        return n * cap * 1e-12 * V**2 / 2
+
+    pj = 1e-12
+    # unbuffered, net 4 drives three NAND pins; buffered, two buffer inputs, and the buffers
+    # drive the three pins (u1's two, u2.A) -- every net of the tree switching 5 times
+    assert before["sub"]["switching_j"] == pytest.approx(sw(5, 0.002 + 0.003 + 0.002 + 3 * W))
+    assert e["sub"]["switching_j"] == pytest.approx(sw(5, 2 * (0.004 + W)) + sw(5, 0.002 + 0.003 + 2 * W)
+                                                    + sw(5, 0.002 + W))
+    loads = {b: 0.002 + 0.003 + 2 * W if b == b1 else 0.002 + W for b in (b1, b2)}
+    buf = sum(3 * BUF_A["rise_power"](0.1, c) + 2 * BUF_A["fall_power"](0.1, c) for c in loads.values())
+    assert e["sub"]["internal_j"] == pytest.approx(buf * pj)
+    q = lambda c: 3 * Q_ARC["rise_power"](0.1, c) + 2 * Q_ARC["fall_power"](0.1, c)  # noqa: E731
+    assert e["sub"]["flip_flop_j"] - before["sub"]["flip_flop_j"] == pytest.approx(
+        (q(2 * (0.004 + W)) - q(0.007 + 3 * W)) * pj)
+    assert e["sub"]["leakage_w"] == pytest.approx(before["sub"]["leakage_w"] + 1e-9)
+    assert e["top"]["internal_j"] == pytest.approx(before["top"]["internal_j"])
+    assert e["sub"]["cells"] == 3 and before["sub"]["cells"] == 1
+
+
 # -- a small block's netlist under its testbench ----------------------------------------------
 
 
 def test_small_block_netlist_is_bit_exact(tmp_path):
     """The PE array of the small configuration, synthesized and simulated at gate level by
-    its cocotb testbench: outputs against the golden model, cycles against the cycle model."""
+    its cocotb testbench: outputs against the golden model, cycles against the cycle model.
+    The flattened netlist with the fanout repair's buffers, which the energy reads, names
+    every driven net as the simulation traced it, and holds the buffers the timing counted."""
     from spikemllm.config import load_config
     from spikemllm.flow.runner import run_block
-    from spikemllm.flow.synth import synth_asic
+    from spikemllm.flow.synth import LIBERTY, REPAIRED_NETLIST, synth_asic
     from spikemllm.hw.generate import generate
 
     config = load_config("small")
+    top = "sparse_accumulate_pe_array"
     generate(config, tmp_path / "rtl", blocks=["pe_array"])
-    synth_asic(tmp_path / "rtl" / "sparse_accumulate_pe_array.v", "sparse_accumulate_pe_array", tmp_path / "asic",
-               timing=False)
-    build = gatelevel.build_netlist(config, "pe_array", tmp_path / "asic" / "sky130_netlist.v", tmp_path / "gl",
-                                    waves=False)
-    results = run_block(build, results=tmp_path / "results.json")
+    synth_asic(tmp_path / "rtl" / f"{top}.v", top, tmp_path / "asic")
+    build = gatelevel.build_netlist(config, "pe_array", tmp_path / "asic" / "sky130_netlist.v", tmp_path / "gl")
+    results = run_block(build, results=tmp_path / "results.json", waves=True)
     assert results.exists()
+    repaired = json.loads((tmp_path / "asic" / "timing.json").read_text())["fanout_repair"]
+    net = gatelevel.read_netlist(tmp_path / "asic" / REPAIRED_NETLIST, top, read_library(LIBERTY))
+    assert repaired["buffers"] > 0 and len(net.carries) == repaired["buffers"]
+    # the block has no busy signal: the reset's cycles give the VCD's names all the same
+    toggles = gatelevel.vcd_net_toggles(build.build_dir / "run" / "dump.vcd", top, (0, 1e18), gate="rst")
+    transitions, missing = gatelevel.net_transitions(net, toggles)
+    assert missing == []
+    assert all(transitions[b] == transitions[source] for b, source in net.carries.items())
