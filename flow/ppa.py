@@ -37,7 +37,7 @@ import json
 import math
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from spikemllm.hw.blocks import BLOCKS, CORES, CoreKind
@@ -143,8 +143,14 @@ DEFAULT_WORKLOAD = "qwen2vl"
 """The workload of the report: the trained Qwen2-VL's layer on real image and question tokens."""
 
 PLACE_TIMEOUT_S = 420.0
-"""Time budget of one nextpnr run, so that ``make synth`` stays within minutes: the FP16
-core's ECP5 routing can take far longer on two cores and then reports no Fmax."""
+"""Time budget of one nextpnr run, so that ``make synth`` stays within minutes; a run past
+it reports no Fmax."""
+
+FPGA_CORES = ("spike", "int8", "fp16")
+DEFAULT_FPGA_CORES = ("spike", "int8")
+"""The cores ``make synth`` places on the FPGAs by default. The FP16 core's ECP5 routing
+takes longer than :data:`PLACE_TIMEOUT_S` on its own (``--fpga-cores spike,int8,fp16``
+with ``--place-timeout`` places it too; ``docs/ppa.md`` gives its time)."""
 
 
 def _workload(config: AcceleratorConfig, workload: str):
@@ -164,10 +170,11 @@ def count_config(config: AcceleratorConfig, tv: int, tt: int) -> AcceleratorConf
     return dataclasses.replace(config, name=f"{config.name}_count", coding=Coding.COUNT, t_max=steps)
 
 
-def plan(config: AcceleratorConfig, *, decomposition: bool,
-         workload: str = DEFAULT_WORKLOAD) -> tuple[dict[str, Variant], dict]:
+def plan(config: AcceleratorConfig, *, decomposition: bool, workload: str = DEFAULT_WORKLOAD,
+         fpga_cores=DEFAULT_FPGA_CORES) -> tuple[dict[str, Variant], dict]:
     """The variants to measure: the spike core, each baseline at its throughput-matched ``D``,
-    and with ``decomposition`` the variants of :func:`measured_decomposition`.
+    and with ``decomposition`` the variants of :func:`measured_decomposition`; the cores
+    named in ``fpga_cores`` are also placed on the FPGAs.
 
     The count-coded and uniform-step variants program other timesteps from a schedule
     file, which only the MiniLM workload can take (the Qwen2-VL fixture holds the integers
@@ -175,12 +182,13 @@ def plan(config: AcceleratorConfig, *, decomposition: bool,
     case = _workload(config, workload)
     shape = _shape(case)
     tv, tt = (int(t) for t in (case.timesteps.min(), case.timesteps.max()))
-    variants = {"spike": Variant("spike", CoreKind.SPIKE, config, fpga=True)}
+    variants = {"spike": Variant("spike", CoreKind.SPIKE, config, fpga="spike" in fpga_cores)}
     matched = {}
     for kind in BASELINES:
         D = matched_dense_inputs(config, kind, case.model.cycles, **shape)
         matched[kind.value] = D
-        variants[kind.value] = Variant(kind.value, kind, dataclasses.replace(config, dense_inputs=D), fpga=True)
+        variants[kind.value] = Variant(kind.value, kind, dataclasses.replace(config, dense_inputs=D),
+                                       fpga=kind.value in fpga_cores)
     if decomposition:
         E = min(config.events_per_cycle, config.lanes)
         if matched["int8"] != E:
@@ -215,6 +223,8 @@ class _PriorityPool:
     def submit(self, priority: int, fn, *args, **kwargs) -> Future:
         future: Future = Future()
         with self._cv:
+            if self._closed:
+                raise RuntimeError("the pool is closed")
             heapq.heappush(self._heap, (priority, self._count, future, fn, args, kwargs))
             self._count += 1
             self._cv.notify()
@@ -302,16 +312,18 @@ the iCE40 UP5K (``--fpga ice40,ecp5`` places it there too)."""
 
 
 def measure(config: AcceleratorConfig, out: Path, *, workload: str = DEFAULT_WORKLOAD, families=DEFAULT_FPGA,
-            jobs: int = 2, decomposition: bool = False, place_timeout: float | None = PLACE_TIMEOUT_S,
-            gate_level: bool = True, log=print) -> dict:
+            fpga_cores=DEFAULT_FPGA_CORES, jobs: int = 2, decomposition: bool = False,
+            place_timeout: float | None = PLACE_TIMEOUT_S, gate_level: bool = True, log=print) -> dict:
     """Synthesize, place and simulate every variant; return the raw measurements.
 
-    Synthesis and place-and-route go to ``jobs`` workers (ASIC runs before FPGA runs) while
-    the traced simulations run alongside, then (``gate_level``) the gate-level simulations
-    of the three cores' mapped netlists (:func:`spikemllm.flow.gatelevel.simulate`); then
-    the iso-area candidates are synthesized.
+    Synthesis and place-and-route go to ``jobs`` workers (ASIC runs first, then the
+    iso-area candidates, then FPGA runs) while the traced simulations run alongside. Once
+    they are done, the search for each baseline's iso-area candidates starts (it needs the
+    cores' ASIC areas and measured memory ports) while (``gate_level``) the gate-level
+    simulations of the three cores' mapped netlists run
+    (:func:`spikemllm.flow.gatelevel.simulate`).
     """
-    variants, info = plan(config, decomposition=decomposition, workload=workload)
+    variants, info = plan(config, decomposition=decomposition, workload=workload, fpga_cores=fpga_cores)
     for kind, D in info["matched_dense_inputs"].items():
         log(f"{kind}: D = {D} inputs per cycle matches the spike core's {info['spike_model_cycles']} model cycles")
     synth_root = out / "synth" / config.name
@@ -338,6 +350,10 @@ def measure(config: AcceleratorConfig, out: Path, *, workload: str = DEFAULT_WOR
             entry.update(_simulate(v, out, workload))
             raw["variants"][v.label] = entry
             log(f"{v.label}: traced simulation and activity done in {time.monotonic() - start:.0f} s")
+        searches = ThreadPoolExecutor(max_workers=len(BASELINES), thread_name_prefix="iso-area")
+        found = {kind: searches.submit(_iso_area_candidates, config, kind, raw, pending, synth_root, pool, log)
+                 for kind in BASELINES}
+        searches.shutdown(wait=False)
         if gate_level:
             for label in GATE_LEVEL_CORES:
                 v = variants[label]
@@ -352,40 +368,43 @@ def measure(config: AcceleratorConfig, out: Path, *, workload: str = DEFAULT_WOR
         for v in variants.values():
             if v.reuse_build:
                 raw["variants"][v.label]["asic"] = raw["variants"][v.reuse_build]["asic"]
-        _iso_area_candidates(config, raw, synth_root, pool, log)
+        for kind, job in found.items():
+            raw["iso_area_candidates"][kind.value] = job.result()
     finally:
         pool.close()
     return raw
 
 
-def _iso_area_candidates(config: AcceleratorConfig, raw: dict, synth_root: Path, pool: _PriorityPool, log) -> None:
-    """ASIC synthesis of each baseline at neighbouring ``D`` until its area (logic, and with
-    SRAM) brackets the spike core's."""
-    spike = raw["variants"]["spike"]
-    targets = {"logic": _logic_area(spike["asic"]), "with_sram": _logic_area(spike["asic"]) + _sram(spike)["total"]["area_um2"]}
-    for kind in BASELINES:
-        base = raw["variants"][kind.value]
-        D0 = base["dense_inputs"]
-        found = {D0: base["asic"]}
-        while True:
-            wanted = set()
-            for measure_, target in targets.items():
-                areas = {D: _candidate_area(a, base, measure_) for D, a in found.items()}
-                nxt = _next_candidate(target, areas, config.lanes)
-                if nxt is not None and nxt not in found:
-                    wanted.add(nxt)
-            if not wanted:
-                break
-            jobs = {}
-            for D in sorted(wanted):
-                c = dataclasses.replace(config, dense_inputs=D)
-                label = f"{kind.value}_d{D}"
-                source, _ = _rtl(c, CORES[kind], synth_root / label)
-                jobs[D] = pool.submit(1, synth_asic, source, BLOCKS[CORES[kind]].module, synth_root / label / "asic")
-            for D, job in jobs.items():
-                found[D] = job.result()
-                log(f"{kind.value}: iso-area candidate D = {D} synthesized ({found[D]['seconds']:.0f} s)")
-        raw["iso_area_candidates"][kind.value] = {str(D): a for D, a in found.items() if D != D0}
+def _iso_area_candidates(config: AcceleratorConfig, kind: CoreKind, raw: dict, pending: dict, synth_root: Path,
+                         pool: _PriorityPool, log) -> dict:
+    """ASIC synthesis of the baseline ``kind`` at neighbouring ``D`` until its area (logic,
+    and with SRAM) brackets the spike core's; returns ``{str(D): asic result}`` of the
+    candidates. Waits for the two cores' ASIC runs in ``pending``; needs their traced
+    simulations in ``raw`` (measured memory ports)."""
+    spike, base = raw["variants"]["spike"], raw["variants"][kind.value]
+    spike_asic = pending["spike"]["asic"].result()
+    targets = {"logic": _logic_area(spike_asic), "with_sram": _logic_area(spike_asic) + _sram(spike)["total"]["area_um2"]}
+    D0 = base["dense_inputs"]
+    found = {D0: pending[kind.value]["asic"].result()}
+    while True:
+        wanted = set()
+        for measure_, target in targets.items():
+            areas = {D: _candidate_area(a, base, measure_) for D, a in found.items()}
+            nxt = _next_candidate(target, areas, config.lanes)
+            if nxt is not None and nxt not in found:
+                wanted.add(nxt)
+        if not wanted:
+            break
+        jobs = {}
+        for D in sorted(wanted):
+            c = dataclasses.replace(config, dense_inputs=D)
+            label = f"{kind.value}_d{D}"
+            source, _ = _rtl(c, CORES[kind], synth_root / label)
+            jobs[D] = pool.submit(1, synth_asic, source, BLOCKS[CORES[kind]].module, synth_root / label / "asic")
+        for D, job in jobs.items():
+            found[D] = job.result()
+            log(f"{kind.value}: iso-area candidate D = {D} synthesized ({found[D]['seconds']:.0f} s)")
+    return {str(D): a for D, a in found.items() if D != D0}
 
 
 # -- summary ------------------------------------------------------------------------------------------
@@ -873,8 +892,9 @@ def markdown(report: dict) -> str:
             lambda c: f"{c['generic_cells']:,} / {c['sky130_cells']:,} / {c['flip_flops']:,}"),
         row("ECP5 LUT / FF / DSP / BRAM", lambda c: "/".join(str(c['fpga'].get('ecp5', {}).get('resources', {}).get(k, '-'))
                                                             for k in ('lut', 'ff', 'dsp', 'bram'))),
-        row("ECP5 Fmax (MHz, nextpnr)", lambda c: opt(c["fmax_mhz"], ".1f") if c["fmax_mhz"] or "budget" not in
-            (c["fmax_flow"] or "") else "over the place-and-route time budget"),
+        row("ECP5 Fmax (MHz, nextpnr)", lambda c: "not placed (`--fpga-cores`)" if "ecp5" not in c["fpga"] else
+            opt(c["fmax_mhz"], ".1f") if c["fmax_mhz"] or "budget" not in (c["fmax_flow"] or "")
+            else "over the place-and-route time budget"),
         row("**ASIC Fmax, sky130 tt (MHz, pre-layout STA, estimate)**", lambda c: opt(c.get("asic_fmax_mhz"), ".1f")),
         row("ASIC critical path: cells, start -> end", lambda c: _path_cell(c.get("asic_timing"))),
         row("iCE40 UP5K LUT / FF / DSP / BRAM", lambda c: "/".join(str(c['fpga'].get('ice40', {}).get('resources', {}).get(k, '-'))
@@ -1240,6 +1260,11 @@ def main(argv=None) -> int:
     parser.add_argument("--fpga", default=",".join(DEFAULT_FPGA), metavar="FAMILIES",
                         help=f"FPGA families to synthesize and place, comma-separated from {', '.join(FPGA_FAMILIES)}, "
                              f"or 'none' (default: {','.join(DEFAULT_FPGA)})")
+    parser.add_argument("--fpga-cores", default=",".join(DEFAULT_FPGA_CORES), metavar="CORES",
+                        help=f"cores to place on the FPGAs, comma-separated from {', '.join(FPGA_CORES)} "
+                             f"(default: {','.join(DEFAULT_FPGA_CORES)})")
+    parser.add_argument("--place-timeout", type=float, default=PLACE_TIMEOUT_S, metavar="SECONDS",
+                        help=f"time budget of one nextpnr run; past it the run reports no Fmax (default: {PLACE_TIMEOUT_S:g})")
     parser.add_argument("--workload", choices=WORKLOADS, default=DEFAULT_WORKLOAD,
                         help=f"real layer the cores run (default: {DEFAULT_WORKLOAD})")
     parser.add_argument("--decomposition", action="store_true",
@@ -1259,6 +1284,11 @@ def main(argv=None) -> int:
     unknown = [f for f in families if f not in FPGA_FAMILIES]
     if unknown or not (families or args.fpga == "none"):
         parser.error(f"--fpga takes families from {', '.join(FPGA_FAMILIES)} or 'none', not {args.fpga!r}")
+    fpga_cores = tuple(c for c in args.fpga_cores.split(",") if c)
+    if not fpga_cores or not set(fpga_cores) <= set(FPGA_CORES):
+        parser.error(f"--fpga-cores takes cores from {', '.join(FPGA_CORES)}, not {args.fpga_cores!r}")
+    if args.place_timeout <= 0:
+        parser.error(f"--place-timeout must be positive, not {args.place_timeout!r}")
     config = config_from_args(parser, args)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
@@ -1276,7 +1306,8 @@ def main(argv=None) -> int:
     else:
         print("synthesis (generic, sky130, iCE40, ECP5 + nextpnr), traced simulation and activity of every core ...",
               flush=True)
-        raw = measure(config, args.build, workload=args.workload, families=families, jobs=args.jobs, decomposition=args.decomposition,
+        raw = measure(config, args.build, workload=args.workload, families=families, fpga_cores=fpga_cores,
+                      jobs=args.jobs, decomposition=args.decomposition, place_timeout=args.place_timeout,
                       gate_level=not args.no_gate_level, log=lambda m: print(m, flush=True))
         args.build.mkdir(parents=True, exist_ok=True)
         raw_file.write_text(json.dumps(raw, indent=1) + "\n")

@@ -117,6 +117,13 @@ def test_plan_measures_schedule_variants_on_minilm_alone():
     assert info["spike_model_cycles"] > 0 and set(info["matched_dense_inputs"]) == {"int8", "fp16"}
 
 
+def test_plan_places_the_chosen_cores_on_the_fpgas():
+    variants, _ = ppa.plan(SMALL_CONFIG, decomposition=False)
+    assert {k for k, v in variants.items() if v.fpga} == set(ppa.DEFAULT_FPGA_CORES) == {"spike", "int8"}
+    variants, _ = ppa.plan(SMALL_CONFIG, decomposition=False, fpga_cores=("fp16",))
+    assert {k for k, v in variants.items() if v.fpga} == {"fp16"}
+
+
 # -- the report on small made-up measurements ------------------------------------------------------
 
 BLOCKS = {"spike": ("top", "compactor", "pe_array", "requantizer"), "int8": ("top", "mac_array", "requantizer"),
@@ -266,3 +273,11 @@ def test_bad_fpga_families_are_refused_by_name(families, capsys):
     with pytest.raises(SystemExit):
         ppa.main(["--fpga", families])
     assert f"not {families!r}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, named", [(["--fpga-cores", "spike,bf16"], "'spike,bf16'"), (["--fpga-cores", ","], "','"),
+                                         (["--place-timeout", "0"], "0.0")])
+def test_bad_fpga_cores_and_budget_are_refused_by_name(args, named, capsys):
+    with pytest.raises(SystemExit):
+        ppa.main(args)
+    assert f"not {named}" in capsys.readouterr().err
