@@ -605,7 +605,7 @@ def gate_level_metrics(gl: dict, rtl_energy: dict, *, tokens: int, cycles: int, 
         "leakage_w": e["total"]["leakage_w"],
         "energy_by_block": e, "comparison": comparison,
         "cells": gl["cells"], "driven_nets": gl["driven_nets"], "untraced_nets": gl["untraced_nets"],
-        "vcd_mb": gl["vcd_mb"], "seconds": gl["seconds"],
+        "fanout_buffers": gl["buffers"], "vcd_mb": gl["vcd_mb"], "seconds": gl["seconds"],
         "input_transition_ns": gatelevel.INPUT_TRANSITION_NS,
         "internal_per_token_j_by_input_transition_ns": {s: v / tokens for s, v in
                                                         gl.get("internal_j_by_input_transition_ns", {}).items()},
@@ -1073,7 +1073,8 @@ def _gate_level_lines(report: dict) -> list[str]:
         if not g["measured"]:
             lines += [f"### {name}: the gate-level run FAILED", "", "```", g["error"][-1500:], "```", ""]
             continue
-        lines += [f"### {name} ({g['cells']:,} cells; bit-exact {'yes' if g['bit_exact'] else 'NO'}, "
+        lines += [f"### {name} ({g['cells']:,} cells, of which {g['fanout_buffers']:,} fanout-repair buffers; "
+                  f"bit-exact {'yes' if g['bit_exact'] else 'NO'}, "
                   f"cycle-exact {'yes' if g['cycle_exact'] else 'NO'}; {g['untraced_nets']} of {g['driven_nets']:,} "
                   f"driven net bits untraced)", "",
                   "| block | RTL-activity estimate (nJ) | gate-level (nJ) | difference | switching (nJ) | internal (nJ) "

@@ -180,7 +180,7 @@ def _gate_level(kind, *, cycles, scale):
                   "toggles": 100, "clock_share": 0.8, "clock_gates": 1} for b in blocks}
     run = {"bit_exact": True, "stalled_run": None, "rtl_cycles": cycles, "model_cycles": cycles}
     return {"run": run, "energy": energy, "cycles": cycles, "untraced_nets": 0, "driven_nets": 50, "cells": 40,
-            "vcd_mb": 1.0, "seconds": {"build": 1, "simulation": 1, "toggles": 1, "energy": 1, "total": 4},
+            "buffers": 3, "vcd_mb": 1.0, "seconds": {"build": 1, "simulation": 1, "toggles": 1, "energy": 1, "total": 4},
             "internal_j_by_input_transition_ns": {"0.05": 0.0, "0.1": 0.0, "0.3": 0.0}}
 
 
@@ -213,6 +213,8 @@ def test_report_on_small_inputs(tmp_path):
     assert report["ratios"]["spike_vs_int8"]["gate_level"]["logic_energy_per_token"] == pytest.approx(
         gi["logic_energy_per_token_j"] / g["logic_energy_per_token_j"])
     assert report["checks"]["gate_level_bit_and_cycle_exact"]["met"]
+    assert g["fanout_buffers"] == 3 and "40 cells, of which 3 fanout-repair buffers" in ppa.markdown(
+        {**report, "workload": {"name": "qwen2vl", "layer": "l", "tokens": 12, "tv": 3, "tt": 4, "shape": "8 -> 8"}})
     spike, fp16 = report["cores"]["spike"], report["cores"]["fp16"]
     assert spike["utilization"] == 300 / (SMALL_CONFIG.events_per_cycle * 400)
     # SRAM: the 2-access activation memory is costed as the dual-port macro
