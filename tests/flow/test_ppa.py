@@ -138,7 +138,7 @@ def _timing(fmax_mhz):
     return {"fmax_mhz": fmax_mhz, "critical_path": path, "paths": {"reg->reg": path}}
 
 
-def _raw_core(kind, *, cycles, events, area, dense_inputs=None, schedule=None, fmax_mhz=None):
+def _raw_core(kind, *, cycles, events, area, dense_inputs=None, schedule=None, fmax_mhz=None, weight_reads=None):
     blocks = BLOCKS["spike" if kind == "spike" else kind]
     memories = {"weight_memory": {"name": "weight_memory", "module": "x", "width": 16, "depth": 16, "reads": events,
                                   "writes": 0, "read_ports": 1, "write_ports": 1, "ports": 1},
@@ -149,7 +149,7 @@ def _raw_core(kind, *, cycles, events, area, dense_inputs=None, schedule=None, f
         "config": {**SMALL_CONFIG.to_dict()["parameters"], "dense_inputs": dense_inputs or 1},
         "dense_inputs": dense_inputs, "schedule": schedule, "reuse_build": None,
         "run": {"tokens": 12, "rtl_cycles": cycles, "model_cycles": cycles, "out_features": 8, "in_features": 8,
-                "events": events, "active_cycles": cycles // 2, "bit_exact": True, "stalled_run": {"bit_exact": True},
+                "events": events, "weight_reads": weight_reads or events, "active_cycles": cycles // 2, "bit_exact": True, "stalled_run": {"bit_exact": True},
                 "layer": "test layer", "timesteps": {"vision": 3, "text": 4}},
         "activity": {
             "cycles": cycles, "banks_not_evaluated": {},
@@ -189,7 +189,7 @@ def test_report_on_small_inputs(tmp_path):
         "info": {"tokens": 12, "in_features": 8, "out_tiles": 2, "spike_model_cycles": 400,
                  "matched_dense_inputs": {"int8": 1, "fp16": 1}, "msts": [3, 4]},
         "variants": {
-            "spike": _raw_core("spike", cycles=400, events=300, area=1000.0, fmax_mhz=400.0),
+            "spike": _raw_core("spike", cycles=400, events=300, area=1000.0, fmax_mhz=400.0, weight_reads=240),
             "int8": _raw_core("int8", cycles=390, events=192, area=1200.0, dense_inputs=1, fmax_mhz=300.0),
             "fp16": _raw_core("fp16", cycles=395, events=192, area=3000.0, dense_inputs=1, fmax_mhz=150.0),
             "uniform_steps": _raw_core("spike", cycles=480, events=380, area=1000.0, schedule=[4, 4]),
@@ -216,7 +216,9 @@ def test_report_on_small_inputs(tmp_path):
     assert g["fanout_buffers"] == 3 and "40 cells, of which 3 fanout-repair buffers" in ppa.markdown(
         {**report, "workload": {"name": "qwen2vl", "layer": "l", "tokens": 12, "tv": 3, "tt": 4, "shape": "8 -> 8"}})
     spike, fp16 = report["cores"]["spike"], report["cores"]["fp16"]
-    assert spike["utilization"] == 300 / (SMALL_CONFIG.events_per_cycle * 400)
+    # bundles: the slots are filled by weight-row reads (240), each serving several tokens' events (300)
+    assert spike["utilization"] == 240 / (SMALL_CONFIG.events_per_cycle * 400)
+    assert fp16["utilization"] == 192 / (1 * 395)
     # SRAM: the 2-access activation memory is costed as the dual-port macro
     assert spike["sram_area_um2"] == pytest.approx(16 * 16 * sram.SINGLE_PORT.area_per_bit_um2
                                                     + 40 * 4 * sram.DUAL_PORT.area_per_bit_um2)

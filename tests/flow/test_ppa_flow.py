@@ -32,11 +32,13 @@ def test_cycles_and_events_are_the_exact_models(report):
     case = qwen2vl_case(SMALL_CONFIG)
     spike = r["cores"]["spike"]
     assert (spike["cycles"], spike["events"], spike["tokens"]) == (case.model.cycles, case.model.events, len(case.q))
+    assert spike["utilization"] == case.model.weight_reads / (SMALL_CONFIG.events_per_cycle * case.model.cycles)
     for base in ("int8", "fp16"):
         core = r["cores"][base]
         config = dataclasses.replace(SMALL_CONFIG, dense_inputs=core["dense_inputs"])
         model = dense_core_cycles(config, len(case.q), case.program.in_features, case.program.out_tiles, base)
         assert core["cycles"] == model.cycles <= spike["cycles"]
+        assert core["utilization"] == model.weight_reads / (core["dense_inputs"] * model.cycles)
         assert core["bit_exact"] and core["cycle_exact"]
 
 
