@@ -1253,6 +1253,17 @@ def _plots(report: dict, out: Path) -> list[Path]:
     return written
 
 
+def _stale_measurements(raw: dict) -> list[str]:
+    """What a raw measurement file written by an older flow lacks (empty if nothing)."""
+    missing = []
+    runs = raw.get("variants", {}).values()
+    if any("weight_reads" not in r.get("run", {}) for r in runs):
+        missing.append("the weight-row read counts (run.weight_reads)")
+    if any("buffers" not in r["gate_level"] for r in runs if "gate_level" in r and "failed" not in r["gate_level"]):
+        missing.append("the fanout-repair buffers in the gate-level energy (gate_level.buffers)")
+    return missing
+
+
 def main(argv=None) -> int:
     from spikemllm.sim.core.cases import WORKLOADS
 
@@ -1299,7 +1310,12 @@ def main(argv=None) -> int:
     start = time.monotonic()
     raw_file = args.build / f"raw_{config.name}_{args.workload}.json"
     if args.from_raw:
+        if not raw_file.exists():
+            parser.error(f"--from-raw: {raw_file} does not exist: run the flow without --from-raw first")
         raw = json.loads(raw_file.read_text())
+        stale = _stale_measurements(raw)
+        if stale:
+            parser.error(f"--from-raw: {raw_file} predates {', '.join(stale)}: run the flow without --from-raw")
         for label, r in raw["variants"].items():  # the statistics files stay: re-read them with the current code
             if r.get("reuse_build"):
                 continue

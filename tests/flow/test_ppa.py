@@ -285,3 +285,15 @@ def test_bad_fpga_cores_and_budget_are_refused_by_name(args, named, capsys):
     with pytest.raises(SystemExit):
         ppa.main(args)
     assert f"not {named}" in capsys.readouterr().err
+
+
+def test_from_raw_refuses_a_missing_or_stale_file(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        ppa.main(["--config", "small", "--from-raw", "--build", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert "does not exist" in capsys.readouterr().err
+    raw = {"variants": {"spike": {"run": {"events": 3}, "gate_level": {"cycles": 4}}}}
+    (tmp_path / "raw_small_qwen2vl.json").write_text(json.dumps(raw))
+    with pytest.raises(SystemExit):
+        ppa.main(["--config", "small", "--from-raw", "--build", str(tmp_path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert "run.weight_reads" in err and "gate_level.buffers" in err
