@@ -229,6 +229,9 @@ class LayerCore(Block, abc.ABC):
         s.chunk_room = chunk_room = Signal(range(chunk_limit + 1), init=chunk_limit)
         s.too_large = too_large = Signal()
         s.tokens = tokens = Signal(32)
+        # TOKENS - 1, set with TOKENS: the run's last-token checks compare counters with a
+        # register instead of a 32-bit subtraction (0 - 1 wraps; a run of 0 tokens is refused)
+        s.last_token = last_token = Signal(32, init=(1 << 32) - 1)
         s.ttable = ttable = [Signal(c.timesteps_width, name=f"ttable_{n}") for n in range(regs["TTABLE"].count)]
         s.busy = busy = Signal()
         s.done = done = Signal()
@@ -309,7 +312,7 @@ class LayerCore(Block, abc.ABC):
                     with m.If(busy):
                         m.d.sync += raise_error(_error("START_WHILE_BUSY"))
                     with m.Else():
-                        m.d.sync += tokens.eq(w)
+                        m.d.sync += [tokens.eq(w), last_token.eq(w - 1)]
                 for n, entry in enumerate(ttable):
                     with m.Case(regs["TTABLE"].word + n):
                         with m.If(busy):
@@ -442,7 +445,7 @@ class LayerCore(Block, abc.ABC):
                 if B == 1:
                     m.d.sync += full
                 else:
-                    with m.If((load_slot == B - 1) | (tokens_loaded + 1 == s.tokens)):
+                    with m.If((load_slot == B - 1) | (tokens_loaded == s.last_token)):
                         m.d.sync += [*full, load_slot.eq(0), Array(s.bank_last_slot)[load_bank].eq(load_slot)]
                     with m.Else():
                         m.d.sync += load_slot.eq(load_slot + 1)
@@ -493,7 +496,7 @@ class LayerCore(Block, abc.ABC):
         rq_first = Signal(32)  # the first token of the bundle being requantized
         s.rq_slot_last = slot_last = Signal()
         m.d.comb += [
-            slot_last.eq((rq_slot == B - 1) | (rq_token == s.tokens - 1)),
+            slot_last.eq((rq_slot == B - 1) | (rq_token == s.last_token)),
             rq.i.valid.eq(array.o.valid),
             rq.i.p.acc.eq(array.o.p.acc[rq_slot]),
             rq.i.p.step.eq(array.o.p.step),
@@ -624,7 +627,7 @@ class LayerCore(Block, abc.ABC):
         out_slot = Signal(range(B))
         out_token = Signal(32)
         out_first = Signal(32)  # the first token of the bundle leaving
-        slot_last = (out_slot == B - 1) | (out_token == s.tokens - 1)
+        slot_last = (out_slot == B - 1) | (out_token == s.last_token)
         s.out_resets += [out_slot.eq(0), out_token.eq(0), out_first.eq(0)]
         with m.If(self.o.valid & self.o.ready):
             with m.If(slot_last):
@@ -653,7 +656,7 @@ class LayerCore(Block, abc.ABC):
                 m.d.sync += counters["IDLE_IN_CYCLES"].eq(counters["IDLE_IN_CYCLES"] + 1)
             with m.If(s.token_done):
                 m.d.sync += counters["TOKENS_DONE"].eq(counters["TOKENS_DONE"] + 1)
-                with m.If(counters["TOKENS_DONE"] + 1 == s.tokens):
+                with m.If(counters["TOKENS_DONE"] == s.last_token):
                     m.d.sync += [s.busy.eq(0), s.done.eq(1)]
         # The datapath's reset is registered: it follows a START or an abort by one clock
         # edge, so neither the bus decode nor the fault checks drive the reset of every
