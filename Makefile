@@ -110,7 +110,8 @@ characterize: $(STAMP)
 	$(RUN) -m spikemllm.flow.characterize --out flow/libs/sky130_fd_sc_hd__tt_025C_1v80.lib --build $(BUILD)/characterize
 
 synth: $(STAMP)
-	$(RUN) -m spikemllm.flow.ppa --out $(BUILD)/reports $(if $(WORKLOAD),--workload $(WORKLOAD))
+	$(RUN) -m spikemllm.flow.ppa --out $(BUILD)/reports $(if $(WORKLOAD),--workload $(WORKLOAD)) \
+		$(if $(CONFIG),--config $(CONFIG))
 
 fullsize: $(STAMP)
 	$(RUN) -m spikemllm.flow.fullsize --ppa $(BUILD)/reports/ppa.json --out $(BUILD)/reports

@@ -34,6 +34,7 @@ __all__ = [
     "SMALL_CONFIG",
     "COUNT_CONFIG",
     "WIDE_CONFIG",
+    "ACCEL_CONFIG",
     "PRESETS",
     "BOARD_ICE40_CONFIG",
     "load_config",
@@ -449,12 +450,19 @@ WIDE_CONFIG = AcceleratorConfig(name="wide", lanes=64, pes=64, events_per_cycle=
 """An accelerator-sized instance: 64 lanes, 64 PEs, 4 events/cycle, 8 requantizer multipliers
 (one output tile of 64 channels requantized in 8 cycles), otherwise the default's widths."""
 
+ACCEL_CONFIG = dataclasses.replace(WIDE_CONFIG, name="accel", bundle=4)
+"""The accelerator-sized instance of the PPA comparison: ``wide`` (64 lanes, 64 PEs, 4
+events/cycle, 8 requantizer multipliers) with bundles of 4 tokens sharing each weight-row
+read. ``make synth CONFIG=accel`` compares it with dense cores of the same size
+(``docs/ppa.md``, "At accelerator size")."""
+
 BOARD_ICE40_CONFIG = dataclasses.replace(SMALL_CONFIG, name="board_ice40", max_out_tiles=2, layers=2)
 """The iCEBreaker's instance (iCE40 UP5K): ``small`` with two output tiles and a timestep
 table of two layers, so that the core, the UART bridge and its buffers fit the device's
 5280 logic cells (``make bitstream BOARD=icebreaker`` reports the count)."""
 
-PRESETS = {c.name: c for c in (DEFAULT_CONFIG, SMALL_CONFIG, COUNT_CONFIG, WIDE_CONFIG, BOARD_ICE40_CONFIG)}
+PRESETS = {c.name: c for c in (DEFAULT_CONFIG, SMALL_CONFIG, COUNT_CONFIG, WIDE_CONFIG, ACCEL_CONFIG,
+                                      BOARD_ICE40_CONFIG)}
 """Named instances used by generation and verification."""
 
 
