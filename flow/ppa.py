@@ -171,6 +171,12 @@ def count_config(config: AcceleratorConfig, tv: int, tt: int) -> AcceleratorConf
     return dataclasses.replace(config, name=f"{config.name}_count", coding=Coding.COUNT, t_max=steps)
 
 
+def no_zero_skipping_config(config: AcceleratorConfig) -> AcceleratorConfig:
+    """The spike core that issues every (step, input) pair (``zero_skipping=False``; it
+    needs ``bundle > 1``, whose events carry fire bits)."""
+    return dataclasses.replace(config, name=f"{config.name}_noskip", zero_skipping=False)
+
+
 def plan(config: AcceleratorConfig, *, decomposition: bool, workload: str = DEFAULT_WORKLOAD,
          fpga_cores=DEFAULT_FPGA_CORES) -> tuple[dict[str, Variant], dict]:
     """The variants to measure: the spike core, each baseline at its throughput-matched ``D``,
@@ -195,6 +201,8 @@ def plan(config: AcceleratorConfig, *, decomposition: bool, workload: str = DEFA
         if matched["int8"] != E:
             variants["int8_same_width"] = Variant("int8_same_width", CoreKind.INT8,
                                                   dataclasses.replace(config, dense_inputs=E))
+        if config.bundle > 1 and config.zero_skipping:
+            variants["no_zero_skipping"] = Variant("no_zero_skipping", CoreKind.SPIKE, no_zero_skipping_config(config))
         if config.coding is Coding.TC_LIF and workload == "minilm":
             count = count_config(config, tv, tt)
             variants["count_coding"] = Variant("count_coding", CoreKind.SPIKE, count,
@@ -723,7 +731,7 @@ def summarize(config: AcceleratorConfig, raw: dict, *, clock_hz: float, workload
         "variants": {k: v for k, v in variants.items() if k not in cores},
         "ratios": ratios, "checks": checks, "figures": figure_labels(),
         "decomposition": {"cycle_model": cycle_model_decomposition(config, workload),
-                          "measured": measured_decomposition(variants, workload)},
+                          "measured": measured_decomposition(variants, workload, config.bundle)},
         "energy_model": {**cell_energies(), "opcount_45nm_pj": ENERGY_45NM_PJ},
         "sram_model": {"source": sram.SOURCE, "read_pj_per_bit": sram.READ_J_PER_BIT * 1e12,
                        "write_pj_per_bit": sram.WRITE_J_PER_BIT * 1e12,
@@ -767,7 +775,7 @@ DECOMPOSITION = {
 """The ideas the decomposition takes away one at a time."""
 
 
-def measured_decomposition(variants: dict, workload: str = DEFAULT_WORKLOAD) -> dict:
+def measured_decomposition(variants: dict, workload: str = DEFAULT_WORKLOAD, bundle: int = 1) -> dict:
     """Each idea's gain, measured by the same flow on a variant without it: the variant's
     figure over the spike core's (cycles, energy per token with and without SRAM, areas).
     An idea whose variant was not measured has ``"measured": False`` and no numbers."""
@@ -779,8 +787,9 @@ def measured_decomposition(variants: dict, workload: str = DEFAULT_WORKLOAD) -> 
     for idea, label in sources.items():
         v = variants.get(label) if label else None
         if v is None:
-            if idea == "zero_skipping":
-                note = "not measured: no RTL variant without zero skipping exists (cycle model below)"
+            if idea == "zero_skipping" and bundle == 1:
+                note = ("not measured at bundle = 1: its events carry no fire bit, so the RTL variant without "
+                        "zero skipping needs bundle > 1 (cycle model below)")
             elif idea in ("tc_lif_steps", "msts") and workload != "minilm":
                 note = ("not measured on this workload: its fixture holds the integers of its own schedule "
                         "(cycle model below; measured with --workload minilm --decomposition)")
@@ -809,7 +818,8 @@ def measured_decomposition(variants: dict, workload: str = DEFAULT_WORKLOAD) -> 
 def cycle_model_decomposition(config: AcceleratorConfig, workload: str = DEFAULT_WORKLOAD) -> dict:
     """Where the spike core's cycle advantage comes from, from the exact cycle model (which
     the RTL matches on every tested layer): the spike core and variants that each take one
-    idea away. ``no_zero_skipping`` has no RTL variant: every lane fires at every step.
+    idea away. ``no_zero_skipping``: every lane is an event at every step (the RTL variant
+    ``zero_skipping=False`` exists for ``bundle > 1``; at ``bundle = 1`` every lane fires).
     ``uniform_steps`` (the activations quantized to the wider ``T``) exists for MiniLM only:
     the Qwen2-VL fixture holds the integers of its MSTS schedule alone."""
     import torch
@@ -823,7 +833,10 @@ def cycle_model_decomposition(config: AcceleratorConfig, workload: str = DEFAULT
     J = program.out_tiles
     entries = {"spike": case.model}
     full = torch.stack([torch.full((program.padded_in,), config.coding.max_value(int(t))) for t in case.timesteps])
-    entries["no_zero_skipping"] = core_cycles(config, full, case.timesteps, J)
+    if config.bundle > 1:
+        entries["no_zero_skipping"] = core_cycles(no_zero_skipping_config(config), padded, case.timesteps, J)
+    else:
+        entries["no_zero_skipping"] = core_cycles(config, full, case.timesteps, J)
     if config.coding is Coding.TC_LIF:
         steps = [(1 << int(t)) - 1 for t in case.timesteps]
         count = dataclasses.replace(config, coding="count", t_max=max(steps))
@@ -835,9 +848,10 @@ def cycle_model_decomposition(config: AcceleratorConfig, workload: str = DEFAULT
     entries["dense_int8_same_width"] = dense_core_cycles(matched, case.tokens, program.padded_in, J, "int8")
     base = entries["spike"].cycles
     return {
-        "source": "exact cycle model (cycles only); no_zero_skipping has no RTL variant",
+        "source": "exact cycle model (cycles only)",
         "schedule": {"msts": [tv, tt], "uniform": [tt, tt]},
-        "entries": {name: {"cycles": m.cycles, "events": m.events, "cycles_over_spike": m.cycles / base}
+        "entries": {name: {"cycles": m.cycles, "events": m.events, "weight_reads": m.weight_reads,
+                           "cycles_over_spike": m.cycles / base}
                     for name, m in entries.items()},
     }
 
@@ -1141,9 +1155,10 @@ def _decomposition_lines(report: dict) -> list[str]:
                   f"{mf['datapath_energy_over_spike']:.2f}x its logic + clock energy per token."]
     cm = d["cycle_model"]
     lines += ["", f"Cycles from the exact cycle model alone ({cm['source']}):", "",
-              "| variant | cycles | events or MACs | cycles / spike core |", "|---|---|---|---|"]
+              "| variant | cycles | events or MACs | weight-row reads | cycles / spike core |", "|---|---|---|---|---|"]
     for name, e in cm["entries"].items():
-        lines.append(f"| {name} | {e['cycles']:,} | {e['events']:,} | {e['cycles_over_spike']:.2f} |")
+        reads = f"{e['weight_reads']:,}" if "weight_reads" in e else "n/a"
+        lines.append(f"| {name} | {e['cycles']:,} | {e['events']:,} | {reads} | {e['cycles_over_spike']:.2f} |")
     return lines
 
 

@@ -3,7 +3,7 @@ and step boundaries; zeros and spike vectors without a spike cost nothing."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 
@@ -64,7 +64,9 @@ class SpikeEventCompactor(Block):
     With a bundle of ``B > 1`` tokens (``bundle``) a spike vector holds every token's
     spikes; the compactor packs the lanes at which *any* token fires (the union), and each
     event carries which tokens fire there and their signs (``fire``, ``negative``): one
-    weight-row read serves them all. The packing sees only the union's counts.
+    weight-row read serves them all. The packing sees only the union's counts. Built with
+    ``zero_skipping=False`` (a variant for the decomposition), every lane of every vector is
+    an event, whether any token fires there or not.
 
     Three registered stages:
 
@@ -141,8 +143,11 @@ class SpikeEventCompactor(Block):
         if B == 1:
             mask_in = Cat(spikes[n] != 0 for n in range(L))
             m.d.comb += incoming.negative.eq(Cat(spikes[n] < 0 for n in range(L)))
-        else:
+        elif c.zero_skipping:
             mask_in = Cat(Cat(spikes[b][n] != 0 for b in range(B)).any() for n in range(L))
+        else:  # the variant without zero skipping: every lane is an event, fire bits or not
+            mask_in = Const((1 << L) - 1, L)
+        if B > 1:
             for b in range(B):
                 m.d.comb += [incoming.fire[b].eq(Cat(spikes[b][n] != 0 for n in range(L))),
                              incoming.negative[b].eq(Cat(spikes[b][n] < 0 for n in range(L)))]

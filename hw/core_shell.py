@@ -648,7 +648,7 @@ class LayerCore(Block, abc.ABC):
                 reads = dp.work if dp.reads is None else dp.reads
                 m.d.sync += [counters["EVENTS"].eq(counters["EVENTS"] + dp.work),
                              counters["WEIGHT_READS"].eq(counters["WEIGHT_READS"] + reads)]
-                with m.If(dp.work != 0):
+                with m.If(reads != 0):  # a weight row read (an event slot filled)
                     m.d.sync += counters["ACTIVE_CYCLES"].eq(counters["ACTIVE_CYCLES"] + 1)
             with m.If(self.o.valid & ~self.o.ready):
                 m.d.sync += counters["STALL_CYCLES"].eq(counters["STALL_CYCLES"] + 1)

@@ -30,7 +30,7 @@ register                  access  meaning
                                   :func:`spikemllm.modality.timestep_index`)
 ``CYCLES``                ro      cycles spent busy in the last/current run
 ``EVENTS``                ro      spike events accumulated (every token's own)
-``ACTIVE_CYCLES``         ro      cycles in which the PE array accumulated at least one event
+``ACTIVE_CYCLES``         ro      cycles in which the PE array took at least one event (read a weight row)
 ``STALL_CYCLES``          ro      cycles the output stream was held by back-pressure
 ``IDLE_IN_CYCLES``        ro      busy cycles spent waiting for token input
 ``TOKENS_DONE``           ro      tokens whose outputs have all left
@@ -217,7 +217,7 @@ class RegisterMap:
 COUNTERS = (
     ("CYCLES", "cycles spent busy in the last or current run"),
     ("EVENTS", "spike events accumulated by the PE array (every token's own)"),
-    ("ACTIVE_CYCLES", "cycles in which the PE array accumulated at least one event"),
+    ("ACTIVE_CYCLES", "cycles in which the PE array took at least one event (read a weight row)"),
     ("STALL_CYCLES", "cycles an output vector waited for the consumer (back-pressure)"),
     ("IDLE_IN_CYCLES", "busy cycles spent waiting for token input"),
     ("TOKENS_DONE", "tokens whose outputs have all left"),

@@ -110,6 +110,8 @@ def accelerator_configs(draw, *, bounds: FuzzBounds = FUZZ_BOUNDS, name: str = "
     fields["multiplier_bits"] = draw(edge_integers(r["multiplier_bits"][0],
                                                    min(r["multiplier_bits"][1], PRODUCT_BITS - acc_width)))
     fields["bundle"] = draw(edge_integers(r["bundle"][0], min(bounds.bundle, r["bundle"][1])))
+    # the variant without zero skipping exists for bundles (its events carry fire bits)
+    fields["zero_skipping"] = draw(st.booleans()) if fields["bundle"] > 1 else True
     return AcceleratorConfig(**fields)
 
 
@@ -208,7 +210,7 @@ def invalid_changes(config: AcceleratorConfig) -> list[tuple[str, object]]:
     above its range given the other fields, values that break a constraint between
     fields (not a power of two, not a multiple of ``lanes``, not a divisor of ``pes``,
     ``t_max`` beyond what ``act_bits`` and ``coding`` need, a requantizer product wider
-    than :data:`PRODUCT_BITS`), and values of the wrong type."""
+    than :data:`PRODUCT_BITS`, no zero skipping without bundles), and values of the wrong type."""
     c, r = config, FIELD_RANGES
     changes: list[tuple[str, object]] = [("name", ""), ("name", "two words"), ("name", 7)]
     for field in ("act_bits", "weight_bits", "out_bits", "multiplier_bits", "shift_bits", "bias_bits", "layers",
@@ -232,7 +234,9 @@ def invalid_changes(config: AcceleratorConfig) -> list[tuple[str, object]]:
     if c.lanes >= 4:
         changes.append(("dense_inputs", 3))
     changes += _product_breaking(c)
-    changes += [("lanes", True), ("pes", 2.0), ("t_max", "3"), ("act_bits", None)]
+    if c.bundle == 1:  # an event of B = 1 has no fire bit to issue without zero skipping
+        changes.append(("zero_skipping", False))
+    changes += [("lanes", True), ("pes", 2.0), ("t_max", "3"), ("act_bits", None), ("zero_skipping", "yes")]
     return changes
 
 

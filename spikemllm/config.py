@@ -193,6 +193,14 @@ class AcceleratorConfig:
         consecutive tokens of a run together, and the events of the bundle's tokens at the
         same input index use one read of the weight row (``B`` accumulators per PE).
         ``1`` computes one token at a time. See :mod:`spikemllm.golden.bundle`.
+    zero_skipping:
+        Whether the spike core issues events only where a token fires (``True``, the
+        method). ``False`` builds the variant that issues every (step, input) pair, the
+        zero-skipping baseline of the decomposition (``docs/ppa.md``): every lane of every
+        spike vector is an event and costs an event slot and a weight-row read, its fire bits
+        saying which tokens add. It needs ``bundle > 1``, whose events carry fire bits (an
+        event of ``B = 1`` is a spike). Outputs are the same; the build registers do not
+        report it.
 
     Raises ``TypeError`` for a parameter of the wrong type and ``ValueError`` naming the
     bad value for one out of range.
@@ -216,6 +224,7 @@ class AcceleratorConfig:
     requantizers: int = 1
     dense_inputs: int = 1
     bundle: int = 1
+    zero_skipping: bool = True
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name or not self.name.replace("_", "").isalnum():
@@ -255,6 +264,11 @@ class AcceleratorConfig:
         if self.dense_inputs > self.lanes:
             raise ValueError(f"dense_inputs must be at most lanes={self.lanes}, not {self.dense_inputs!r}")
         _check_int("bundle", self.bundle, *FIELD_RANGES["bundle"])
+        if not isinstance(self.zero_skipping, bool):
+            raise TypeError(f"zero_skipping must be a bool, not {self.zero_skipping!r}")
+        if not self.zero_skipping and self.bundle == 1:
+            raise ValueError("zero_skipping=False needs bundle > 1: the events of bundle=1 carry no fire bit, "
+                             "so an event cannot say that no token fires")
         if self.product_width > _PRODUCT_BITS:
             raise ValueError(
                 f"acc_width={self.acc_width} (from t_max={self.t_max!r}, coding={self.coding.value!r}, "
@@ -476,6 +490,11 @@ def _parse_override(text: str) -> tuple[str, object]:
         raise ValueError(f"unknown configuration field {name!r} in {text!r}; fields: {sorted(fields)}")
     if name in ("name", "coding"):
         return name, raw
+    if fields[name].type in (bool, "bool"):
+        words = {"true": True, "1": True, "false": False, "0": False}
+        if raw.lower() not in words:
+            raise ValueError(f"{name} must be true or false, not {raw!r}")
+        return name, words[raw.lower()]
     try:
         return name, int(raw, 0)
     except ValueError:

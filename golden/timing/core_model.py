@@ -194,7 +194,9 @@ def core_cycles(config: AcceleratorConfig, q: torch.Tensor, timesteps, out_tiles
     With ``config.bundle = B > 1`` the tokens run in bundles of ``B``
     (:mod:`spikemllm.golden.bundle`): a bundle's spike vectors carry the union of its
     tokens' spikes over ``max T`` steps, its ``B * K`` chunks load before it starts, and the
-    requantizer takes each tile's final accumulators once per token.
+    requantizer takes each tile's final accumulators once per token. With
+    ``config.zero_skipping`` false every lane of every spike vector is an event (``EVENTS``
+    still counts the tokens' spikes, ``WEIGHT_READS`` every lane).
     Raises ``ValueError`` for shapes the core cannot run or values ``T`` steps cannot carry.
     """
     if not isinstance(config, AcceleratorConfig):
@@ -219,8 +221,10 @@ def core_cycles(config: AcceleratorConfig, q: torch.Tensor, timesteps, out_tiles
         T = trains.shape[0]
         fired = trains.view(T, len(group), K, L) != 0
         spikes += int(fired.sum())
-        # one event per lane at which any of the bundle's tokens fires: the union
-        nnz = fired.any(dim=1).sum(dim=-1).flatten().tolist()
+        if config.zero_skipping:  # one event per lane at which any of the bundle's tokens fires: the union
+            nnz = fired.any(dim=1).sum(dim=-1).flatten().tolist()
+        else:  # every lane of every spike vector is an event
+            nnz = [L] * (T * K)
         tiles.append(vector_counts(nnz, K))
         sizes.append(len(group))
     E = config.events_per_cycle

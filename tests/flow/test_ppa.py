@@ -99,6 +99,25 @@ def test_cycle_model_decomposition_takes_one_idea_away_at_a_time():
     assert d["uniform_steps"]["events"] >= d["spike"]["events"]
 
 
+def test_without_zero_skipping_a_bundle_reads_every_step_and_input():
+    """With bundles the variant without zero skipping is the RTL's (``zero_skipping=False``):
+    the same spikes, a weight-row read for every (step, input) pair of every bundle, and the
+    plan measures it with the decomposition."""
+    from spikemllm.sim.core.cases import minilm_case
+
+    config = dataclasses.replace(SMALL_CONFIG, bundle=2)
+    d = ppa.cycle_model_decomposition(config, "minilm")["entries"]
+    case = minilm_case(config)
+    T = case.timesteps.tolist()
+    pairs = case.program.out_tiles * case.program.padded_in * sum(max(T[i:i + 2]) for i in range(0, len(T), 2))
+    assert d["no_zero_skipping"]["weight_reads"] == pairs > d["spike"]["weight_reads"]
+    assert d["no_zero_skipping"]["events"] == d["spike"]["events"]
+    assert d["no_zero_skipping"]["cycles"] > d["spike"]["cycles"]
+    variants, _ = ppa.plan(config, decomposition=True, workload="minilm", fpga_cores=())
+    assert not variants["no_zero_skipping"].config.zero_skipping and variants["no_zero_skipping"].kind.value == "spike"
+    assert "no_zero_skipping" not in ppa.plan(SMALL_CONFIG, decomposition=True, workload="minilm", fpga_cores=())[0]
+
+
 def test_cycle_model_decomposition_of_the_qwen2vl_workload():
     from spikemllm.sim.core.cases import qwen2vl_case
 
@@ -237,7 +256,7 @@ def test_report_on_small_inputs(tmp_path):
     assert not report["checks"]["event_slot_utilization"]["met"]
     d = report["decomposition"]["measured"]
     assert d["msts"]["measured"] and d["msts"]["cycles_over_spike"] == 480 / 400
-    assert not d["zero_skipping"]["measured"] and "no RTL variant" in d["zero_skipping"]["note"]
+    assert not d["zero_skipping"]["measured"] and "needs bundle > 1" in d["zero_skipping"]["note"]
     assert fp16["dense_inputs"] == 1
     # every figure of every core is labelled, and its source section exists in the docs
     for core in report["cores"].values():

@@ -68,6 +68,38 @@ def test_bundles_bit_exact_cycle_exact_and_reads(config, shape, steps, tokens):
     assert (stalled.counters["EVENTS"], stalled.counters["WEIGHT_READS"]) == (case.model.events, case.model.weight_reads)
 
 
+@pytest.mark.parametrize("config, shape, steps, tokens", [
+    (dataclasses.replace(CORE_SMALL, name="core_b2_dense_issue", bundle=2, zero_skipping=False), (20, 7), (3, 4), 5),
+    (dataclasses.replace(CORE_E3, name="core_e3_b3_dense_issue", bundle=3, zero_skipping=False), (24, 8), (2, 3), 4),
+])
+def test_without_zero_skipping_every_step_and_input_is_an_event(config, shape, steps, tokens):
+    """The variant without zero skipping issues every (step, input) pair of every bundle:
+    the same outputs, ``WEIGHT_READS`` = steps x padded inputs x tiles per bundle (counted
+    here from the shapes), ``EVENTS`` the tokens' spikes as with zero skipping, and the
+    cycles the model predicts, more than the zero-skipping core's."""
+    case = random_case(config, seed=11, tokens=tokens, in_features=shape[0], out_features=shape[1],
+                       tv=steps[0], tt=steps[1])
+    skipping = dataclasses.replace(config, zero_skipping=True)
+    skip_case = random_case(skipping, seed=11, tokens=tokens, in_features=shape[0], out_features=shape[1],
+                            tv=steps[0], tt=steps[1])
+    assert torch.equal(case.q, skip_case.q) and case.expected == skip_case.expected
+    B, L = config.bundle, config.lanes
+    padded = -(-shape[0] // L) * L
+    tiles = -(-shape[1] // config.pes)
+    T = case.timesteps.tolist()
+    every_pair = sum(max(T[i:i + B]) for i in range(0, tokens, B)) * padded * tiles
+    result = run_case(config, case)
+    assert result.outputs == case.expected
+    for name, value in (("CYCLES", case.model.cycles), ("EVENTS", skip_case.model.events),
+                        ("ACTIVE_CYCLES", case.model.active_cycles), ("WEIGHT_READS", every_pair),
+                        ("TOKENS_DONE", tokens)):
+        assert result.counters[name] == value, name
+    assert case.model.weight_reads == every_pair and case.model.cycles > skip_case.model.cycles
+    stalled = run_case(config, case, in_pattern=late_start(pattern("random30", seed=3)),
+                       out_pattern=pattern("random70", seed=4))
+    assert stalled.outputs == case.expected and stalled.counters["WEIGHT_READS"] == every_pair
+
+
 def test_bundle_of_one_reads_once_per_event():
     case = random_case(CORE_SMALL, seed=7, tokens=3, in_features=16, out_features=8, tv=3, tt=4)
     result = run_case(CORE_SMALL, case)
