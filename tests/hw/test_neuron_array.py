@@ -23,7 +23,12 @@ def test_out_of_range_timesteps_are_clamped():
     assert [b["step"] for b in result.beats("o")] == [0] + [0, 1, 2, 3] * 3
 
 
-@pytest.mark.parametrize("config", PRESETS.values(), ids=PRESETS.keys())
+# the block encodes one token at a time (the core's neuron stage computes bundles), so the
+# presets with bundles are left out: their neuron arrays are those of the same shapes
+UNBUNDLED = {name: c for name, c in PRESETS.items() if c.bundle == 1}
+
+
+@pytest.mark.parametrize("config", UNBUNDLED.values(), ids=UNBUNDLED.keys())
 def test_every_activation_at_every_step_count(config):
     # Every act_bits value (saturating ones and -2^(act_bits-1) included) at every T: the
     # neurons' shifted digits or down-counters fire like encode_tc_lif / encode_count_signed.
