@@ -65,15 +65,14 @@ class Repair:
 
 
 def _block(instance: str) -> str:
-    """The block (instance path below the top) of a cell of a flattened netlist: Yosys's
+    """The block (the first instance below the top) of a cell of a flattened netlist: Yosys's
     ``flatten`` names a submodule's cells ``path.name`` and its auto-named ones
     ``$flatten\\path.$name``; an auto-named cell of the top has a ``$`` name of its own."""
     name = instance.removeprefix("$flatten").lstrip("\\")
     if name.startswith("$"):
         return "top"
-    if ".$" in name:
-        return name.split(".$", 1)[0]
-    return name.rsplit(".", 1)[0] if "." in name else "top"
+    path = name.split(".$", 1)[0] if ".$" in name else name.rsplit(".", 1)[0] if "." in name else "top"
+    return path.split(".", 1)[0]
 
 
 def repair_fanout(module: dict, library: Library, *, max_fanout: int = MAX_FANOUT, buffer: str = BUFFER) -> Repair:

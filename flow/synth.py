@@ -175,8 +175,22 @@ def _local(modules: dict, value) -> dict:
     return local
 
 
+def _instances(modules: dict, top: str) -> dict:
+    """How many times each module is instantiated below ``top`` (1 for ``top``): a module
+    that several identical submodules share counts once per instance."""
+    count = {name: 0 for name in modules}
+    count[top] = 1
+    # a submodule's name extends its parent's (Amaranth names them by their path)
+    for name in sorted(modules, key=lambda n: n.count(".")):
+        for t, n in modules[name].get("num_cells_by_type", {}).items():
+            if t in modules:
+                count[t] += count[name] * n
+    return count
+
+
 def _block_of(module: str, top: str) -> str:
-    return module[len(top) + 1:] if module.startswith(top + ".") else "top"
+    """The block of ``module``: the instance directly below ``top`` that holds it."""
+    return module[len(top) + 1:].split(".", 1)[0] if module.startswith(top + ".") else "top"
 
 
 def synth_asic(verilog: Path, top: str, out: Path, *, liberty: Path = LIBERTY, timing: bool = True) -> dict:
@@ -252,19 +266,21 @@ def asic_results(out: Path, top: str, memories: list, seconds: float) -> dict:
     dff_area = sky130.cell_area(sky130.FLIP_FLOP)
     transistors = _local(generic, lambda e: int(str(e.get("estimated_num_transistors", "0")).rstrip("+")))
     areas = _local(sky, lambda e: float(e.get("area", 0.0)))
+    # a block holds its submodules, each module counted once per instance
+    copies = _instances(generic, top)
     for module, entry in generic.items():
-        by_type = entry.get("num_cells_by_type", {})
-        result["generic"]["blocks"][_block_of(module, top)] = {
-            "cells": sum(n for t, n in by_type.items() if t.startswith("$_")),
-            "transistors": transistors[module],
-        }
+        by_type, n = entry.get("num_cells_by_type", {}), copies[module]
+        block = result["generic"]["blocks"].setdefault(_block_of(module, top), {"cells": 0, "transistors": 0})
+        block["cells"] += n * sum(k for t, k in by_type.items() if t.startswith("$_"))
+        block["transistors"] += n * transistors[module]
+    copies = _instances(sky, top)
     for module, entry in sky.items():
-        by_type = entry.get("num_cells_by_type", {})
-        result["sky130"]["blocks"][_block_of(module, top)] = {
-            "area_um2": round(areas[module], 4),
-            "cells": sum(n for t, n in by_type.items() if t.startswith("sky130_")),
-            "flip_flops": int(by_type.get(f"sky130_fd_sc_hd__{sky130.FLIP_FLOP}_1", 0)),
-        }
+        by_type, n = entry.get("num_cells_by_type", {}), copies[module]
+        block = result["sky130"]["blocks"].setdefault(_block_of(module, top), {"area_um2": 0.0, "cells": 0,
+                                                                               "flip_flops": 0})
+        block["area_um2"] = round(block["area_um2"] + n * areas[module], 4)
+        block["cells"] += n * sum(k for t, k in by_type.items() if t.startswith("sky130_"))
+        block["flip_flops"] += n * int(by_type.get(f"sky130_fd_sc_hd__{sky130.FLIP_FLOP}_1", 0))
     for key in ("generic", "sky130"):
         blocks = result[key]["blocks"]
         result[key]["total"] = {k: round(sum(b[k] for b in blocks.values()), 3) for k in next(iter(blocks.values()))}

@@ -10,7 +10,9 @@ A block the configuration cannot build (the FP16 baseline with activations wider
 FP16 holds exactly) is left out, and ``config.json`` says why under ``skipped``.
 
 Output is deterministic: no source locations, dates or absolute paths are written, so a
-rerun is byte-identical. The configuration is validated when it is constructed, before
+rerun is byte-identical. Submodules that are the same circuit (the PEs of an array) are
+written once (:func:`merge_identical_modules`): every instance names the first one's
+module, so synthesis maps one PE and a simulator compiles one. The configuration is validated when it is constructed, before
 anything is written.
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -28,7 +31,7 @@ from spikemllm.config import AcceleratorConfig, add_config_arguments, config_fro
 
 from .blocks import BLOCKS, block_component, block_refusal, check_block, supported_blocks
 
-__all__ = ["block_verilog", "describe", "generate", "main"]
+__all__ = ["block_verilog", "describe", "generate", "main", "merge_identical_modules"]
 
 
 def _emit(block: str, config: AcceleratorConfig) -> tuple[str, dict]:
@@ -39,7 +42,48 @@ def _emit(block: str, config: AcceleratorConfig) -> tuple[str, dict]:
     for path, member, value in component.signature.flatten(component):
         ports["__".join(map(str, path))] = {"direction": member.flow.value.lower(), "width": len(Value.cast(value))}
     entry = {"module": name, "file": f"{name}.v", "latency": component.latency, "ports": ports}
-    return verilog.convert(component, name=name, emit_src=False), entry
+    return merge_identical_modules(verilog.convert(component, name=name, emit_src=False)), entry
+
+
+_MODULE = re.compile(r"((?:^\(\*[^\n]*\*\)\n)*)^module (\S+) (.*?^endmodule\n)", re.S | re.M)
+_BACKEND_ID = re.compile(r"\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+")
+"""A name Yosys's Verilog writer numbers across the whole file (the same in every copy of a module)."""
+
+
+def merge_identical_modules(text: str) -> str:
+    """``text`` (Verilog written by Amaranth through Yosys) with every module that has the
+    same ports and body as another -- submodules are emitted per instance -- replaced by
+    it: the module written first stays, the others are removed and their instances name it.
+    Modules deeper in the hierarchy merge first, so parents of merged children can merge
+    in turn. Instance names, and so every hierarchical path, stay as they were."""
+    modules = [(match.group(2), match) for match in _MODULE.finditer(text)]
+    bodies = {name: match.group(3) for name, match in modules}
+    removed = set()
+    for depth in sorted({name.count(".") for name in bodies}, reverse=True):
+        first: dict[str, str] = {}
+        merged = {}
+        for name, _ in modules:
+            if name.count(".") != depth:
+                continue
+            key = _BACKEND_ID.sub("$auto", bodies[name])
+            if key in first:
+                merged[name] = first[key]
+            else:
+                first[key] = name
+        if not merged:
+            continue
+        removed |= merged.keys()
+        instance = re.compile(r"^(\s+)(" + "|".join(re.escape(n) for n in merged) + r") ", re.M)
+        for name in bodies:
+            bodies[name] = instance.sub(lambda m: m.group(1) + merged[m.group(2)] + " ", bodies[name])
+    out, end = [], 0
+    for name, match in modules:
+        out.append(text[end:match.start()])
+        if name not in removed:
+            out.append(match.group(1) + f"module {name} " + bodies[name])
+        end = match.end()
+    out.append(text[end:])
+    return "".join(out)
 
 
 def block_verilog(block: str, config: AcceleratorConfig) -> str:

@@ -13,7 +13,7 @@ from spikemllm.latency import PE_ARRAY_LATENCY
 from .block import Block
 from .signatures import AccumulatorStream, BundleAccumulatorStream, EventStream, WeightWriteStream, event_beat_layout
 
-__all__ = ["SparseAccumulatePEArray"]
+__all__ = ["SparseAccumulatePEArray", "SpikePE", "pe_token_layout"]
 
 
 class SparseAccumulatePEArray(Block):
@@ -125,13 +125,10 @@ class SparseAccumulatePEArray(Block):
         s2_ones = [Signal(ones_shape, name=n) for n in per_slot("s2_ones")]
         s2_ones_before = [Signal(ones_shape, name=n) for n in per_slot("s2_ones_before")]
 
-        slot_prefix = [""] if B == 1 else [f"b{b}_" for b in range(B)]
-        acc = [[Signal(signed(c.acc_width), name=f"acc_{x}{p}") for p in range(P)] for x in slot_prefix]
         step = Signal(c.step_width)
         busy = Signal()  # a token has started and its final step has not been accumulated
 
         out_valid = Signal()
-        out_acc = [[Signal(signed(c.acc_width), name=f"out_acc_{x}{p}") for p in range(P)] for x in slot_prefix]
         out_step = Signal(c.step_width)
         out_last = Signal()
         m.d.comb += [
@@ -139,10 +136,6 @@ class SparseAccumulatePEArray(Block):
             self.o.p.step.eq(out_step),
             self.o.p.last.eq(out_last),
         ]
-        for b in range(B):
-            for p in range(P):
-                m.d.comb += (self.o.p.acc[p] if B == 1 else self.o.p.acc[b][p]).eq(out_acc[b][p])
-
         out_free = ~out_valid | self.o.ready
         s2_go = Signal()
         s1_go = Signal()
@@ -229,41 +222,27 @@ class SparseAccumulatePEArray(Block):
             m.d.sync += [s2_ones[b].eq(s1_ones[b]) for b in range(B)]
             m.d.sync += [s2_ones_before[b].eq(s1_ones_before[b]) for b in range(B)]
 
-        # Stage 1 arithmetic, per PE: each weight inverted for a negative event and scaled by
-        # its coefficient (logic only), then the adder tree. Stage 2 adds the ones.
-        sum_shape = signed(c.weight_bits + E.bit_length() + 2)
-        for b, x in enumerate(slot_prefix):
-            for p in range(P):
-                terms, befores = [], []
-                for k, read in enumerate(reads):
-                    w = read.data[p]
-                    flipped = Signal(signed(c.weight_bits), name=f"flipped_{x}{p}_{k}")
-                    m.d.comb += flipped.eq(Mux(s1_negative[b][k], ~w, w))
-                    term = Signal(signed(c.weight_bits + 1), name=f"term_{x}{p}_{k}")
-                    m.d.comb += term.eq(Mux(s1_double[b][k], flipped << 1, Mux(s1_single[b][k], flipped, 0)))
-                    terms.append(term)
-                    befores.append(Mux(s1_before[k] & s1_fires[b][k], flipped, 0))
-                sum_term = _tree_sum(m, terms, sum_shape, name=f"sum_term_{x}{p}")
-                sum_before = _tree_sum(m, befores, sum_shape, name=f"sum_before_{x}{p}")
-                s2_term = Signal(sum_shape, name=f"s2_term_{x}{p}")
-                s2_before = Signal(sum_shape, name=f"s2_before_{x}{p}")
-                with m.If(s1_go):
-                    m.d.sync += [s2_term.eq(sum_term), s2_before.eq(sum_before)]
-                term = Signal(sum_shape, name=f"term_{x}{p}")
-                m.d.comb += term.eq(s2_term + s2_ones[b])
-                a = acc[b][p]
-                if tc_lif:
-                    base = Mux(s2_step_end, Mux(s2_last, 0, a << 1), a)
-                else:
-                    base = Mux(s2_step_end & s2_last, 0, a)
-                acc_next = Signal(signed(c.acc_width), name=f"acc_next_{x}{p}")
-                m.d.comb += acc_next.eq(base + term)
-                with m.If(s2_go & s2_work):  # accumulators idle on a beat without work (clock enable)
-                    m.d.sync += a.eq(acc_next)
-                partial = Signal(sum_shape, name=f"partial_{x}{p}")
-                m.d.comb += partial.eq(s2_before + s2_ones_before[b])
-                with m.If(s2_go & s2_step_end):
-                    m.d.sync += out_acc[b][p].eq(a + partial)
+        # Stage 1 arithmetic and stage 2, per PE: one SpikePE each, fed the same flags.
+        for p in range(P):
+            pe = m.submodules[f"pe_{p}"] = SpikePE(config=c)
+            m.d.comb += [
+                pe.sums.eq(s1_go),
+                pe.accumulate.eq(s2_go & s2_work),
+                pe.emit.eq(s2_go & s2_step_end),
+                pe.step_end.eq(s2_step_end),
+                pe.last.eq(s2_last),
+            ]
+            m.d.comb += [pe.weights[k].eq(read.data[p]) for k, read in enumerate(reads)]
+            for b in range(B):
+                m.d.comb += [
+                    pe.tokens[b].negative.eq(s1_negative[b]),
+                    pe.tokens[b].single.eq(s1_single[b]),
+                    pe.tokens[b].double.eq(s1_double[b]),
+                    pe.tokens[b].before.eq(s1_before & s1_fires[b]),
+                    pe.tokens[b].ones.eq(s2_ones[b]),
+                    pe.tokens[b].ones_before.eq(s2_ones_before[b]),
+                    (self.o.p.acc[p] if B == 1 else self.o.p.acc[b][p]).eq(pe.out[b]),
+                ]
 
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += out_valid.eq(0)
@@ -275,6 +254,88 @@ class SparseAccumulatePEArray(Block):
                 m.d.sync += step.eq(step + 1)
         with m.If(taken):
             m.d.sync += busy.eq(1)
+        return m
+
+
+def pe_token_layout(config: AcceleratorConfig) -> data.StructLayout:
+    """What a :class:`SpikePE` needs of one token of the beat: per event slot, whether its
+    weight is inverted (``negative``), taken once (``single``) or twice (``double``), and
+    counts before the split (``before``); and the ones the inversions leave out
+    (``ones``, ``ones_before``; registered with the beat's sums, a stage later)."""
+    E = config.events_per_cycle
+    ones = range(2 * E + 1)
+    return data.StructLayout({"negative": E, "single": E, "double": E, "before": E, "ones": ones,
+                              "ones_before": ones})
+
+
+class SpikePE(Block):
+    """One processing element of :class:`SparseAccumulatePEArray`: its output channel's
+    accumulator (one per token of a bundle) and the two stages that update it.
+
+    ``weights[E]`` are the channel's weights of the beat's events (read ports' outputs);
+    ``tokens[B]`` the beat's coefficients per token (:func:`pe_token_layout`). With
+    ``sums`` the stage-1 sums are registered::
+
+        term   = sum_k c_k * (negative_k ? ~w_k : w_k)      before = the same over the slots in ``before``
+
+    with ``accumulate`` the accumulator takes ``base + term + ones`` (``base``: 0 after a
+    tile's last step, ``2 * acc`` after any other step end under TC-LIF, else ``acc``),
+    and with ``emit`` ``out`` takes ``acc + before + ones_before``, the step's partial sum.
+    Every PE of an array is the same module, its ports alone connecting it.
+    """
+
+    def __init__(self, *, config: AcceleratorConfig):
+        B, E = config.bundle, config.events_per_cycle
+        acc = signed(config.acc_width)
+        super().__init__({
+            "weights": In(data.ArrayLayout(signed(config.weight_bits), E)),
+            "tokens": In(data.ArrayLayout(pe_token_layout(config), B)),
+            "sums": In(1),
+            "accumulate": In(1),
+            "emit": In(1),
+            "step_end": In(1),
+            "last": In(1),
+            "out": Out(data.ArrayLayout(acc, B)),
+        }, config=config)
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self.config
+        E = c.events_per_cycle
+        sum_shape = signed(c.weight_bits + E.bit_length() + 2)
+        for b, token in enumerate(self.tokens):
+            terms, befores = [], []
+            for k in range(E):
+                w = self.weights[k]
+                flipped = Signal(signed(c.weight_bits), name=f"flipped_{b}_{k}")
+                m.d.comb += flipped.eq(Mux(token.negative[k], ~w, w))
+                term = Signal(signed(c.weight_bits + 1), name=f"term_{b}_{k}")
+                m.d.comb += term.eq(Mux(token.double[k], flipped << 1, Mux(token.single[k], flipped, 0)))
+                terms.append(term)
+                befores.append(Mux(token.before[k], flipped, 0))
+            sum_term = _tree_sum(m, terms, sum_shape, name=f"sum_term_{b}")
+            sum_before = _tree_sum(m, befores, sum_shape, name=f"sum_before_{b}")
+            s2_term = Signal(sum_shape, name=f"s2_term_{b}")
+            s2_before = Signal(sum_shape, name=f"s2_before_{b}")
+            with m.If(self.sums):
+                m.d.sync += [s2_term.eq(sum_term), s2_before.eq(sum_before)]
+            term = Signal(sum_shape, name=f"term_{b}")
+            m.d.comb += term.eq(s2_term + token.ones)
+            acc = Signal(signed(c.acc_width), name=f"acc_{b}")
+            if c.coding.doubles:
+                base = Mux(self.step_end, Mux(self.last, 0, acc << 1), acc)
+            else:
+                base = Mux(self.step_end & self.last, 0, acc)
+            acc_next = Signal(signed(c.acc_width), name=f"acc_next_{b}")
+            m.d.comb += acc_next.eq(base + term)
+            with m.If(self.accumulate):  # idle on a beat without work (clock enable)
+                m.d.sync += acc.eq(acc_next)
+            partial = Signal(sum_shape, name=f"partial_{b}")
+            m.d.comb += partial.eq(s2_before + token.ones_before)
+            out = Signal(signed(c.acc_width), name=f"out_{b}")
+            with m.If(self.emit):
+                m.d.sync += out.eq(acc + partial)
+            m.d.comb += self.out[b].eq(out)
         return m
 
 

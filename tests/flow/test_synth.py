@@ -15,6 +15,25 @@ from spikemllm.hw.generate import generate
 from spikemllm.config import PRESETS, SMALL_CONFIG
 
 
+def netlist_cells(text: str, top: str) -> tuple[Counter, Counter]:
+    """(cell, drive) -> instances in the hierarchy of ``top`` of a Verilog netlist, and
+    module -> instances."""
+    bodies = {name.lstrip("\\"): body for name, body in
+              re.findall(r"^module (\S+?)\s*\(.*?\);\n(.*?)^endmodule", text, re.S | re.M)}
+    instances = Counter({top: 1})
+    cells = Counter()
+    pending = [top]
+    while pending:
+        name = pending.pop()
+        body = bodies[name]
+        for cell, drive in re.findall(r"^\s*sky130_fd_sc_hd__(\w+)_(\d+)\s", body, re.M):
+            cells[(cell, drive)] += 1
+        for child in re.findall(r"^\s*\\(\S+)\s+\S+\s*\(", body, re.M):
+            instances[child] += 1
+            pending.append(child)
+    return cells, instances
+
+
 @pytest.fixture(scope="module")
 def spike_small(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth")
@@ -26,9 +45,10 @@ def test_asic_flow_area_memories_and_transistors(spike_small):
     r = synth_asic(spike_small / "rtl" / "spike_core.v", "spike_core", spike_small / "asic")
     assert r["yosys"] == yosys_command("asic.ys")[1]
     assert set(r["sky130"]["blocks"]) == {"top", "compactor", "pe_array", "requantizer"}
-    # independent recount: every sky130 instance in the written netlist times its LEF area
-    netlist = (spike_small / "asic" / "sky130_netlist.v").read_text()
-    cells = Counter(re.findall(r"^\s*sky130_fd_sc_hd__(\w+)_(\d+)\s", netlist, re.M))
+    # independent recount: every sky130 instance in the written netlist times its LEF area,
+    # a module's cells once per instance of the module (the PEs share one)
+    cells, instances = netlist_cells((spike_small / "asic" / "sky130_netlist.v").read_text(), "spike_core")
+    assert instances["spike_core.pe_array.pe_0"] == SMALL_CONFIG.pes
     area = sum(n * sky130.cell_area(cell, int(drive)) for (cell, drive), n in cells.items())
     # plus the fanout repair's buffers, which the timing's netlist alone holds
     buffers = r["sky130"]["timing"]["fanout_repair"]["buffers"]

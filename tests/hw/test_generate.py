@@ -1,8 +1,11 @@
 """Verilog generation: one file per block, deterministic, with a description that round-trips."""
 
 import json
+import re
 
 import pytest
+from amaranth.back import verilog
+from amaranth.hdl import Elaboratable, Module, Signal
 from spikemllm.hw import generate as gen
 
 from spikemllm.config import SMALL_CONFIG, AcceleratorConfig
@@ -22,6 +25,72 @@ def test_generates_named_files_deterministically(tmp_path):
     text = (tmp_path / "a" / "tclif_neuron_array.v").read_text()
     assert "module tclif_neuron_array(" in text
     assert str(tmp_path) not in text and "/work" not in text  # no source paths
+
+
+@pytest.mark.parametrize("config", [SMALL_CONFIG, AcceleratorConfig()], ids=["small", "default"])
+def test_the_pes_of_an_array_are_one_module(config):
+    text = gen.block_verilog("core", config)
+    modules = re.findall(r"^module (\S+?)\s*\(", text, re.M)
+    assert [name for name in modules if ".pe_array." in name] == ["\\spike_core.pe_array.pe_0"]
+    instances = re.findall(r"^\s*\\(spike_core\.pe_array\.\S+)\s+(\S+)\s*\(", text, re.M)
+    assert sorted(instances) == sorted(("spike_core.pe_array.pe_0", f"pe_{p}") for p in range(config.pes))
+
+
+class _Counter(Elaboratable):
+    def __init__(self, step):
+        self.step = step
+        self.en = Signal()
+        self.count = Signal(8)
+
+    def elaborate(self, platform):
+        m = Module()
+        with m.If(self.en):
+            m.d.sync += self.count.eq(self.count + self.step)
+        return m
+
+
+class _Pair(Elaboratable):
+    """Two counters under each of two identical wrappers, one counting by 2."""
+
+    def __init__(self, steps=(1, 1, 1, 2)):
+        self.en = Signal()
+        self.total = Signal(10)
+        self.steps = steps
+
+    def elaborate(self, platform):
+        m = Module()
+        counters = [_Counter(step) for step in self.steps]
+        for n, c in enumerate(counters):
+            m.submodules[f"c{n}"] = c
+            m.d.comb += c.en.eq(self.en)
+        m.d.comb += self.total.eq(sum(c.count for c in counters))
+        return m
+
+
+class _Top(Elaboratable):
+    def __init__(self):
+        self.en = Signal()
+        self.total = Signal(11)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.left, m.submodules.right = left, right = _Pair(), _Pair()
+        m.d.comb += [left.en.eq(self.en), right.en.eq(self.en), self.total.eq(left.total + right.total)]
+        return m
+
+
+def test_identical_modules_merge_from_the_leaves_up():
+    top = _Top()
+    text = verilog.convert(top, name="top", ports=[top.en, top.total], emit_src=False)
+    merged = gen.merge_identical_modules(text)
+    modules = re.findall(r"^module (\S+?)\s*\(", merged, re.M)
+    # left's counters 0-2 are one module, its counter 3 another; right is left
+    assert modules == ["top", "\\top.left", "\\top.left.c0", "\\top.left.c3"]
+    instances = re.findall(r"^\s*\\(\S+)\s+(\S+)\s*\(", merged, re.M)
+    assert sorted(instances) == [("top.left", "left"), ("top.left", "right"), ("top.left.c0", "c0"),
+                                 ("top.left.c0", "c1"), ("top.left.c0", "c2"), ("top.left.c3", "c3")]
+    # a design without two equal modules is left as it was
+    assert gen.merge_identical_modules(merged) == merged
 
 
 def test_description_round_trips_and_lists_ports(tmp_path):
