@@ -93,6 +93,6 @@ def test_bad_arguments_are_refused(lib):
 
 @pytest.mark.parametrize("instance, block", [
     ("$flatten\\pe_array.$abc$1$new_n5", "pe_array"), ("$auto$ff.cc:266:slice$1", "top"), ("pe_array.acc_6", "pe_array"),
-    ("busy", "top"), ("$flatten\\a.b.$auto$ff.cc:3", "a.b"), ("\\x", "top")])
+    ("busy", "top"), ("$flatten\\a.b.$auto$ff.cc:3", "a"), ("pe_array.pe_3.acc_0", "pe_array"), ("\\x", "top")])
 def test_the_block_of_a_flattened_cell(instance, block):
     assert _block(instance) == block
