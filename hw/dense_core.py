@@ -34,11 +34,11 @@ from spikemllm.latency import mac_array_latency
 
 from .block import Block
 from .core_shell import Datapath, Feed, LayerCore
-from .fp import FP32_ALIGNED, fp16_mul_fp32, fp32_add_align, fp32_add_finish, fp32_to_int, int_to_fp16
+from .fp import FP32_ALIGNED, fp16_mul_fp32, fp16_zero_low_bits, fp32_add_align, fp32_add_finish, fp32_to_int, int_to_fp16
 from .registers import CoreKind
 from .signatures import AccumulatorStream, BundleAccumulatorStream, WeightWriteStream
 
-__all__ = ["ARITHMETICS", "DenseMACArray", "DenseInt8Core", "DenseFP16Core", "mac_input_layout", "check_dense_config"]
+__all__ = ["ARITHMETICS", "DenseMAC", "DenseMACArray", "DenseInt8Core", "DenseFP16Core", "mac_input_layout", "check_dense_config"]
 
 ARITHMETICS = ("int8", "fp16")
 """Arithmetic of a dense MAC array: integer, or FP16 multiply with FP32 accumulate."""
@@ -69,6 +69,167 @@ def mac_input_layout(config: AcceleratorConfig) -> data.StructLayout:
     })
 
 
+class DenseMAC(Block):
+    """The datapath of one PE of a :class:`DenseMACArray`: ``D = dense_inputs`` weight
+    registers, ``D x B`` multipliers (``B = bundle``), the sum of a beat's products and the
+    ``B`` accumulators, with their output registers.
+
+    The array keeps everything its PEs share (the stage valid bits, the handshake, the
+    memories, the activations) and drives every PE through the same ports, so the ``P``
+    instances are the same circuit; each one's Verilog (as :mod:`.generate` writes it)
+    differs from the others' only in its module name, and a synthesis flow can build one
+    and place it ``P`` times. The PE
+    has no handshake: each register bank loads when its ``load_*`` port is high (the
+    array's advance of that stage), and the PE reads nothing else of the array.
+
+    Ports: ``weights`` (in, ``[D]``, this PE's weights of the beat's rows), ``values`` (in,
+    ``[B][D]``, the beat's registered activations); with ``arithmetic="fp16"`` both are
+    FP16 patterns without their low bits that are 0 for integers of their width
+    (:func:`~.fp.fp16_zero_low_bits`), so that synthesis, which maps the PE on its own,
+    sees those bits constant; ``load_weights`` (weight registers),
+    ``load_products`` (products), and ``acc`` (out, ``[B]``, the accumulators of the last
+    tile finished). Then:
+
+    * ``arithmetic="int8"``: ``load_accumulator`` (the adder tree's sum is added to the
+      accumulators, which start from 0 while ``fresh`` is high; with ``last`` high the
+      sums go to ``acc`` too);
+    * ``arithmetic="fp16"``: ``load_tree_align`` and ``load_tree`` (bit ``l``: the align
+      and add halves of tree level ``l``; ``log2 D`` bits, absent for ``D = 1``);
+      ``load_accumulator_align`` (the tree's sum is aligned to accumulator ``phase``, or to
+      +0.0 unless ``resume``: that accumulator already holds part of the tile);
+      ``load_accumulator`` (accumulator ``accumulator_phase`` takes the sum);
+      ``load_combine_align`` and ``load_combine`` (the two accumulators added, each counted
+      only if its bit of ``combine_used`` is set); ``load_result`` (the sum truncated to
+      an integer into ``acc``).
+
+    Latency and order of the arithmetic: :class:`DenseMACArray`. Raises ``TypeError`` for
+    a config that is not an :class:`AcceleratorConfig` and ``ValueError`` for an unknown
+    arithmetic or widths it cannot hold exactly.
+    """
+
+    @classmethod
+    def check_config(cls, config, *, arithmetic: str = "int8") -> None:
+        super().check_config(config)
+        check_dense_config(config, arithmetic)
+
+    def __init__(self, *, config: AcceleratorConfig, arithmetic: str = "int8"):
+        self._arithmetic = arithmetic
+        c = config
+        fp = arithmetic == "fp16"
+        levels = c.dense_inputs.bit_length() - 1
+        # FP16 operands come without the low bits that are 0 for integers of their width
+        value = data.ArrayLayout(16 - fp16_zero_low_bits(c.act_bits) if fp else signed(c.act_bits), c.dense_inputs)
+        members = {
+            "weights": In(data.ArrayLayout(16 - fp16_zero_low_bits(c.weight_bits) if fp else signed(c.weight_bits),
+                                           c.dense_inputs)),
+            "values": In(data.ArrayLayout(value, c.bundle)),
+            "load_weights": In(1),
+            "load_products": In(1),
+        }
+        if not fp:
+            members |= {"load_accumulator": In(1), "fresh": In(1), "last": In(1)}
+        else:
+            if levels:
+                members |= {"load_tree_align": In(levels), "load_tree": In(levels)}
+            members |= {
+                "load_accumulator_align": In(1), "phase": In(1), "resume": In(1),
+                "load_accumulator": In(1), "accumulator_phase": In(1),
+                "load_combine_align": In(1), "combine_used": In(2), "load_combine": In(1),
+                "load_result": In(1),
+            }
+        members["acc"] = Out(data.ArrayLayout(signed(c.acc_width), c.bundle))
+        super().__init__(members, config=config)
+
+    @property
+    def arithmetic(self) -> str:
+        return self._arithmetic
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self.config
+        D, B = c.dense_inputs, c.bundle
+        log_d = D.bit_length() - 1
+        fp = self._arithmetic == "fp16"
+        # per token of a bundle: a name suffix (none without bundles)
+        slots = [""] if B == 1 else [f"_b{b}" for b in range(B)]
+
+        # Weight registers: the rows read, registered (a block RAM's output register), so
+        # that the memory's access time and the multiplier are not one path.
+        weights = [Signal(self.weights[k].shape(), name=f"r_weight_{k}") for k in range(D)]
+        with m.If(self.load_weights):
+            m.d.sync += [w.eq(self.weights[k]) for k, w in enumerate(weights)]
+
+        # Multiply: one weight register feeds the B multipliers of its input.
+        product_shape = 32 if fp else signed(c.act_bits + c.weight_bits)
+        products = [[Signal(product_shape, name=f"product{s}_{k}") for k in range(D)] for s in slots]
+        with m.If(self.load_products):
+            for b, s in enumerate(slots):
+                for k, w in enumerate(weights):
+                    value = self.values[b][k]
+                    if fp:  # the full FP16 patterns, their constant low bits in view of synthesis
+                        value = Cat(Const(0, fp16_zero_low_bits(c.act_bits)), value)
+                        w = Cat(Const(0, fp16_zero_low_bits(c.weight_bits)), w)
+                    m.d.sync += products[b][k].eq(fp16_mul_fp32(m, value, w, name=f"mul{s}_{k}") if fp
+                                                  else value * w)
+
+        if not fp:
+            # Accumulate: the adder tree and the accumulator in one cycle.
+            for b, s in enumerate(slots):
+                tree = Signal(signed(c.act_bits + c.weight_bits + log_d), name=f"tree{s}")
+                m.d.comb += tree.eq(sum(products[b]))
+                accumulator = Signal(signed(c.acc_width), name=f"accumulator{s}")
+                total = Mux(self.fresh, 0, accumulator) + tree
+                with m.If(self.load_accumulator):
+                    m.d.sync += accumulator.eq(total)
+                    with m.If(self.last):
+                        m.d.sync += self.acc[b].eq(total)
+            return m
+
+        # FP16: the pairwise tree, each level in two registered stages as the accumulator's
+        # addition below: align | add, normalize, round.
+        sums = products
+        for level in range(log_d):
+            nxt_all = []
+            for b, s in enumerate(slots):
+                aligned = [Signal(FP32_ALIGNED, name=f"tree_align_{level}{s}_{n}") for n in range(len(sums[b]) // 2)]
+                nxt = [Signal(32, name=f"tree_{level}{s}_{n}") for n in range(len(sums[b]) // 2)]
+                with m.If(self.load_tree_align[level]):
+                    for n, dst in enumerate(aligned):
+                        m.d.sync += dst.eq(fp32_add_align(m, sums[b][2 * n], sums[b][2 * n + 1],
+                                                          name=f"tree_add_{level}{s}_{n}"))
+                with m.If(self.load_tree[level]):
+                    for n, dst in enumerate(nxt):
+                        m.d.sync += dst.eq(fp32_add_finish(m, aligned[n], name=f"tree_add_{level}{s}_{n}"))
+                nxt_all.append(nxt)
+            sums = nxt_all
+
+        # Two accumulators (even and odd beats of a tile), their combination at the tile's
+        # end and the conversion to an integer; the array's docstring has the order.
+        for b, s in enumerate(slots):
+            ac1 = Signal(FP32_ALIGNED, name=f"ac1{s}")
+            accs = [Signal(32, name=f"accumulator{s}_{h}") for h in range(2)]
+            with m.If(self.load_accumulator_align):
+                base = Mux(self.resume, Mux(self.phase, accs[1], accs[0]), 0)
+                m.d.sync += ac1.eq(fp32_add_align(m, base, sums[b][0], name=f"acc_add{s}"))
+            with m.If(self.load_accumulator):
+                total = fp32_add_finish(m, ac1, name=f"acc_add{s}")
+                with m.If(self.accumulator_phase):
+                    m.d.sync += accs[1].eq(total)
+                with m.Else():
+                    m.d.sync += accs[0].eq(total)
+            c1 = Signal(FP32_ALIGNED, name=f"c1{s}")
+            final = Signal(32, name=f"final{s}")
+            with m.If(self.load_combine_align):
+                first = Mux(self.combine_used[0], accs[0], 0)
+                second = Mux(self.combine_used[1], accs[1], 0)
+                m.d.sync += c1.eq(fp32_add_align(m, first, second, name=f"combine{s}"))
+            with m.If(self.load_combine):
+                m.d.sync += final.eq(fp32_add_finish(m, c1, name=f"combine{s}"))
+            with m.If(self.load_result):
+                m.d.sync += self.acc[b].eq(fp32_to_int(m, final, c.acc_width, name=f"int{s}"))
+        return m
+
+
 class DenseMACArray(Block):
     """``P = pes`` multiply-accumulate units taking ``D = dense_inputs`` inputs per cycle.
 
@@ -77,12 +238,18 @@ class DenseMACArray(Block):
     ``a`` goes to memory ``a mod D``, row ``a // D``). A beat carries ``D`` consecutive
     activations and their row; all ``D`` memories read it, so each PE gets ``D`` weights.
 
+    Each PE's datapath (its weight registers, multipliers, sums and accumulators) is one
+    :class:`DenseMAC` submodule, ``pe_0`` ... ``pe_{P-1}``, all the same circuit; the
+    array keeps what they share (the memories, the activation registers, the stage valid
+    bits, the FP16 accumulators' bookkeeping and the handshake) and drives their register
+    banks' enables.
+
     Pipeline, one stage per cycle, all stages advancing together (each register has the
     stage's advance as its enable):
 
     * read: the weight rows are read and the activations registered;
-    * weights: the rows read are registered (the memories' output registers), so that
-      the memory access and the multiplier are separate paths;
+    * weights: the rows read are registered (the memories' output registers, in the PEs),
+      so that the memory access and the multiplier are separate paths;
     * multiply: ``D x P`` products registered;
     * ``arithmetic="int8"``: the ``D`` products of a PE are summed by an adder tree and
       added to its accumulator (exact integers; the accumulator width is the spike core's);
@@ -141,16 +308,18 @@ class DenseMACArray(Block):
         log_d = D.bit_length() - 1
         fp = self._arithmetic == "fp16"
         weight_shape = 16 if fp else signed(c.weight_bits)
-        acc_shape = 32 if fp else signed(c.acc_width)
         # per token of a bundle: a name prefix (none without bundles)
         slot_prefix = [""] if B == 1 else [f"b{b}_" for b in range(B)]
 
+        pes = [DenseMAC(config=c, arithmetic=self._arithmetic) for _ in range(P)]
+        for p, pe in enumerate(pes):
+            m.submodules[f"pe_{p}"] = pe
+
         out_valid = Signal()
-        out_acc = [[Signal(signed(c.acc_width), name=f"out_acc_{x}{p}") for p in range(P)] for x in slot_prefix]
         m.d.comb += [self.o.valid.eq(out_valid), self.o.p.last.eq(1), self.o.p.step.eq(0)]
         for b in range(B):
-            for p in range(P):
-                m.d.comb += (self.o.p.acc[p] if B == 1 else self.o.p.acc[b][p]).eq(out_acc[b][p])
+            for p, pe in enumerate(pes):
+                m.d.comb += (self.o.p.acc[p] if B == 1 else self.o.p.acc[b][p]).eq(pe.acc[b])
         go = Signal()
         m.d.comb += go.eq(~out_valid | self.o.ready)
 
@@ -165,7 +334,6 @@ class DenseMACArray(Block):
         # FP16: the accumulation's stages (align, then add/normalize/round into one of two
         # accumulators) and the combination of the two accumulators at a tile's end.
         ac1_valid, cmb_valid, c1_valid = Signal(), Signal(), Signal()
-        acc = [[Signal(acc_shape, name=f"acc_{x}{p}") for p in range(P)] for x in slot_prefix]
         fresh = Signal(init=1)  # no sum of the current tile accumulated yet
 
         idle = Signal()
@@ -178,12 +346,20 @@ class DenseMACArray(Block):
             self.i.ready.eq(go & ~loading),
         ]
 
+        # The PEs' register banks load when their stage advances: one enable each, shared.
+        def enable(name, condition):
+            signal = Signal(name=name)
+            m.d.comb += signal.eq(condition)
+            return signal
+
+        def drive(port, value):
+            m.d.comb += [getattr(pe, port).eq(value) for pe in pes]
+
         # Weight memories: input a of the weight stream goes to memory a mod D, row a // D.
         row = Signal(data.ArrayLayout(weight_shape, P))
         for p in range(P):
             w = self.weights.p.row[p]
             m.d.comb += row[p].eq(int_to_fp16(m, w, name=f"w16_{p}") if fp else w)
-        reads = []
         for k in range(D):
             memory = Memory(shape=data.ArrayLayout(weight_shape, P), depth=c.max_fan_in // D, init=[])
             m.submodules[f"weight_memory_{k}" if D > 1 else "weight_memory"] = memory
@@ -196,7 +372,9 @@ class DenseMACArray(Block):
             ]
             read = memory.read_port()
             m.d.comb += [read.addr.eq(self.i.p.row), read.en.eq(self.i.valid & self.i.ready)]
-            reads.append(read)
+            # the PEs take the weights' FP16 patterns without their low bits, which are 0
+            zeros = fp16_zero_low_bits(c.weight_bits) if fp else 0
+            m.d.comb += [pe.weights[k].eq(Value.cast(read.data[p])[zeros:]) for p, pe in enumerate(pes)]
 
         # Read stage: activations registered (FP16 patterns for the FP core) with the rows.
         accept = self.i.valid & self.i.ready
@@ -212,76 +390,55 @@ class DenseMACArray(Block):
                     value = self.i.p.values[k] if B == 1 else self.i.p.values[b][k]
                     m.d.sync += v.eq(int_to_fp16(m, value, name=f"a16_{x}{k}") if fp else value)
 
-        # Weight stage: the rows read are registered (a block RAM's output register), so
-        # that the memory's access time and the multiplier are not one path.
+        # Weight stage: the activations registered here, the rows read in the PEs.
         r_values = [[Signal(v.shape(), name=f"r_value_{x}{k}") for k, v in enumerate(a_values[b])]
                     for b, x in enumerate(slot_prefix)]
-        r_weights = [[Signal(weight_shape, name=f"r_weight_{p}_{k}") for k in range(D)] for p in range(P)]
+        load_weights = enable("load_weights", go & a_valid)
+        drive("load_weights", load_weights)
         with m.If(go):
             m.d.sync += r_valid.eq(a_valid)
-        with m.If(go & a_valid):
+        with m.If(load_weights):
             m.d.sync += [r_last.eq(a_last), *(r.eq(a) for b in range(B) for r, a in zip(r_values[b], a_values[b]))]
-            m.d.sync += [r_weights[p][k].eq(reads[k].data[p]) for p in range(P) for k in range(D)]
+        zeros = fp16_zero_low_bits(c.act_bits) if fp else 0
+        m.d.comb += [pe.values[b][k].eq(r[zeros:]) for pe in pes for b in range(B) for k, r in enumerate(r_values[b])]
 
         # Multiply stage.
-        product_shape = 32 if fp else signed(c.act_bits + c.weight_bits)
-        products = [[[Signal(product_shape, name=f"product_{x}{p}_{k}") for k in range(D)] for p in range(P)]
-                    for x in slot_prefix]
+        load_products = enable("load_products", go & r_valid)
+        drive("load_products", load_products)
         with m.If(go):
             m.d.sync += b_valid.eq(r_valid)
-        with m.If(go & r_valid):
+        with m.If(load_products):
             m.d.sync += b_last.eq(r_last)
-            for b, x in enumerate(slot_prefix):
-                for p in range(P):
-                    for k in range(D):
-                        w = r_weights[p][k]  # one weight read, B multipliers
-                        m.d.sync += products[b][p][k].eq(
-                            fp16_mul_fp32(m, r_values[b][k], w, name=f"mul_{x}{p}_{k}") if fp
-                            else r_values[b][k] * w)
 
-        # FP16: a pairwise FP32 tree, each level in two registered stages, as the
-        # accumulator's addition below: align | add, normalize, round.
-        sums, s_valid, s_last = [[list(row_) for row_ in products[b]] for b in range(B)], b_valid, b_last
-        for level in range(log_d if fp else 0):
+        # FP16: the tree levels' valid bits (the PEs hold their sums).
+        s_valid, s_last = b_valid, b_last
+        levels = log_d if fp else 0
+        load_tree_align, load_tree = Signal(levels), Signal(levels)  # bit l: level l's align, add
+        for level in range(levels):
             align_valid, align_last = tree_valid[2 * level], tree_last[2 * level]
+            m.d.comb += [load_tree_align[level].eq(go & s_valid), load_tree[level].eq(go & align_valid)]
             with m.If(go):
                 m.d.sync += [align_valid.eq(s_valid), tree_valid[2 * level + 1].eq(align_valid)]
-            with m.If(go & s_valid):
+            with m.If(load_tree_align[level]):
                 m.d.sync += align_last.eq(s_last)
-            with m.If(go & align_valid):
+            with m.If(load_tree[level]):
                 m.d.sync += tree_last[2 * level + 1].eq(align_last)
-            nxt_all = []
-            for b, x in enumerate(slot_prefix):
-                aligned = [[Signal(FP32_ALIGNED, name=f"tree_align_{level}_{x}{p}_{n}") for n in range(len(sums[b][p]) // 2)]
-                           for p in range(P)]
-                nxt = [[Signal(32, name=f"tree_{level}_{x}{p}_{n}") for n in range(len(sums[b][p]) // 2)] for p in range(P)]
-                with m.If(go & s_valid):
-                    for p in range(P):
-                        for n, dst in enumerate(aligned[p]):
-                            m.d.sync += dst.eq(fp32_add_align(m, sums[b][p][2 * n], sums[b][p][2 * n + 1],
-                                                              name=f"tree_add_{level}_{x}{p}_{n}"))
-                with m.If(go & align_valid):
-                    for p in range(P):
-                        for n, dst in enumerate(nxt[p]):
-                            m.d.sync += dst.eq(fp32_add_finish(m, aligned[p][n], name=f"tree_add_{level}_{x}{p}_{n}"))
-                nxt_all.append(nxt)
-            sums, s_valid, s_last = nxt_all, tree_valid[2 * level + 1], tree_last[2 * level + 1]
+            s_valid, s_last = tree_valid[2 * level + 1], tree_last[2 * level + 1]
+        if levels:
+            drive("load_tree_align", load_tree_align)
+            drive("load_tree", load_tree)
 
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += out_valid.eq(0)
-        with m.If(go & s_valid):
+        # The beat's sum enters the accumulators (FP16: their align stage).
+        load_sum = enable("load_accumulator_align" if fp else "load_accumulator", go & s_valid)
+        with m.If(load_sum):
             m.d.sync += fresh.eq(s_last)
         if not fp:
-            # Accumulate stage: the adder tree and the accumulator in one cycle.
-            for b, x in enumerate(slot_prefix):
-                for p in range(P):
-                    tree = Signal(signed(c.act_bits + c.weight_bits + log_d), name=f"tree_{x}{p}")
-                    m.d.comb += tree.eq(sum(sums[b][p]))
-                    total = Mux(fresh, 0, acc[b][p]) + tree
-                    with m.If(go & s_valid):
-                        m.d.sync += acc[b][p].eq(total)
-                        with m.If(s_last):
-                            m.d.sync += out_acc[b][p].eq(total)
+            # Accumulate stage: the adder tree and the accumulator in one cycle (in the PEs).
+            drive("load_accumulator", load_sum)
+            drive("fresh", fresh)
+            drive("last", s_last)
             with m.If(go & s_valid & s_last):
                 m.d.sync += out_valid.eq(1)
             return m
@@ -291,58 +448,44 @@ class DenseMACArray(Block):
         # starting from +0.0; at the tile's end a second two-stage adder forms acc0 + acc1
         # (an accumulator that received no beat counts as +0.0), and a last stage truncates
         # the sum to an integer. Golden model: spikemllm.golden.dense.fp16_accumulators.
+        # The array keeps the accumulators' bookkeeping; the PEs the values.
         phase = Signal()       # accumulator of the next beat
         used = Signal(2)       # accumulators the current tile has written
         ac1_last, ac1_phase = Signal(), Signal()
         ac1_used = Signal(2)
         mark = Signal(2)
-        m.d.comb += mark.eq(Mux(phase, 0b10, 0b01))
+        resume = Signal()      # the next beat's accumulator already holds part of the tile
+        m.d.comb += [mark.eq(Mux(phase, 0b10, 0b01)), resume.eq((used & mark).any())]
+        load_accumulator = enable("load_accumulator", go & ac1_valid)
+        load_combine_align = enable("load_combine_align", go & cmb_valid)
+        load_combine = enable("load_combine", go & c1_valid)
+        load_result = enable("load_result", go & conv_valid)
         with m.If(go):
             m.d.sync += ac1_valid.eq(s_valid)
-        with m.If(go & s_valid):
+        with m.If(load_sum):
             m.d.sync += [
                 ac1_last.eq(s_last), ac1_phase.eq(phase), ac1_used.eq(used | mark),
                 phase.eq(Mux(s_last, 0, ~phase)), used.eq(Mux(s_last, 0, used | mark)),
             ]
+        # Combination: the PEs read both accumulators the cycle after the tile's last write
+        # (the next tile's first write lands a cycle later).
         cmb_used = Signal(2)
         with m.If(go):
             m.d.sync += cmb_valid.eq(ac1_valid & ac1_last)
-        with m.If(go & ac1_valid):
+        with m.If(load_accumulator):
             m.d.sync += cmb_used.eq(ac1_used)
+        # Conversion stage: the tile's FP32 sums truncated to integers.
         with m.If(go):
             m.d.sync += [c1_valid.eq(cmb_valid), conv_valid.eq(c1_valid)]
-        with m.If(go & conv_valid):
+        with m.If(load_result):
             m.d.sync += out_valid.eq(1)
-        for b, x in enumerate(slot_prefix):
-            ac1 = [Signal(FP32_ALIGNED, name=f"ac1_{x}{p}") for p in range(P)]
-            accs = [[Signal(32, name=f"acc_{x}{p}_{h}") for h in range(2)] for p in range(P)]
-            with m.If(go & s_valid):
-                for p in range(P):
-                    base = Mux((used & mark).any(), Mux(phase, accs[p][1], accs[p][0]), 0)
-                    m.d.sync += ac1[p].eq(fp32_add_align(m, base, sums[b][p][0], name=f"acc_add_{x}{p}"))
-            with m.If(go & ac1_valid):
-                for p in range(P):
-                    total = fp32_add_finish(m, ac1[p], name=f"acc_add_{x}{p}")
-                    with m.If(ac1_phase):
-                        m.d.sync += accs[p][1].eq(total)
-                    with m.Else():
-                        m.d.sync += accs[p][0].eq(total)
-            # Combination: read both accumulators the cycle after the tile's last write (the
-            # next tile's first write lands a cycle later).
-            c1 = [Signal(FP32_ALIGNED, name=f"c1_{x}{p}") for p in range(P)]
-            final = [Signal(32, name=f"final_{x}{p}") for p in range(P)]
-            with m.If(go & cmb_valid):
-                for p in range(P):
-                    first = Mux(cmb_used[0], accs[p][0], 0)
-                    second = Mux(cmb_used[1], accs[p][1], 0)
-                    m.d.sync += c1[p].eq(fp32_add_align(m, first, second, name=f"combine_{x}{p}"))
-            with m.If(go & c1_valid):
-                for p in range(P):
-                    m.d.sync += final[p].eq(fp32_add_finish(m, c1[p], name=f"combine_{x}{p}"))
-            # Conversion stage: the tile's FP32 sums truncated to integers.
-            with m.If(go & conv_valid):
-                for p in range(P):
-                    m.d.sync += out_acc[b][p].eq(fp32_to_int(m, final[p], c.acc_width, name=f"int_{x}{p}"))
+        for port, value in {
+            "load_accumulator_align": load_sum, "phase": phase, "resume": resume,
+            "load_accumulator": load_accumulator, "accumulator_phase": ac1_phase,
+            "load_combine_align": load_combine_align, "combine_used": cmb_used, "load_combine": load_combine,
+            "load_result": load_result,
+        }.items():
+            drive(port, value)
         return m
 
 

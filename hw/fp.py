@@ -27,7 +27,7 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data
 
-__all__ = ["FP16_BIAS", "FP32_BIAS", "FP32_ALIGNED", "int_to_fp16", "int_to_fp32", "fp16_mul_fp32", "fp32_add",
+__all__ = ["FP16_BIAS", "FP32_BIAS", "FP32_ALIGNED", "fp16_zero_low_bits", "int_to_fp16", "int_to_fp32", "fp16_mul_fp32", "fp32_add",
            "fp32_add_align", "fp32_add_finish", "fp32_to_int", "leading_zeros"]
 
 FP32_ALIGNED = data.StructLayout({
@@ -73,6 +73,13 @@ def _int_to_float(m: Module, value, *, exp_bits: int, man_bits: int, bias: int, 
     result = Signal(1 + exp_bits + man_bits, name=name)
     m.d.comb += result.eq(Mux(magnitude == 0, 0, Cat(fraction, exponent, sign)))
     return result
+
+
+def fp16_zero_low_bits(width: int) -> int:
+    """Low bits that are 0 in the FP16 pattern of every signed ``width``-bit integer
+    (:func:`int_to_fp16`): its significand has at most ``width - 1`` bits, so the last
+    ``11 - width`` of the 10 fraction bits are 0."""
+    return max(0, 11 - width)
 
 
 def int_to_fp16(m: Module, value, name: str = "to_fp16"):

@@ -3,6 +3,7 @@ firmware driver as the SpikeCore: bit-exact against their golden models, cycle-e
 same results under stalls, and the configurations they refuse."""
 
 import dataclasses
+import re
 
 import pytest
 import torch
@@ -10,7 +11,9 @@ from core_suite import CORE_SMALL, run_case, run_real_layer_in_cocotb
 from simulators import cocotb_parametrize
 from spikemllm.golden.dense import fp16_layer_outputs
 from spikemllm.golden.timing.core_model import dense_core_cycles
+from spikemllm.hw.blocks import BLOCKS
 from spikemllm.hw.dense_core import DenseFP16Core, DenseInt8Core, DenseMACArray, check_dense_config
+from spikemllm.hw.generate import block_verilog
 from spikemllm.sim.core.cases import core_expectation, random_case
 from spikemllm.sim.patterns import late_start, pattern
 
@@ -43,6 +46,21 @@ def test_stalls_change_timing_not_results(block):
     result = run_dense(block, case, in_pattern=pattern("random30", seed=1), out_pattern=pattern("random70", seed=2))
     assert result.outputs == case.expected
     assert result.counters["CYCLES"] >= core_expectation(case, block)[1].cycles
+
+
+@pytest.mark.parametrize("block", CORES)
+@pytest.mark.parametrize("inputs, bundle", [(1, 1), (4, 3)])
+def test_every_pe_is_the_same_module(block, inputs, bundle):
+    """The MAC array's ``P`` PEs (``mac_array.pe_0`` ...) are one circuit: the generated
+    Verilog holds one PE module, which every PE instance names, so synthesis builds one
+    PE and places it ``P`` times."""
+    config = dataclasses.replace(CORE_SMALL, name=f"core_d{inputs}_b{bundle}", dense_inputs=inputs, bundle=bundle)
+    text = block_verilog(block, config)
+    top = BLOCKS[block].module
+    modules = re.findall(r"^module (\S+?) ?\(", text, re.M)
+    assert [name for name in modules if ".mac_array." in name] == [f"\\{top}.mac_array.pe_0"]
+    instances = re.findall(rf"^\s*\\({re.escape(top)}\.mac_array\.\S+)\s+(\S+)\s*\(", text, re.M)
+    assert sorted(instances) == sorted((f"{top}.mac_array.pe_0", f"pe_{p}") for p in range(config.pes))
 
 
 def test_fp16_golden_rounds_where_integers_do_not():
