@@ -1,13 +1,16 @@
 """``make perf``: run real converted layers on the RTL and project full-size models.
 
 ``python -m spikemllm.flow.perf [--config default] [--workload qwen2vl] [--workload minilm]
-[--schedule FILE] [--out build/reports]`` writes ``perf.json`` and ``perf.md``:
+[--workload qwen2vl_mlp] [--schedule FILE] [--out build/reports]`` writes ``perf.json`` and
+``perf.md``:
 
-* the SpikeCore RTL (Verilator, through the firmware driver) running each workload of
-  :mod:`spikemllm.sim.core.cases` (default: both, ``qwen2vl`` first): the shapes-VQA
-  Qwen2-VL's layer-0 query projection over the real tokens of two held-out questions
-  (image tokens vision, the rest text, as the model tags them), and MiniLM's pretrained
-  FFN layer 0 over sentence tokens tagged in runs of vision and text. For each:
+* the SpikeCore RTL (Verilator, through the firmware driver) running workloads of
+  :mod:`spikemllm.sim.core.cases` (default: ``DEFAULT_WORKLOADS``, ``qwen2vl`` then
+  ``minilm``): the shapes-VQA Qwen2-VL's layer-0 query projection over the real tokens of
+  two held-out questions (image tokens vision, the rest text, as the model tags them),
+  and MiniLM's pretrained FFN layer 0 over sentence tokens tagged in runs of vision and
+  text; ``--workload qwen2vl_mlp`` adds the Qwen2-VL's layer-0 MLP down projection over
+  the same tokens. For each:
   ``rtl_cycles``, ``model_cycles``, ``testbench_cycles``, ``bit_exact``, ``events``,
   ``event_slot_utilization`` (the utilization: filled event slots over event slots),
   ``weight_reads`` and ``weight_reads_per_token`` (the ``WEIGHT_READS`` counter; with
@@ -34,16 +37,19 @@ from pathlib import Path
 
 from spikemllm.golden.convert.schedule import Schedule
 from spikemllm.golden.timing.projection import MODELS, ProjectionSetup, project
-from spikemllm.sim.core.cases import LAYER, WORKLOADS, case_schedule, qwen2vl_schedule, workload_case
+from spikemllm.sim.core.cases import LAYER, QWEN2VL_WORKLOADS, WORKLOADS, case_schedule, qwen2vl_schedule, workload_case
 
 from spikemllm.config import add_config_arguments, config_from_args
 
 from .runner import build_block, run_block
 
-__all__ = ["main", "markdown", "default_schedule"]
+__all__ = ["DEFAULT_WORKLOADS", "main", "markdown", "default_schedule"]
 
+DEFAULT_WORKLOADS = ("qwen2vl", "minilm")
+"""The workloads ``make perf`` runs without ``--workload``, the first heading the report."""
 READINGS = {"timesteps 3/4": (3, 4), "bits 3/4 (timesteps 2/3)": (2, 3)}
 TITLES = {"qwen2vl": "Qwen2-VL (shapes-VQA, trained here): real image and question tokens",
+          "qwen2vl_mlp": "Qwen2-VL (shapes-VQA, trained here), MLP down projection: real image and question tokens",
           "minilm": "MiniLM (pretrained): sentence tokens tagged in runs of vision and text"}
 HEADLINE_KEYS = ("workload", "rtl_cycles", "model_cycles", "testbench_cycles", "bit_exact", "events",
                  "weight_reads_per_token", "event_slot_utilization", "pe_utilization")
@@ -51,8 +57,8 @@ HEADLINE_KEYS = ("workload", "rtl_cycles", "model_cycles", "testbench_cycles", "
 
 def default_schedule(workload: str) -> Schedule:
     """The schedule a workload runs at without ``--schedule``: vision 3, text 4 timesteps
-    (for Qwen2-VL over every layer unit of the model, for MiniLM its one layer)."""
-    if workload == "qwen2vl":
+    (for the Qwen2-VL workloads over every layer unit of the model, for MiniLM its one layer)."""
+    if workload in QWEN2VL_WORKLOADS:
         return qwen2vl_schedule()
     return case_schedule(0, 3, 4, name=LAYER)
 
@@ -153,8 +159,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_config_arguments(parser)
     parser.add_argument("--workload", action="append", choices=WORKLOADS,
-                        help="real layer to run (repeatable; default: qwen2vl, then minilm); the first one's "
-                             "figures head the report")
+                        help=f"real layer to run (repeatable; default: {', then '.join(DEFAULT_WORKLOADS)}); the "
+                             "first one's figures head the report")
     parser.add_argument("--schedule", type=Path, default=None,
                         help="timestep schedule file programmed into the core (one workload only; default: "
                              "vision T = 3, text T = 4, written to OUT/perf_schedule_<workload>.json)")
@@ -163,7 +169,7 @@ def main(argv=None) -> int:
     parser.add_argument("--bandwidth-gbs", type=float, default=1000.0, help="weight bandwidth in GB/s")
     args = parser.parse_args(argv)
     config = config_from_args(parser, args)
-    workloads = list(dict.fromkeys(args.workload or WORKLOADS))
+    workloads = list(dict.fromkeys(args.workload or DEFAULT_WORKLOADS))
     _check_workloads(parser, config, workloads, args.schedule)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()

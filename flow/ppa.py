@@ -184,8 +184,8 @@ def plan(config: AcceleratorConfig, *, decomposition: bool, workload: str = DEFA
     named in ``fpga_cores`` are also placed on the FPGAs.
 
     The count-coded and uniform-step variants program other timesteps from a schedule
-    file, which only the MiniLM workload can take (the Qwen2-VL fixture holds the integers
-    of its own schedule): on Qwen2-VL they come from the cycle model alone."""
+    file, which only the MiniLM workload can take (each Qwen2-VL fixture holds the integers
+    of its own schedule): on the Qwen2-VL workloads they come from the cycle model alone."""
     case = _workload(config, workload)
     shape = _shape(case)
     tv, tt = (int(t) for t in (case.timesteps.min(), case.timesteps.max()))
@@ -823,7 +823,7 @@ def cycle_model_decomposition(config: AcceleratorConfig, workload: str = DEFAULT
     idea away. ``no_zero_skipping``: every lane is an event at every step (the RTL variant
     ``zero_skipping=False`` exists for ``bundle > 1``; at ``bundle = 1`` every lane fires).
     ``uniform_steps`` (the activations quantized to the wider ``T``) exists for MiniLM only:
-    the Qwen2-VL fixture holds the integers of its MSTS schedule alone."""
+    the Qwen2-VL fixtures hold the integers of their MSTS schedule alone."""
     import torch
     from spikemllm.golden.timing.core_model import core_cycles, dense_core_cycles
     from spikemllm.sim.core.cases import minilm_case

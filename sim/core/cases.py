@@ -1,15 +1,21 @@
 """Workloads for the SpikeCore testbenches: random and real converted layers, token
 sequences mixing vision and text, and their golden outputs and cycle counts.
 
-Two real workloads, chosen by name with :func:`workload_case`:
+Three real workloads, chosen by name with :func:`workload_case`:
 
 * ``"qwen2vl"`` (:func:`qwen2vl_case`): the query projection of layer 0 of the language
   model of the shapes-VQA Qwen2-VL trained here, over the tokens of real held-out images
   and questions, each tagged vision or text by the model's own token ids; read from the
   committed fixture ``sim/fixtures/qwen2vl_lm0_q_proj.json``, so no checkpoint is needed;
+* ``"qwen2vl_mlp"`` (:func:`qwen2vl_mlp_case`): the same model's layer-0 MLP down
+  projection over the same tokens, from ``sim/fixtures/qwen2vl_lm0_mlp_down_proj.json``;
+  its 256 inputs make several spike vectors per token where the query projection's 96
+  make one or two;
 * ``"minilm"`` (:func:`minilm_case`): MiniLM's pretrained FFN layer 0 over real
   sentence tokens, with modality tags assigned in runs of three (a text-only model has
   no vision tokens of its own).
+
+:data:`QWEN2VL_LAYERS` lists the Qwen2-VL layers with a fixture, by short name.
 """
 
 from __future__ import annotations
@@ -38,19 +44,54 @@ from spikemllm.hw.blocks import CoreKind, core_kind
 from spikemllm.config import AcceleratorConfig, Coding
 from spikemllm.modality import Modality
 
-__all__ = ["LAYER", "QWEN2VL_LAYER", "QWEN2VL_FIXTURE_NAME", "WORKLOADS", "CoreCase", "case_schedule", "table_schedule", "random_case",
-           "minilm_case", "qwen2vl_case", "qwen2vl_fixture", "qwen2vl_schedule", "fixture_parameters", "workload_case",
-           "fitting_shape", "activation_bits", "spikes_by_modality", "core_expectation"]
+__all__ = ["LAYER", "Qwen2VLLayer", "QWEN2VL_LAYERS", "QWEN2VL_LAYER", "QWEN2VL_FIXTURE_NAME", "WORKLOADS",
+           "QWEN2VL_WORKLOADS", "CoreCase", "case_schedule", "table_schedule", "random_case", "minilm_case",
+           "qwen2vl_case", "qwen2vl_mlp_case", "qwen2vl_fixture", "qwen2vl_schedule", "fixture_parameters",
+           "workload_case", "fitting_shape", "activation_bits", "spikes_by_modality", "core_expectation"]
 
 LAYER = "encoder.layer.0.intermediate.dense"
 """The real layer of :func:`minilm_case`: MiniLM's first FFN input projection."""
 MINILM_DESCRIPTION = "all-MiniLM-L6-v2 encoder.layer.0.intermediate.dense (pretrained), sliced"
 
-QWEN2VL_LAYER = "model.language_model.layers.0.self_attn.q_proj"
-"""The real layer of :func:`qwen2vl_case`: the shapes-VQA Qwen2-VL's layer-0 query projection."""
-QWEN2VL_FIXTURE_NAME = "qwen2vl_lm0_q_proj.json"
-QWEN2VL_DESCRIPTION = f"shapes-VQA Qwen2-VL (trained by make train) {QWEN2VL_LAYER}, sliced"
 QWEN2VL_GENERATOR = "python -m spikemllm.sim.fixtures.make_qwen2vl_fixture"
+
+
+@dataclass(frozen=True)
+class Qwen2VLLayer:
+    """A layer of the shapes-VQA Qwen2-VL that a core workload runs, and its committed fixture."""
+
+    name: str
+    """short name, the generator's ``--layer`` and :func:`qwen2vl_case`'s ``layer``"""
+    workload: str
+    """the workload's name (:data:`WORKLOADS`)"""
+    path: str
+    """module path of the linear layer in the model"""
+    fixture: str
+    """file name of its fixture in ``sim/fixtures``"""
+
+    @property
+    def description(self) -> str:
+        return f"shapes-VQA Qwen2-VL (trained by make train) {self.path}, sliced"
+
+    @property
+    def generator(self) -> str:
+        """The command that writes the fixture (the query projection is the generator's default)."""
+        return QWEN2VL_GENERATOR if self.name == "q_proj" else f"{QWEN2VL_GENERATOR} --layer {self.name}"
+
+
+QWEN2VL_LAYERS = {
+    layer.name: layer for layer in (
+        Qwen2VLLayer("q_proj", "qwen2vl", "model.language_model.layers.0.self_attn.q_proj", "qwen2vl_lm0_q_proj.json"),
+        Qwen2VLLayer("down_proj", "qwen2vl_mlp", "model.language_model.layers.0.mlp.down_proj",
+                     "qwen2vl_lm0_mlp_down_proj.json"),
+    )
+}
+"""The Qwen2-VL layers with a fixture: the layer-0 query projection (96 -> 96, with bias)
+and the layer-0 MLP down projection (256 -> 96, no bias; its input is ``act(gate) * up``)."""
+
+QWEN2VL_LAYER = QWEN2VL_LAYERS["q_proj"].path
+"""The real layer of :func:`qwen2vl_case` by default: the shapes-VQA Qwen2-VL's layer-0 query projection."""
+QWEN2VL_FIXTURE_NAME = QWEN2VL_LAYERS["q_proj"].fixture
 
 FIXTURE_FIELDS = ("lanes", "pes", "act_bits", "weight_bits", "t_max", "coding", "max_fan_in", "max_out_tiles",
                   "bias_bits", "out_bits", "multiplier_bits", "shift_bits")
@@ -232,14 +273,22 @@ def fixture_parameters(config: AcceleratorConfig) -> dict:
     return {name: getattr(config, name) for name in FIXTURE_FIELDS}
 
 
-@lru_cache(maxsize=1)
-def _read_qwen2vl_fixture() -> str:
-    return (resources.files("spikemllm.sim") / "fixtures" / QWEN2VL_FIXTURE_NAME).read_text()
+def _qwen2vl_layer(layer: str) -> Qwen2VLLayer:
+    if layer not in QWEN2VL_LAYERS:
+        raise ValueError(f"layer must be one of {tuple(QWEN2VL_LAYERS)}, not {layer!r}")
+    return QWEN2VL_LAYERS[layer]
 
 
-def qwen2vl_fixture() -> dict:
-    """The committed Qwen2-VL fixture (a fresh copy; ``sim/fixtures/make_qwen2vl_fixture.py`` writes it)."""
-    return json.loads(_read_qwen2vl_fixture())
+@lru_cache(maxsize=len(QWEN2VL_LAYERS))
+def _read_qwen2vl_fixture(file_name: str) -> str:
+    return (resources.files("spikemllm.sim") / "fixtures" / file_name).read_text()
+
+
+def qwen2vl_fixture(layer: str = "q_proj") -> dict:
+    """The committed fixture of the Qwen2-VL layer ``layer`` (:data:`QWEN2VL_LAYERS`; a fresh
+    copy; ``sim/fixtures/make_qwen2vl_fixture.py`` writes it). Raises ``ValueError`` for
+    another layer."""
+    return json.loads(_read_qwen2vl_fixture(_qwen2vl_layer(layer).fixture))
 
 
 def qwen2vl_schedule(fixture: dict | None = None) -> Schedule:
@@ -253,73 +302,91 @@ def qwen2vl_schedule(fixture: dict | None = None) -> Schedule:
                                              "purpose": "core testbench, qwen2vl workload"})
 
 
-def _qwen2vl_entry(fixture: dict, config: AcceleratorConfig) -> dict:
+def _qwen2vl_entry(fixture: dict, config: AcceleratorConfig, layer: Qwen2VLLayer) -> dict:
     wanted = fixture_parameters(config)
     for entry in fixture["configs"].values():
         if entry["config"] == wanted:
             return entry
     raise ValueError(
-        f"the Qwen2-VL fixture has no slice for configuration {config.name!r} ({wanted}); it holds "
-        f"{sorted(fixture['configs'])}. Add one (from the committed checkpoint): "
-        f"{QWEN2VL_GENERATOR} --config default --config small --config count --config <yours>"
+        f"the Qwen2-VL fixture {layer.fixture} ({layer.path}) has no slice for configuration {config.name!r} "
+        f"({wanted}); it holds {sorted(fixture['configs'])}. Add one (from the committed checkpoint): "
+        f"{layer.generator} --config default --config small --config count --config wide --config <yours>"
     )
 
 
-def qwen2vl_case(config: AcceleratorConfig, *, tokens: int | None = None, schedule: Schedule | None = None) -> CoreCase:
-    """A real multimodal workload: the shapes-VQA Qwen2-VL's layer-0 query projection
-    (``model.language_model.layers.0.self_attn.q_proj``, with bias), sliced to fit
-    ``config``, over the tokens of two held-out questions in sequence order (image tokens
-    vision, all others text, as the model's own token ids say).
+def qwen2vl_case(config: AcceleratorConfig, *, tokens: int | None = None, schedule: Schedule | None = None,
+                 layer: str = "q_proj") -> CoreCase:
+    """A real multimodal workload: a layer of the shapes-VQA Qwen2-VL's language model,
+    sliced to fit ``config``, over the tokens of two held-out questions in sequence order
+    (image tokens vision, all others text, as the model's own token ids say).
+
+    ``layer`` is a short name of :data:`QWEN2VL_LAYERS`: ``"q_proj"`` (the layer-0 query
+    projection ``model.language_model.layers.0.self_attn.q_proj``, with bias; the
+    ``qwen2vl`` workload) or ``"down_proj"`` (the layer-0 MLP down projection
+    ``model.language_model.layers.0.mlp.down_proj``, no bias; ``qwen2vl_mlp``).
 
     The integers (per-token activations at each token's ``T``, weights, bias, multiplier,
-    shift) come from the committed fixture; see ``sim/fixtures/make_qwen2vl_fixture.py``
+    shift) come from the layer's committed fixture; see ``sim/fixtures/make_qwen2vl_fixture.py``
     for how they were made. ``tokens`` keeps the first ones (default: all 39).
     ``schedule`` programs the timestep table: by default :func:`qwen2vl_schedule` (every
     unit of the model, so the layer's index is its unit's place in the model); a schedule
     file's entry for the layer's unit must give the ``T`` the fixture was made at.
 
-    Raises ``ValueError`` naming the problem: a configuration the fixture has no slice for,
-    a schedule without the layer's unit or with other ``T``, a bad ``tokens``.
+    Raises ``ValueError`` naming the problem: an unknown layer, a configuration the
+    fixture has no slice for, a schedule without the layer's unit or with other ``T``, a
+    bad ``tokens``.
     """
-    fixture = qwen2vl_fixture()
-    entry = _qwen2vl_entry(fixture, config)
+    spec = _qwen2vl_layer(layer)
+    fixture = qwen2vl_fixture(spec.name)
+    entry = _qwen2vl_entry(fixture, config, spec)
     unit, made_at = fixture["unit"], fixture["schedule"]["timesteps"]
     if schedule is None:
         schedule = qwen2vl_schedule(fixture)
     if unit not in schedule.layers:
-        raise ValueError(f"the schedule has no entry for {unit!r}, the layer unit of {QWEN2VL_LAYER}; "
+        raise ValueError(f"the schedule has no entry for {unit!r}, the layer unit of {spec.path}; "
                          f"it has {schedule.layers[:4]}{' ...' if len(schedule.layers) > 4 else ''}")
     steps = {m: schedule.T(unit, m) for m in made_at}
     if steps != made_at:
         raise ValueError(
             f"the schedule gives {unit!r} vision T={steps['vision']}, text T={steps['text']}; the Qwen2-VL fixture "
-            f"was quantized at vision T={made_at['vision']}, text T={made_at['text']}. Regenerate it for this "
-            f"schedule: {QWEN2VL_GENERATOR} --schedule FILE"
+            f"{spec.fixture} was quantized at vision T={made_at['vision']}, text T={made_at['text']}. Regenerate it "
+            f"for this schedule: {spec.generator} --schedule FILE"
         )
     total = len(entry["q"])
     if tokens is None:
         tokens = total
     if isinstance(tokens, bool) or not isinstance(tokens, int) or not 1 <= tokens <= total:
         raise ValueError(f"tokens must be an int in [1, {total}], not {tokens!r}")
-    layer = IntegerLayer(torch.tensor(entry["weight"]), torch.tensor(entry["bias"]), torch.tensor(entry["multiplier"]),
-                         torch.tensor(entry["shift"]), out_bits=config.out_bits, weight_bits=config.weight_bits)
+    integers = IntegerLayer(torch.tensor(entry["weight"]), torch.tensor(entry["bias"]),
+                            torch.tensor(entry["multiplier"]), torch.tensor(entry["shift"]),
+                            out_bits=config.out_bits, weight_bits=config.weight_bits)
     q = torch.tensor(entry["q"][:tokens], dtype=torch.int64)
     modality = torch.tensor(fixture["tokens"]["modality"][:tokens], dtype=torch.int64)
-    case = _finish(compile_layer(config, layer), schedule, schedule.layers.index(unit), q, modality,
-                   workload="qwen2vl", layer_name=QWEN2VL_LAYER, description=QWEN2VL_DESCRIPTION)
+    case = _finish(compile_layer(config, integers), schedule, schedule.layers.index(unit), q, modality,
+                   workload=spec.workload, layer_name=spec.path, description=spec.description)
     if case.timesteps.tolist() != entry["timesteps"][:tokens]:
-        raise ValueError("the fixture's per-token T disagree with its modality tags and schedule; regenerate it")
+        raise ValueError(f"the fixture {spec.fixture}'s per-token T disagree with its modality tags and schedule; "
+                         f"regenerate it: {spec.generator}")
     return case
 
 
-WORKLOADS = ("qwen2vl", "minilm")
+def qwen2vl_mlp_case(config: AcceleratorConfig, *, tokens: int | None = None,
+                     schedule: Schedule | None = None) -> CoreCase:
+    """The ``qwen2vl_mlp`` workload: :func:`qwen2vl_case` of the layer-0 MLP down projection
+    (``layer="down_proj"``, 256 -> 96, no bias), sliced to fit ``config``."""
+    return qwen2vl_case(config, tokens=tokens, schedule=schedule, layer="down_proj")
+
+
+WORKLOADS = ("qwen2vl", "qwen2vl_mlp", "minilm")
 """Names of the real workloads :func:`workload_case` builds."""
-_WORKLOAD_CASES = {"qwen2vl": qwen2vl_case, "minilm": minilm_case}
+_WORKLOAD_CASES = {"qwen2vl": qwen2vl_case, "qwen2vl_mlp": qwen2vl_mlp_case, "minilm": minilm_case}
+QWEN2VL_WORKLOADS = tuple(layer.workload for layer in QWEN2VL_LAYERS.values())
+"""The workloads that run a layer of the Qwen2-VL fixtures (the others compute theirs)."""
 
 
 def workload_case(config: AcceleratorConfig, name: str, **options) -> CoreCase:
     """The real workload ``name`` (:data:`WORKLOADS`) for ``config``; ``options`` go to its
-    case function (:func:`qwen2vl_case`, :func:`minilm_case`).
+    case function (:func:`qwen2vl_case`, :func:`qwen2vl_mlp_case`, :func:`minilm_case`).
 
     Raises ``ValueError`` for an unknown name, ``TypeError`` for an option the workload
     does not take.

@@ -21,7 +21,7 @@ different ``T``), streams a token sequence mixing both modalities, and checks:
 
 The configuration description comes from ``SPIKEMLLM_DESCRIPTION``; the case from
 ``SPIKEMLLM_CASE``, a JSON object whose ``workload`` (``"minilm"`` by default, or
-``"qwen2vl"``) picks the workload and whose other entries are its options (e.g.
+``"qwen2vl"``, ``"qwen2vl_mlp"``) picks the workload and whose other entries are its options (e.g.
 ``{"workload": "qwen2vl", "tokens": 12}``). Measurements are written as JSON to
 ``SPIKEMLLM_RESULTS``, including the workload, the layer's module path and the
 simulation-time window of the ideal run (``run_window_ps``), which the power flow uses to

@@ -14,6 +14,7 @@ def test_default_schedules():
     schedule = perf.default_schedule("qwen2vl")
     assert schedule.layers == [u["name"] for u in fixture["units"]]
     assert schedule.T(fixture["unit"], "vision") == 3 and schedule.T(fixture["unit"], "text") == 4
+    assert perf.default_schedule("qwen2vl_mlp").to_dict() == schedule.to_dict()  # the same model and unit
     minilm = perf.default_schedule("minilm")
     assert minilm.layers == [LAYER] and minilm.table() == [[4, 3]]
 
@@ -24,6 +25,8 @@ def test_default_schedules():
     (["--workload", "qwen2vl", "--schedule", "{other}"], "text T=5"),
     (["--workload", "qwen2vl", "--schedule", "{missing}"], "No such file"),
     (["--workload", "qwen2vl", "--set", "lanes=32"], "no slice for configuration"),
+    (["--workload", "qwen2vl_mlp", "--set", "lanes=32"], "qwen2vl_lm0_mlp_down_proj.json"),
+    (["--workload", "qwen2vl_mlp", "--schedule", "{other}"], "text T=5"),
 ])
 def test_refusals_before_building(argv, message, tmp_path, capsys):
     files = {"schedule": tmp_path / "s.json", "other": tmp_path / "o.json", "missing": tmp_path / "none.json"}

@@ -118,11 +118,12 @@ def test_without_zero_skipping_a_bundle_reads_every_step_and_input():
     assert "no_zero_skipping" not in ppa.plan(SMALL_CONFIG, decomposition=True, workload="minilm", fpga_cores=())[0]
 
 
-def test_cycle_model_decomposition_of_the_qwen2vl_workload():
-    from spikemllm.sim.core.cases import qwen2vl_case
+@pytest.mark.parametrize("workload", ["qwen2vl", "qwen2vl_mlp"])
+def test_cycle_model_decomposition_of_the_qwen2vl_workloads(workload):
+    from spikemllm.sim.core.cases import workload_case
 
-    d = ppa.cycle_model_decomposition(SMALL_CONFIG, "qwen2vl")["entries"]
-    case = qwen2vl_case(SMALL_CONFIG)
+    d = ppa.cycle_model_decomposition(SMALL_CONFIG, workload)["entries"]
+    case = workload_case(SMALL_CONFIG, workload)
     assert d["spike"]["cycles"] == case.model.cycles
     assert "uniform_steps" not in d  # the fixture holds the integers of its own schedule only
     assert d["dense_int8_same_width"]["events"] == case.tokens * case.program.out_tiles * case.program.padded_in
@@ -131,9 +132,10 @@ def test_cycle_model_decomposition_of_the_qwen2vl_workload():
 def test_plan_measures_schedule_variants_on_minilm_alone():
     variants, info = ppa.plan(SMALL_CONFIG, decomposition=True, workload="minilm")
     assert {"spike", "int8", "fp16", "count_coding", "uniform_steps"} <= set(variants)
-    variants, info = ppa.plan(SMALL_CONFIG, decomposition=True, workload="qwen2vl")
-    assert "count_coding" not in variants and "uniform_steps" not in variants
-    assert info["spike_model_cycles"] > 0 and set(info["matched_dense_inputs"]) == {"int8", "fp16"}
+    for workload in ("qwen2vl", "qwen2vl_mlp"):
+        variants, info = ppa.plan(SMALL_CONFIG, decomposition=True, workload=workload)
+        assert "count_coding" not in variants and "uniform_steps" not in variants
+        assert info["spike_model_cycles"] > 0 and set(info["matched_dense_inputs"]) == {"int8", "fp16"}
 
 
 def test_plan_places_the_chosen_cores_on_the_fpgas():
@@ -310,6 +312,11 @@ def test_from_raw_refuses_a_missing_or_stale_file(tmp_path, capsys):
     with pytest.raises(SystemExit):
         ppa.main(["--config", "small", "--from-raw", "--build", str(tmp_path), "--out", str(tmp_path / "out")])
     assert "does not exist" in capsys.readouterr().err
+    # every workload has raw measurements of its own
+    with pytest.raises(SystemExit):
+        ppa.main(["--config", "small", "--workload", "qwen2vl_mlp", "--from-raw", "--build", str(tmp_path),
+                  "--out", str(tmp_path / "out")])
+    assert "raw_small_qwen2vl_mlp.json does not exist" in capsys.readouterr().err
     raw = {"variants": {"spike": {"run": {"events": 3}, "gate_level": {"cycles": 4}}}}
     (tmp_path / "raw_small_qwen2vl.json").write_text(json.dumps(raw))
     with pytest.raises(SystemExit):

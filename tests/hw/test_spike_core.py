@@ -326,12 +326,16 @@ def test_identify_detects_a_different_build():
 
 
 @cocotb_parametrize("config, workload",
-                    verilator=[("default", "minilm"), ("count", "minilm"), ("wide", "qwen2vl")],
-                    icarus_slow=[("default", "minilm"), ("count", "minilm"), ("small", "qwen2vl")])
+                    verilator=[("default", "minilm"), ("count", "minilm"), ("wide", "qwen2vl"),
+                               ("default", "qwen2vl_mlp")],
+                    icarus_slow=[("default", "minilm"), ("count", "minilm"), ("small", "qwen2vl"),
+                                 ("small", "qwen2vl_mlp")])
 def test_real_layer_in_cocotb(simulator, config, workload, tmp_path):
-    """A real converted layer (MiniLM's pretrained FFN layer 0 or the trained Qwen2-VL's
-    query projection, sliced to fit) over tokens mixing vision and text: bit- and
-    cycle-exact, also under stalls."""
+    """A real converted layer (MiniLM's pretrained FFN layer 0, or the trained Qwen2-VL's
+    query projection or MLP down projection, sliced to fit) over tokens mixing vision and
+    text: bit- and cycle-exact, also under stalls. The down projection runs where the
+    default suite already builds the core (``default``: 16 spike vectors per token); the
+    amaranth.sim runs of ``tests/sim/test_core_workloads.py`` take it on ``small``."""
     run_real_layer_in_cocotb(config, "core", tmp_path, workload, simulator=simulator)
 
 
