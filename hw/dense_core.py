@@ -69,7 +69,24 @@ def mac_input_layout(config: AcceleratorConfig) -> data.StructLayout:
     })
 
 
-class DenseMAC(Block):
+class _ArithmeticBlock(Block):
+    """A block built for one of :data:`ARITHMETICS`, checked with its configuration."""
+
+    @classmethod
+    def check_config(cls, config, *, arithmetic: str = "int8") -> None:
+        super().check_config(config)
+        check_dense_config(config, arithmetic)
+
+    def __init__(self, signature, *, config: AcceleratorConfig, arithmetic: str):
+        self._arithmetic = arithmetic
+        super().__init__(signature, config=config)
+
+    @property
+    def arithmetic(self) -> str:
+        return self._arithmetic
+
+
+class DenseMAC(_ArithmeticBlock):
     """The datapath of one PE of a :class:`DenseMACArray`: ``D = dense_inputs`` weight
     registers, ``D x B`` multipliers (``B = bundle``), the sum of a beat's products and the
     ``B`` accumulators, with their output registers.
@@ -107,13 +124,7 @@ class DenseMAC(Block):
     arithmetic or widths it cannot hold exactly.
     """
 
-    @classmethod
-    def check_config(cls, config, *, arithmetic: str = "int8") -> None:
-        super().check_config(config)
-        check_dense_config(config, arithmetic)
-
     def __init__(self, *, config: AcceleratorConfig, arithmetic: str = "int8"):
-        self._arithmetic = arithmetic
         c = config
         fp = arithmetic == "fp16"
         levels = c.dense_inputs.bit_length() - 1
@@ -138,11 +149,7 @@ class DenseMAC(Block):
                 "load_result": In(1),
             }
         members["acc"] = Out(data.ArrayLayout(signed(c.acc_width), c.bundle))
-        super().__init__(members, config=config)
-
-    @property
-    def arithmetic(self) -> str:
-        return self._arithmetic
+        super().__init__(members, config=config, arithmetic=arithmetic)
 
     def elaborate(self, platform):
         m = Module()
@@ -230,7 +237,7 @@ class DenseMAC(Block):
         return m
 
 
-class DenseMACArray(Block):
+class DenseMACArray(_ArithmeticBlock):
     """``P = pes`` multiply-accumulate units taking ``D = dense_inputs`` inputs per cycle.
 
     Weights live in ``D`` memories of ``max_fan_in / D`` rows of ``P`` weights: input ``i``
@@ -280,22 +287,12 @@ class DenseMACArray(Block):
     ``ValueError`` for an unknown arithmetic or widths it cannot hold exactly.
     """
 
-    @classmethod
-    def check_config(cls, config, *, arithmetic: str = "int8") -> None:
-        super().check_config(config)
-        check_dense_config(config, arithmetic)
-
     def __init__(self, *, config: AcceleratorConfig, arithmetic: str = "int8"):
-        self._arithmetic = arithmetic
         super().__init__({
             "i": In(stream.Signature(mac_input_layout(config))),
             "weights": In(WeightWriteStream(config)),
             "o": Out(AccumulatorStream(config) if config.bundle == 1 else BundleAccumulatorStream(config)),
-        }, config=config)
-
-    @property
-    def arithmetic(self) -> str:
-        return self._arithmetic
+        }, config=config, arithmetic=arithmetic)
 
     @property
     def latency(self) -> int:
