@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from .liberty import Library
 
-__all__ = ["MAX_FANOUT", "BUFFER", "CARRIES", "Repair", "repair_fanout"]
+__all__ = ["MAX_FANOUT", "BUFFER", "CARRIES", "Repair", "repair_fanout", "repair_hierarchy"]
 
 MAX_FANOUT = 16
 """Sink pins a net may drive before it gets a buffer tree."""
@@ -148,4 +148,28 @@ def repair_fanout(module: dict, library: Library, *, max_fanout: int = MAX_FANOU
                 repair.area_um2 += buf.area
             level = parents
         repair.nets += 1
+    return repair
+
+
+def repair_hierarchy(netlist: dict, top: str, library: Library, *, max_fanout: int = MAX_FANOUT,
+                     buffer: str = BUFFER) -> Repair:
+    """:func:`repair_fanout` of a netlist that keeps repeated modules as cells of ``top``
+    (:func:`spikemllm.flow.hierarchy.flatten`): each kept module is repaired once, on its
+    own (a port net with more than ``max_fanout`` pins inside gets its tree inside), and the
+    top with an instance's pin counted as one pin. The result counts a module's buffers once
+    per instance, in the block of the instance; its ``carries`` are the top's."""
+    modules = netlist["modules"]
+    repair = repair_fanout(modules[top], library, max_fanout=max_fanout, buffer=buffer)
+    inside = {k: repair_fanout(modules[k], library, max_fanout=max_fanout, buffer=buffer)
+              for k in modules if k != top}
+    for inst, c in modules[top].get("cells", {}).items():
+        r = inside.get(c["type"])
+        if r is None or not r.buffers:
+            continue
+        block = inst.split(".", 1)[0]  # the instance path's first component
+        repair.nets += r.nets
+        repair.buffers += r.buffers
+        repair.area_um2 += r.area_um2
+        repair.blocks[block]["buffers"] += r.buffers
+        repair.blocks[block]["area_um2"] += r.area_um2
     return repair

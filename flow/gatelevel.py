@@ -280,8 +280,11 @@ def read_netlist(json_path: Path, top: str, library) -> GateNetlist:
     a :class:`spikemllm.flow.liberty.Library`. Raises ``ValueError`` for a cell type the
     library does not have (other than Yosys's own memory and logic cells)."""
     from .buffering import CARRIES
+    from .hierarchy import flatten
 
     data = json.loads(Path(json_path).read_text())
+    if len(data["modules"]) > 1:  # repeated modules kept apart (spikemllm.flow.synth.REPAIRED_NETLIST)
+        data = flatten(data, top)
     module = data["modules"][top]
     carries = {}
     lib = library.cells

@@ -40,7 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import native_yosys, sky130
-from .buffering import repair_fanout
+from .buffering import repair_hierarchy
+from .hierarchy import flatten, repeated_modules
 from .liberty import read_library
 
 __all__ = ["FPGA_TARGETS", "FpgaTarget", "tool", "yosys_command", "run_tool", "overfull_resources", "synth_asic", "asic_results", "synth_fpga", "resource_counts",
@@ -150,8 +151,13 @@ ABC_DELAY_TARGET_PS = 2000
 the 500 MHz common clock of ``make synth``'s throughput figures. Paths that meet it are
 mapped for area; ABC sees one module's logic at a time, from its inputs to its outputs."""
 
+HIERARCHICAL_NETLIST = "sky130_hier.json"
+"""The mapped sky130 netlist as Yosys wrote it, every module apart (Yosys JSON)."""
+
 REPAIRED_NETLIST = "sky130_repaired.json"
-"""The flattened sky130 netlist after the fanout repair (Yosys JSON), in ``synth_asic``'s folder."""
+"""The sky130 netlist after the fanout repair (Yosys JSON), in ``synth_asic``'s folder:
+flattened except for the modules instantiated more than once, which are kept as cells of
+the top, one module each (:func:`spikemllm.flow.hierarchy.flatten`)."""
 
 LIBERTY = Path(__file__).parent / "libs" / "sky130_fd_sc_hd__tt_025C_1v80.lib"
 """The characterized library (``make characterize`` writes it; :mod:`.characterize`)."""
@@ -201,13 +207,16 @@ def synth_asic(verilog: Path, top: str, out: Path, *, liberty: Path = LIBERTY, t
     "seconds": s, "yosys": ...}`` where the
     generic entry has per-block and total ``cells`` and ``transistors`` and the sky130
     entry per-block and total ``area_um2``, ``cells`` and ``flip_flops``, including the
-    buffer trees of the fanout repair of the flattened netlist (:mod:`.buffering`; its
-    summary is ``"fanout_repair"``), and with ``timing`` the static timing of the repaired
-    netlist (:mod:`.sta`: Fmax and the critical path at the typical corner, pre-layout)
-    under ``"timing"``. With ``timing``, the flattened netlist with its buffer trees is left
-    in ``out`` as :data:`REPAIRED_NETLIST` (what the gate-level energy reads:
-    :func:`spikemllm.flow.gatelevel.simulate`). Without it (an area alone) the static
-    timing, the slowest step at accelerator size, is skipped.
+    buffer trees of the fanout repair (:mod:`.buffering`; its summary is
+    ``"fanout_repair"``), and with ``timing`` the static timing of the repaired netlist
+    (:mod:`.sta`: Fmax and the critical path at the typical corner, pre-layout) under
+    ``"timing"``. The repair and the timing read the netlist flattened except for the
+    modules instantiated more than once (the PEs), each of which they treat once for all its
+    instances (:func:`spikemllm.flow.buffering.repair_hierarchy`,
+    :func:`spikemllm.flow.sta.analyze_hierarchical`). With ``timing``, that netlist with its
+    buffer trees is left in ``out`` as :data:`REPAIRED_NETLIST` (what the gate-level energy
+    reads: :func:`spikemllm.flow.gatelevel.simulate`). Without it (an area alone) the
+    static timing is skipped.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -234,10 +243,7 @@ opt_clean
 tee -q -o sky130_stat.json stat -json -liberty {lib}
 rename -enumerate
 write_verilog -noattr sky130_netlist.v
-flatten
-opt_clean
-hierarchy -top {top}
-write_json sky130_flat.json
+write_json sky130_hier.json
 """
     (out / "asic.ys").write_text(script)
     command, yosys = yosys_command("asic.ys")
@@ -245,9 +251,11 @@ write_json sky130_flat.json
     memories = memory_cells(json.loads((out / "coarse.json").read_text()))
     (out / "coarse.json").unlink()
     start = time.monotonic()
-    netlist = json.loads((out / "sky130_flat.json").read_text())
+    hierarchical = json.loads((out / HIERARCHICAL_NETLIST).read_text())
+    netlist = flatten(hierarchical, top, repeated_modules(hierarchical, top))
+    del hierarchical
     library = read_library(out / lib)
-    repair = repair_fanout(netlist["modules"][top], library).summary()
+    repair = repair_hierarchy(netlist, top, library).summary()
     (out / "fanout_repair.json").write_text(json.dumps(repair, indent=1) + "\n")
     if timing:
         from . import sta
@@ -256,7 +264,7 @@ write_json sky130_flat.json
         summary = {**result.summary(), "fanout_repair": repair, "seconds": round(time.monotonic() - start, 1)}
         (out / "timing.json").write_text(json.dumps(summary, indent=1) + "\n")
         (out / REPAIRED_NETLIST).write_text(json.dumps(netlist, separators=(",", ":")))
-    (out / "sky130_flat.json").unlink()
+    (out / HIERARCHICAL_NETLIST).unlink()
     return {**asic_results(out, top, memories, seconds), "yosys": yosys}
 
 
