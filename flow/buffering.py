@@ -75,9 +75,12 @@ def _block(instance: str) -> str:
     return path.split(".", 1)[0]
 
 
-def repair_fanout(module: dict, library: Library, *, max_fanout: int = MAX_FANOUT, buffer: str = BUFFER) -> Repair:
+def repair_fanout(module: dict, library: Library, *, max_fanout: int = MAX_FANOUT, buffer: str = BUFFER,
+                  pin_weights: dict | None = None) -> Repair:
     """Insert buffer trees into ``module`` (a flattened Yosys JSON module of ``library``'s
-    cells) for every net with more than ``max_fanout`` sink pins; see the module docstring."""
+    cells) for every net with more than ``max_fanout`` sink pins; see the module docstring.
+    ``pin_weights``: ``{(cell type, pin): {bit index: pins}}``, the pins a pin of a cell that
+    is a module stands for (those its net drives inside); every other pin counts one."""
     if max_fanout < 2:
         raise ValueError(f"max_fanout must be at least 2, not {max_fanout}")
     if buffer not in library.cells:
@@ -121,14 +124,31 @@ def repair_fanout(module: dict, library: Library, *, max_fanout: int = MAX_FANOU
                                       if isinstance(b, int)), default=1))
     netnames = module.setdefault("netnames", {})
     repair = Repair()
+    def weight(sink) -> int:
+        inst, pin, i = sink
+        return pin_weights.get((cells[inst]["type"], pin), {}).get(i, 1) if pin_weights else 1
+
+    def groups(level):
+        """``level`` in netlist order, cut into runs of at most ``max_fanout`` pins."""
+        run, total = [], 0
+        for sink in level:
+            w = weight(sink)
+            if run and total + w > max_fanout:
+                yield run
+                run, total = [], 0
+            run.append(sink)
+            total += w
+        if run:
+            yield run
+
     for bit, pins in sorted(sinks.items()):
-        if len(pins) <= max_fanout or bit not in drivers or bit in clocks:
+        if sum(map(weight, pins)) <= max_fanout or bit not in drivers or bit in clocks:
             continue
         block = _block(drivers[bit])
         level = pins
-        while len(level) > max_fanout:
+        while sum(map(weight, level)) > max_fanout:
             parents = []
-            for g in range(0, len(level), max_fanout):
+            for run in groups(level):
                 net = next_bit
                 next_bit += 1
                 name = f"$fanout${bit}${repair.buffers}"
@@ -139,7 +159,7 @@ def repair_fanout(module: dict, library: Library, *, max_fanout: int = MAX_FANOU
                                "attributes": {CARRIES: str(bit)}}
                 netnames[name] = {"hide_name": 1, "bits": [net]}
                 repair.carries[net] = bit
-                for inst, pin, i in level[g:g + max_fanout]:
+                for inst, pin, i in run:
                     cells[inst]["connections"][pin][i] = net
                 parents.append((name, in_pin, 0))
                 repair.buffers += 1
@@ -155,13 +175,28 @@ def repair_hierarchy(netlist: dict, top: str, library: Library, *, max_fanout: i
                      buffer: str = BUFFER) -> Repair:
     """:func:`repair_fanout` of a netlist that keeps repeated modules as cells of ``top``
     (:func:`spikemllm.flow.hierarchy.flatten`): each kept module is repaired once, on its
-    own (a port net with more than ``max_fanout`` pins inside gets its tree inside), and the
-    top with an instance's pin counted as one pin. The result counts a module's buffers once
+    own (a port net with more than ``max_fanout`` pins inside gets its tree inside), then the
+    top, where an instance's input pin counts as the pins its net drives inside, so that a
+    net reaching many instances gets the tree the flat netlist would give it. The result counts a module's buffers once
     per instance, in the block of the instance; its ``carries`` are the top's."""
     modules = netlist["modules"]
-    repair = repair_fanout(modules[top], library, max_fanout=max_fanout, buffer=buffer)
     inside = {k: repair_fanout(modules[k], library, max_fanout=max_fanout, buffer=buffer)
               for k in modules if k != top}
+    # an instance's input pin stands for the pins its net drives inside (after that repair)
+    weights = {}
+    for k in inside:
+        count: dict = defaultdict(int)
+        for c in modules[k].get("cells", {}).values():
+            lib = library.cells.get(c["type"])
+            for pin, bits in c.get("connections", {}).items():
+                direction = c.get("port_directions", {}).get(pin) or ("output" if lib and pin == lib.output else "input")
+                if direction == "input":
+                    for b in bits:
+                        count[b] += 1
+        for port, p in modules[k].get("ports", {}).items():
+            if p["direction"] == "input":
+                weights[(k, port)] = {i: max(1, count.get(b, 0)) for i, b in enumerate(p["bits"]) if isinstance(b, int)}
+    repair = repair_fanout(modules[top], library, max_fanout=max_fanout, buffer=buffer, pin_weights=weights)
     for inst, c in modules[top].get("cells", {}).items():
         r = inside.get(c["type"])
         if r is None or not r.buffers:

@@ -6,7 +6,8 @@ import math
 
 import pytest
 from spikemllm.flow import sta
-from spikemllm.flow.buffering import BUFFER, _block, repair_fanout
+from spikemllm.flow.buffering import BUFFER, _block, repair_fanout, repair_hierarchy
+from spikemllm.flow.hierarchy import flatten
 from spikemllm.flow.liberty import read_library
 from spikemllm.flow.synth import LIBERTY
 
@@ -96,3 +97,48 @@ def test_bad_arguments_are_refused(lib):
     ("busy", "top"), ("$flatten\\a.b.$auto$ff.cc:3", "a"), ("pe_array.pe_3.acc_0", "pe_array"), ("\\x", "top")])
 def test_the_block_of_a_flattened_cell(instance, block):
     assert _block(instance) == block
+
+
+@pytest.mark.parametrize("instances,inside", [(8, 6), (3, 40), (20, 1)])
+def test_a_pin_of_a_kept_module_counts_its_pins_inside(lib, instances, inside):
+    """A register driving ``instances`` copies of a module whose input drives ``inside``
+    inverters: each copy is repaired once on its own, and at the top a pin counts as the pins
+    its net drives inside (at most the limit, after the copy's own tree), so no net drives
+    more than the limit once flattened and the buffers are the hierarchical tree's."""
+    sub = {"ports": {"clk": {"direction": "input", "bits": [2]}, "a": {"direction": "input", "bits": [3]}},
+           "cells": {}, "netnames": {}}
+    for k in range(inside):
+        sub["cells"][f"u{k}"] = {"type": INV, "connections": {"A": [3], "Y": [100 + 2 * k]}}
+        sub["cells"][f"r{k}"] = {"type": DFF, "connections": {"CLK": [2], "D": [100 + 2 * k], "Q": [101 + 2 * k]}}
+    cells = {"src": {"type": DFF, "connections": {"CLK": [2], "D": [3], "Q": [10]}}}
+    for k in range(instances):
+        cells[f"pe.m{k}"] = {"type": "m", "port_directions": {"clk": "input", "a": "input"},
+                             "connections": {"clk": [2], "a": [10]}}
+    netlist = {"modules": {"top": {"ports": {"clk": {"direction": "input", "bits": [2]},
+                                             "d": {"direction": "input", "bits": [3]}},
+                                   "cells": cells, "netnames": {}}, "m": sub}}
+    repair = repair_hierarchy(netlist, "top", lib)
+    per_pin = inside if inside <= 16 else math.ceil(inside / 16)  # the pins the port net drives inside
+    inner = tree_buffers(inside, 16)
+    # greedy runs of whole pins, each at most 16 pins' worth
+    runs, level = 0, [per_pin] * instances
+    while sum(level) > 16:
+        groups, total = [], 0
+        for w in level:
+            if groups and total + w > 16:
+                total = 0
+            if total == 0:
+                groups.append(0)
+            groups[-1] += 1
+            total += w
+        runs += len(groups)
+        level = [1] * len(groups)
+    assert repair.buffers == instances * inner + runs
+    assert repair.blocks["pe"]["buffers"] == instances * inner
+    flat = flatten(netlist, "top")["modules"]["top"]
+    fanout = {}
+    for c in flat["cells"].values():
+        for pin, bits in c["connections"].items():
+            if pin in ("A", "D"):
+                fanout[bits[0]] = fanout.get(bits[0], 0) + 1
+    assert max(fanout.values()) <= 16

@@ -173,8 +173,8 @@ def test_hierarchical_timing_is_the_flat_timing_or_above(mapped, lib):
             assert hier.paths[kind].required_ns >= p.required_ns - 1e-9, kind
         else:
             assert hier.paths[kind].required_ns == pytest.approx(p.required_ns, abs=1e-9), kind
-    if top == "skewed":
-        assert hier.critical.required_ns > flat.critical.required_ns
+    if top == "skewed":  # the worst path enters the stage behind the multiplier, and is named by it
+        assert hier.critical.endpoint.startswith("s1.")
     # the critical path is reported whole: from a flip-flop, its stages add up to its arrival
     path = hier.critical
     assert path.stages[0].cell.startswith("sky130_fd_sc_hd__df")
