@@ -75,23 +75,11 @@ def _block(instance: str) -> str:
     return path.split(".", 1)[0]
 
 
-def repair_fanout(module: dict, library: Library, *, max_fanout: int = MAX_FANOUT, buffer: str = BUFFER,
-                  pin_weights: dict | None = None) -> Repair:
-    """Insert buffer trees into ``module`` (a flattened Yosys JSON module of ``library``'s
-    cells) for every net with more than ``max_fanout`` sink pins; see the module docstring.
-    ``pin_weights``: ``{(cell type, pin): {bit index: pins}}``, the pins a pin of a cell that
-    is a module stands for (those its net drives inside); every other pin counts one."""
-    if max_fanout < 2:
-        raise ValueError(f"max_fanout must be at least 2, not {max_fanout}")
-    if buffer not in library.cells:
-        raise ValueError(f"the library has no buffer cell {buffer!r}")
-    buf = library.cells[buffer]
-    (in_pin,) = buf.inputs
-    out_pin = buf.output
-    cells = module.setdefault("cells", {})
-
+def _cell_pins(cells: dict, library: Library) -> tuple[dict, dict, set]:
+    """Of a module's ``cells``: per net bit its driving cell, its sink pins
+    ``[(instance, pin, index)]``, and the bits that reach a flip-flop's clock pin."""
     drivers: dict = {}
-    sinks: dict = defaultdict(list)   # bit -> [(instance, pin, index)]
+    sinks: dict = defaultdict(list)
     clocks = set()
     for inst, c in cells.items():
         kind = c["type"]
@@ -108,6 +96,25 @@ def repair_fanout(module: dict, library: Library, *, max_fanout: int = MAX_FANOU
                     sinks[b].append((inst, pin, i))
                     if pin == clock_pin:
                         clocks.add(b)
+    return drivers, sinks, clocks
+
+
+def repair_fanout(module: dict, library: Library, *, max_fanout: int = MAX_FANOUT, buffer: str = BUFFER,
+                  pin_weights: dict | None = None) -> Repair:
+    """Insert buffer trees into ``module`` (a flattened Yosys JSON module of ``library``'s
+    cells) for every net with more than ``max_fanout`` sink pins; see the module docstring.
+    ``pin_weights``: ``{(cell type, pin): {bit index: pins}}``, the pins a pin of a cell that
+    is a module stands for (those its net drives inside); every other pin counts one."""
+    if max_fanout < 2:
+        raise ValueError(f"max_fanout must be at least 2, not {max_fanout}")
+    if buffer not in library.cells:
+        raise ValueError(f"the library has no buffer cell {buffer!r}")
+    buf = library.cells[buffer]
+    (in_pin,) = buf.inputs
+    out_pin = buf.output
+    cells = module.setdefault("cells", {})
+
+    drivers, sinks, clocks = _cell_pins(cells, library)
     outputs = set()
     for port, p in module.get("ports", {}).items():
         for b in p["bits"]:
@@ -177,25 +184,20 @@ def repair_hierarchy(netlist: dict, top: str, library: Library, *, max_fanout: i
     (:func:`spikemllm.flow.hierarchy.flatten`): each kept module is repaired once, on its
     own (a port net with more than ``max_fanout`` pins inside gets its tree inside), then the
     top, where an instance's input pin counts as the pins its net drives inside, so that a
-    net reaching many instances gets the tree the flat netlist would give it. The result counts a module's buffers once
-    per instance, in the block of the instance; its ``carries`` are the top's."""
+    net reaching many instances gets the tree the flat netlist would give it. The result
+    counts a module's buffers once per instance, in the block of the instance; its
+    ``carries`` are the top's."""
     modules = netlist["modules"]
     inside = {k: repair_fanout(modules[k], library, max_fanout=max_fanout, buffer=buffer)
               for k in modules if k != top}
     # an instance's input pin stands for the pins its net drives inside (after that repair)
     weights = {}
     for k in inside:
-        count: dict = defaultdict(int)
-        for c in modules[k].get("cells", {}).values():
-            lib = library.cells.get(c["type"])
-            for pin, bits in c.get("connections", {}).items():
-                direction = c.get("port_directions", {}).get(pin) or ("output" if lib and pin == lib.output else "input")
-                if direction == "input":
-                    for b in bits:
-                        count[b] += 1
+        _, sinks, _ = _cell_pins(modules[k].get("cells", {}), library)
         for port, p in modules[k].get("ports", {}).items():
             if p["direction"] == "input":
-                weights[(k, port)] = {i: max(1, count.get(b, 0)) for i, b in enumerate(p["bits"]) if isinstance(b, int)}
+                weights[(k, port)] = {i: max(1, len(sinks.get(b, ()))) for i, b in enumerate(p["bits"])
+                                      if isinstance(b, int)}
     repair = repair_fanout(modules[top], library, max_fanout=max_fanout, buffer=buffer, pin_weights=weights)
     for inst, c in modules[top].get("cells", {}).items():
         r = inside.get(c["type"])

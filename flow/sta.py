@@ -220,14 +220,16 @@ class _Graph:
                         self.drivers[b] = (inst, pin, origin, i)
                     else:
                         self.sinks[b].append((inst, pin, i))
-        self.port_of: dict = {}   # bit -> (port, index) of the module's ports
+        outputs = set()
         for port, p in module.get("ports", {}).items():
             for i, b in enumerate(p["bits"]):
-                if isinstance(b, int):
-                    self.port_of.setdefault(b, (port, i))
-                    if p["direction"] == "input":
-                        self.drivers[b] = (port, "", "in", i)
-        self.load = {b: self._sink_pf(b) for b in set(self.drivers) | set(self.port_of)}
+                if not isinstance(b, int):
+                    continue
+                if p["direction"] == "input":
+                    self.drivers[b] = (port, "", "in", i)
+                else:
+                    outputs.add(b)
+        self.load = {b: self._sink_pf(b) for b in set(self.drivers) | outputs}
         self._order()
 
     def _sink_pf(self, b) -> float:
@@ -335,7 +337,7 @@ def _propagate(g: _Graph, clock_transition_ns: float, inputs: dict | None = None
                 arr, tr, cell_name = [0.0, 0.0], [BOUNDARY_TRANSITION_NS] * 2, cells[inst]["type"]
             elif kind == "in" and inputs is None and origin == "in":
                 arr, tr, cell_name = [0.0, 0.0], [BOUNDARY_TRANSITION_NS] * 2, "input"
-            elif kind == "in" and inputs is not None and origin in inputs.get(inst, [{}] * (i + 1))[i]:
+            elif kind == "in" and inputs is not None and inst in inputs and origin in inputs[inst][i]:
                 arr, tr = (list(v) for v in inputs[inst][i][origin])
                 cell_name = "input"
             elif kind == "macro" and origin in g.macros[cells[inst]["type"]].outputs[pin][i]:
