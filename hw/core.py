@@ -58,6 +58,7 @@ from .core_shell import (
 )
 from .pe_array import SparseAccumulatePEArray
 from .registers import CoreKind
+from .slices import SlicedCompactor, SlicedPEArray
 from .signatures import SPIKE_SHAPE, spike_vector_layout
 
 __all__ = [
@@ -123,11 +124,18 @@ class SpikeCore(LayerCore):
         B = c.bundle
         act_r, cur_bank, T, tile_base, in_chunks = feed.act_read, feed.bank, feed.timesteps, feed.tile_base, feed.in_chunks
 
-        comp = SpikeEventCompactor(config=c)
-        pe = SparseAccumulatePEArray(config=c)
+        if c.slices == 1:
+            comp = SpikeEventCompactor(config=c)
+            pe = SparseAccumulatePEArray(config=c)
+            beats = [pe.i]
+        else:  # lane slices, each with its compactor, PE array and weight bank
+            comp = SlicedCompactor(config=c)
+            pe = SlicedPEArray(config=c)
+            beats = list(pe.i)
         m.submodules.compactor = ResetInserter(feed.flush)(comp)
         m.submodules.pe_array = ResetInserter(feed.flush)(pe)
-        wiring.connect(m, comp.o, pe.i)
+        for out, into in zip([comp.o] if c.slices == 1 else comp.o, beats):
+            wiring.connect(m, out, into)
 
         # -- neuron stage: step-major over K chunks, every step from the activation memory ---------
         # next (step, chunk) to issue
@@ -244,13 +252,18 @@ class SpikeCore(LayerCore):
         with m.If(feed.flush):
             m.d.sync += [issuing.eq(0), r_valid.eq(0), s_valid.eq(0)]
 
+        # the counters: a beat taken by any slice; the reads and events of the beats taken
         E = c.events_per_cycle
+        takes = [beat.valid & beat.ready for beat in beats]
+        slots = [(take, event) for take, beat in zip(takes, beats) for event in beat.p.events]
         n_reads = Signal(range(E + 1))
-        m.d.comb += n_reads.eq(sum(pe.i.p.events[k].valid for k in range(E)))
+        m.d.comb += n_reads.eq(sum(event.valid if c.slices == 1 else take & event.valid for take, event in slots))
         if B == 1:
             n_events = n_reads
         else:  # every token's own events: the fire bits of the valid events
             n_events = Signal(range(E * B + 1))
-            m.d.comb += n_events.eq(sum(pe.i.p.events[k].fire[b] & pe.i.p.events[k].valid
-                                        for k in range(E) for b in range(B)))
-        return Datapath(array=pe, finished=finished, take=pe.i.valid & pe.i.ready, work=n_events, reads=n_reads)
+            m.d.comb += n_events.eq(sum(event.fire[b] & event.valid if c.slices == 1 else take & event.fire[b] & event.valid
+                                        for take, event in slots for b in range(B)))
+        take = Signal()
+        m.d.comb += take.eq(Cat(takes).any())
+        return Datapath(array=pe, finished=finished, take=take, work=n_events, reads=n_reads)

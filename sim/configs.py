@@ -112,6 +112,9 @@ def accelerator_configs(draw, *, bounds: FuzzBounds = FUZZ_BOUNDS, name: str = "
     fields["bundle"] = draw(edge_integers(r["bundle"][0], min(bounds.bundle, r["bundle"][1])))
     # the variant without zero skipping exists for bundles (its events carry fire bits)
     fields["zero_skipping"] = draw(st.booleans()) if fields["bundle"] > 1 else True
+    # lane slices: a power of two dividing the events per cycle, two lanes or more per slice
+    E = fields["events_per_cycle"]
+    fields["slices"] = draw(st.sampled_from([s for s in (1, 2, 4, 8) if E % s == 0 and lanes // s >= 2]))
     return AcceleratorConfig(**fields)
 
 
@@ -210,7 +213,8 @@ def invalid_changes(config: AcceleratorConfig) -> list[tuple[str, object]]:
     above its range given the other fields, values that break a constraint between
     fields (not a power of two, not a multiple of ``lanes``, not a divisor of ``pes``,
     ``t_max`` beyond what ``act_bits`` and ``coding`` need, a requantizer product wider
-    than :data:`PRODUCT_BITS`, no zero skipping without bundles), and values of the wrong type."""
+    than :data:`PRODUCT_BITS`, no zero skipping without bundles, lane slices that do not divide
+    the events per cycle or leave a slice one lane), and values of the wrong type."""
     c, r = config, FIELD_RANGES
     changes: list[tuple[str, object]] = [("name", ""), ("name", "two words"), ("name", 7)]
     for field in ("act_bits", "weight_bits", "out_bits", "multiplier_bits", "shift_bits", "bias_bits", "layers",
@@ -236,7 +240,9 @@ def invalid_changes(config: AcceleratorConfig) -> list[tuple[str, object]]:
     changes += _product_breaking(c)
     if c.bundle == 1:  # an event of B = 1 has no fire bit to issue without zero skipping
         changes.append(("zero_skipping", False))
-    changes += [("lanes", True), ("pes", 2.0), ("t_max", "3"), ("act_bits", None), ("zero_skipping", "yes")]
+    changes += [("slices", 0), ("slices", 3), ("slices", 2 * c.events_per_cycle), ("slices", c.lanes)]
+    changes += [("lanes", True), ("pes", 2.0), ("t_max", "3"), ("act_bits", None), ("zero_skipping", "yes"),
+                ("slices", 2.0)]
     return changes
 
 

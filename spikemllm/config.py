@@ -93,6 +93,7 @@ FIELD_RANGES = {
     "requantizers": (1, (1 << 16) - 1),
     "dense_inputs": (1, 128),
     "bundle": (1, 16),
+    "slices": (1, 64),
 }
 """Integer field -> ``(low, high)`` of its own range. The upper bounds of ``lanes``,
 ``pes``, ``t_max``, ``events_per_cycle``, ``max_fan_in``, ``dense_inputs``, ``requantizers``
@@ -100,6 +101,7 @@ and ``bundle`` are what the cores' build registers (``HW_*``, :mod:`spikemllm.hw
 report in their fields. The constraints between fields narrow these: ``t_max <= t_max_limit`` (from ``act_bits`` and
 ``coding``), ``events_per_cycle <= lanes``, ``max_fan_in`` a multiple of ``lanes``,
 ``requantizers`` a divisor of ``pes``, ``dense_inputs`` a power of two at most ``lanes``,
+``slices`` a power of two dividing ``events_per_cycle`` with at least two lanes per slice,
 ``lanes`` a power of two, and the requantizer product ``acc_width + multiplier_bits``
 at most :data:`PRODUCT_BITS`."""
 
@@ -201,6 +203,15 @@ class AcceleratorConfig:
         saying which tokens add. It needs ``bundle > 1``, whose events carry fire bits (an
         event of ``B = 1`` is a spike). Outputs are the same; the build registers do not
         report it.
+    slices:
+        Lane slices of the spike core (``S``): the lanes of a spike vector split into ``S``
+        groups of ``lanes / S`` consecutive lanes, each with its own compactor
+        (``events_per_cycle / S`` events per cycle), PE array and weight memory bank
+        (``events_per_cycle / S`` read ports, the rows of its lanes), and the ``S``
+        accumulator vectors of a step are summed as they leave (see :mod:`spikemllm.hw.slices`).
+        ``S = events_per_cycle`` gives single-port weight banks; ``1`` is one compactor and
+        one weight memory with ``events_per_cycle`` read ports. A power of two dividing
+        ``events_per_cycle``, with ``lanes / S >= 2``. The dense cores ignore it.
 
     Raises ``TypeError`` for a parameter of the wrong type and ``ValueError`` naming the
     bad value for one out of range.
@@ -225,6 +236,7 @@ class AcceleratorConfig:
     dense_inputs: int = 1
     bundle: int = 1
     zero_skipping: bool = True
+    slices: int = 1
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name or not self.name.replace("_", "").isalnum():
@@ -269,6 +281,12 @@ class AcceleratorConfig:
         if not self.zero_skipping and self.bundle == 1:
             raise ValueError("zero_skipping=False needs bundle > 1: the events of bundle=1 carry no fire bit, "
                              "so an event cannot say that no token fires")
+        _check_power_of_two("slices", self.slices)
+        _check_int("slices", self.slices, *FIELD_RANGES["slices"])
+        if self.events_per_cycle % self.slices:
+            raise ValueError(f"slices must divide events_per_cycle={self.events_per_cycle}, not {self.slices!r}")
+        if self.lanes // self.slices < 2:
+            raise ValueError(f"slices={self.slices!r} leaves fewer than 2 of the {self.lanes} lanes per slice")
         if self.product_width > _PRODUCT_BITS:
             raise ValueError(
                 f"acc_width={self.acc_width} (from t_max={self.t_max!r}, coding={self.coding.value!r}, "
@@ -332,6 +350,18 @@ class AcceleratorConfig:
     def weight_memory_bits(self) -> int:
         """Total bits of the weight memory."""
         return self.max_fan_in * self.weight_row_bits
+
+    @property
+    def slice_config(self) -> "AcceleratorConfig":
+        """The configuration of one lane slice (``slices`` of them): ``lanes / S`` lanes,
+        ``events_per_cycle / S`` events per cycle and ``max_fan_in / S`` weight rows; the
+        configuration itself when ``slices = 1``."""
+        S = self.slices
+        if S == 1:
+            return self
+        return dataclasses.replace(self, name=f"{self.name}_slice", lanes=self.lanes // S,
+                                   events_per_cycle=self.events_per_cycle // S, max_fan_in=self.max_fan_in // S,
+                                   slices=1)
 
     # -- accumulator and requantizer ---------------------------------------------------------
 

@@ -196,7 +196,8 @@ def core_cycles(config: AcceleratorConfig, q: torch.Tensor, timesteps, out_tiles
     tokens' spikes over ``max T`` steps, its ``B * K`` chunks load before it starts, and the
     requantizer takes each tile's final accumulators once per token. With
     ``config.zero_skipping`` false every lane of every spike vector is an event (``EVENTS``
-    still counts the tokens' spikes, ``WEIGHT_READS`` every lane).
+    still counts the tokens' spikes, ``WEIGHT_READS`` every lane). With ``config.slices =
+    S > 1`` each spike vector's counts are taken per slice of ``lanes / S`` lanes.
     Raises ``ValueError`` for shapes the core cannot run or values ``T`` steps cannot carry.
     """
     if not isinstance(config, AcceleratorConfig):
@@ -221,14 +222,16 @@ def core_cycles(config: AcceleratorConfig, q: torch.Tensor, timesteps, out_tiles
         T = trains.shape[0]
         fired = trains.view(T, len(group), K, L) != 0
         spikes += int(fired.sum())
+        S = config.slices
         if config.zero_skipping:  # one event per lane at which any of the bundle's tokens fires: the union
-            nnz = fired.any(dim=1).sum(dim=-1).flatten().tolist()
+            union = fired.any(dim=1).view(T, K, S, L // S).sum(dim=-1).view(T * K, S)
+            nnz = union.sum(dim=-1).tolist() if S == 1 else [tuple(row) for row in union.tolist()]
         else:  # every lane of every spike vector is an event
-            nnz = [L] * (T * K)
+            nnz = [L if S == 1 else (L // S,) * S] * (T * K)
         tiles.append(vector_counts(nnz, K))
         sizes.append(len(group))
     E = config.events_per_cycle
-    return _run(config, SpikeDatapathModel(E), tiles, out_tiles, K, E, sizes, spikes * out_tiles)
+    return _run(config, SpikeDatapathModel(E, slices=config.slices), tiles, out_tiles, K, E, sizes, spikes * out_tiles)
 
 
 def dense_core_cycles(config: AcceleratorConfig, tokens: int, in_features: int, out_tiles: int,

@@ -32,6 +32,7 @@ Packing, with ``E`` event slots per beat:
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -57,12 +58,21 @@ class SpikeVectorCount:
 
     ``step_end``: it completes its timestep; ``last``: that step is the tile's final one;
     ``more``: (with ``last``) the next tile's vectors follow, so a beat may continue past it.
+    ``parts``: for a datapath of lane slices, the spikes in each slice's lanes (``nonzero``
+    is their sum); empty for one slice.
     """
 
     nonzero: int
     step_end: bool = False
     last: bool = False
     more: bool = False
+    parts: tuple[int, ...] = ()
+
+    def part(self, n: int, slices: int) -> "SpikeVectorCount":
+        """What slice ``n`` of ``slices`` sees: its spikes, and the vector's flags."""
+        if slices == 1:
+            return self
+        return SpikeVectorCount(self.parts[n], self.step_end, self.last, self.more)
 
     @property
     def kept(self) -> bool:
@@ -148,26 +158,12 @@ class _Beat:
     last: bool
 
 
-class SpikeDatapathModel:
-    """The datapath's registers, stepped one clock cycle per :meth:`tick`.
+class _SliceModel:
+    """One lane slice's compactor and PE array: its registers, and per cycle the enables
+    that :meth:`decide` computes from them before :meth:`clock` moves them."""
 
-    ``E`` event slots, a compactor FIFO of ``depth`` vectors. Feed it tiles with
-    :meth:`tick` (``begin`` = the shell's begin pulse with the tile's spike vectors,
-    ``o_ready`` = whether the consumer of the PE array's accumulator vectors takes one
-    this cycle). After each tick the attributes report what happened in that cycle:
-    ``finished`` (the neuron stage issued the tile's final vector), ``take``/``work``
-    (the PE array accepted a beat of ``work`` events), ``o_valid``/``o_last`` (an
-    accumulator vector was on ``o`` at the start of the cycle, and whether it is a tile's final one).
-    """
-
-    def __init__(self, E: int, depth: int = COMPACTOR_DEPTH):
+    def __init__(self, E: int, depth: int):
         self.E, self.depth = E, depth
-        # neuron stage: vectors of the tile being issued, the next index, R and S registers
-        self.issuing = False
-        self.vectors: list[SpikeVectorCount] = []
-        self.index = 0
-        self.r: SpikeVectorCount | None = None
-        self.s: SpikeVectorCount | None = None
         # compactor: FIFO, head offset, plan register, beat register
         self.fifo: deque[SpikeVectorCount] = deque()
         self.offset = 0
@@ -178,22 +174,100 @@ class SpikeDatapathModel:
         self.s1: _Beat | None = None
         self.s2: _Beat | None = None
         self.out: bool | None = None  # None: empty; else the vector's last flag
+
+    @property
+    def idle(self) -> bool:
+        return (not self.fifo and self.plan is None and self.beat is None and self.skid is None and self.s1 is None
+                and self.s2 is None and self.out is None)
+
+    def decide(self, o_ready: bool) -> None:
+        """This cycle's enables, ``o_ready``: the slice's accumulator vector is taken."""
+        self.o_ready = o_ready
+        out_free = self.out is None or o_ready
+        self.s2_go = self.s2 is not None and (not self.s2.boundary or out_free)
+        self.s1_go = self.s1 is not None and (self.s2 is None or self.s2_go)
+        self.pe_advance = self.s1 is None or self.s1_go
+        # the PE array takes a beat while its skid register is empty; stage 1 takes the
+        # skid's beat, else the one taken now
+        self.taken = self.beat is not None and self.skid is None
+        self.entering = self.skid if self.skid is not None else (self.beat if self.taken else None)
+        self.b_advance = self.beat is None or self.taken
+        self.a_advance = self.plan is None or self.b_advance
+        self.next_plan = None
+        if self.a_advance and self.fifo:
+            self.next_plan = plan_beat([self.fifo[0]] + ([self.fifo[1]] if len(self.fifo) > 1 else []), self.offset,
+                                       self.E)
+        self.ready = len(self.fifo) < self.depth
+        self.work = self.beat.events if self.taken else 0
+
+    def clock(self, vector: SpikeVectorCount | None) -> None:
+        """The clock edge; ``vector``: the spike vector the FIFO takes (if it keeps it)."""
+        if self.out is not None and self.o_ready:
+            self.out = None
+        if self.s2_go and self.s2.boundary:
+            self.out = self.s2.last
+        if self.s2 is None or self.s2_go:
+            self.s2 = self.s1 if self.s1_go else None
+        if self.pe_advance:
+            self.s1 = self.entering
+            self.skid = None
+        elif self.taken:
+            self.skid = self.beat
+        if self.b_advance:
+            self.beat = self.plan
+        if self.a_advance:
+            plan = self.next_plan
+            self.plan = None if plan is None else _Beat(plan.events, plan.boundary, plan.last)
+            if plan is not None:
+                for _ in range(plan.pops):
+                    self.fifo.popleft()
+                self.offset = plan.next_offset
+        if vector is not None and vector.kept:
+            self.fifo.append(vector)
+
+
+class SpikeDatapathModel:
+    """The datapath's registers, stepped one clock cycle per :meth:`tick`.
+
+    ``E`` event slots, a compactor FIFO of ``depth`` vectors, ``slices`` lane slices
+    (:attr:`~spikemllm.config.AcceleratorConfig.slices`): each slice has a compactor and a
+    PE array of its own with ``E / slices`` event slots and sees its part of every spike
+    vector (:attr:`SpikeVectorCount.parts`); the neuron stage issues a vector when every
+    slice's FIFO has room, and the slices' accumulator vectors leave together, when every
+    slice holds one. Feed it tiles with :meth:`tick` (``begin`` = the shell's begin pulse
+    with the tile's spike vectors, ``o_ready`` = whether the consumer of the PE array's
+    accumulator vectors takes one this cycle). After each tick the attributes report what
+    happened in that cycle: ``finished`` (the neuron stage issued the tile's final vector),
+    ``take``/``work`` (a PE array accepted a beat; ``work`` events in all),
+    ``o_valid``/``o_last`` (an accumulator vector was on ``o`` at the start of the cycle,
+    and whether it is a tile's final one).
+    """
+
+    def __init__(self, E: int, depth: int = COMPACTOR_DEPTH, *, slices: int = 1):
+        if not isinstance(slices, int) or slices < 1 or E % slices:
+            raise ValueError(f"slices must be a positive divisor of E={E}, not {slices!r}")
+        self.E, self.depth = E, depth
+        # neuron stage: vectors of the tile being issued, the next index, R and S registers
+        self.issuing = False
+        self.vectors: list[SpikeVectorCount] = []
+        self.index = 0
+        self.r: SpikeVectorCount | None = None
+        self.s: SpikeVectorCount | None = None
+        self.slices = [_SliceModel(E // slices, depth) for _ in range(slices)]
         self.cycle = 0
 
     @property
     def o_valid(self) -> bool:
-        return self.out is not None
+        return all(s.out is not None for s in self.slices)
 
     @property
     def o_last(self) -> bool:
-        return bool(self.out)
+        return self.o_valid and bool(self.slices[0].out)
 
     @property
     def idle(self) -> bool:
         """Nothing in flight anywhere."""
-        return (not self.issuing and self.r is None and self.s is None and not self.fifo and self.plan is None
-                and self.beat is None and self.skid is None and self.s1 is None and self.s2 is None
-                and self.out is None)
+        return not self.issuing and self.r is None and self.s is None and all(s.idle for s in self.slices)
 
     def tick(self, begin: Sequence[SpikeVectorCount] | None = None, o_ready: bool = True, *,
              next_tile: Sequence[SpikeVectorCount] | None = None) -> None:
@@ -201,22 +275,10 @@ class SpikeDatapathModel:
         (step-major, ``step_end`` on each step's final vector, ``last`` on the tile's
         final one) in this cycle; ``next_tile``: begin this tile if the neuron stage issues
         its current tile's final vector in this cycle (tiles back to back)."""
-        # PE array
-        out_free = self.out is None or o_ready
-        s2_go = self.s2 is not None and (not self.s2.boundary or out_free)
-        s1_go = self.s1 is not None and (self.s2 is None or s2_go)
-        pe_advance = self.s1 is None or s1_go
-        # the PE array takes a beat while its skid register is empty; stage 1 takes the
-        # skid's beat, else the one taken now
-        taken = self.beat is not None and self.skid is None
-        entering = self.skid if self.skid is not None else (self.beat if taken else None)
-        # compactor
-        b_advance = self.beat is None or taken
-        a_advance = self.plan is None or b_advance
-        plan = None
-        if a_advance and self.fifo:
-            plan = plan_beat([self.fifo[0]] + ([self.fifo[1]] if len(self.fifo) > 1 else []), self.offset, self.E)
-        ready = len(self.fifo) < self.depth
+        taken = o_ready and self.o_valid
+        for part in self.slices:
+            part.decide(taken)
+        ready = all(part.ready for part in self.slices)
         # neuron stage
         advance = self.s is None or ready
         issue = advance and self.issuing
@@ -224,38 +286,20 @@ class SpikeDatapathModel:
         if finished and begin is None:
             begin = next_tile
 
-        self.take = taken
-        self.work = self.beat.events if taken else 0
+        self.take = any(part.taken for part in self.slices)
+        self.work = sum(part.work for part in self.slices)
         self.finished = finished
         # registers
-        if self.out is not None and o_ready:
-            self.out = None
-        if s2_go and self.s2.boundary:
-            self.out = self.s2.last
-        if self.s2 is None or s2_go:
-            self.s2 = self.s1 if s1_go else None
-        if pe_advance:
-            self.s1 = entering
-            self.skid = None
-        elif taken:
-            self.skid = self.beat
-        if b_advance:
-            self.beat = self.plan
-        if a_advance:
-            self.plan = None if plan is None else _Beat(plan.events, plan.boundary, plan.last)
-            if plan is not None:
-                for _ in range(plan.pops):
-                    self.fifo.popleft()
-                self.offset = plan.next_offset
-        if self.s is not None and ready and self.s.kept:
-            self.fifo.append(self.s)
+        entering = self.s if self.s is not None and ready else None
+        for n, part in enumerate(self.slices):
+            part.clock(None if entering is None else entering.part(n, len(self.slices)))
         if advance:
             self.s = self.r
             self.r = None
             if issue:
                 v = self.vectors[self.index]
                 if finished:
-                    v = SpikeVectorCount(v.nonzero, v.step_end, v.last, begin is not None)
+                    v = dataclasses.replace(v, more=begin is not None)
                 self.r = v
                 self.index += 1
         if finished:
@@ -266,6 +310,10 @@ class SpikeDatapathModel:
             self.vectors, self.index, self.issuing = list(begin), 0, True
             if not self.vectors or not self.vectors[-1].last:
                 raise ValueError("a tile's vectors must end with its final ('last') vector")
+            for v in self.vectors:
+                if len(self.slices) > 1 and len(v.parts) != len(self.slices):
+                    raise ValueError(f"a spike vector of {len(v.parts)} parts for a datapath of "
+                                     f"{len(self.slices)} slices")
         self.cycle += 1
 
 
@@ -326,10 +374,10 @@ def run_back_to_back(tiles: Sequence[Sequence[SpikeVectorCount]], E: int, depth:
             raise RuntimeError("the datapath model did not finish the tiles")
 
 
-def vector_counts(nonzeros: Sequence[int], chunks: int, *, more: bool = False) -> list[SpikeVectorCount]:
+def vector_counts(nonzeros: Sequence, chunks: int, *, more: bool = False) -> list[SpikeVectorCount]:
     """A tile's spike vectors from their spike counts in step-major order (``chunks``
     vectors per step): ``step_end`` on each step's final chunk, ``last`` (and ``more``) on
-    the final one."""
+    the final one. A count may be a sequence of counts per lane slice (``parts``)."""
     n = len(nonzeros)
     if chunks < 1 or n % chunks or n == 0:
         raise ValueError(f"{n} spike vectors do not make whole steps of {chunks} chunks")
@@ -337,5 +385,6 @@ def vector_counts(nonzeros: Sequence[int], chunks: int, *, more: bool = False) -
     for i, nnz in enumerate(nonzeros):
         end = (i + 1) % chunks == 0
         final = i == n - 1
-        out.append(SpikeVectorCount(int(nnz), end, final, more and final))
+        parts = tuple(int(x) for x in nnz) if isinstance(nnz, Sequence) else ()
+        out.append(SpikeVectorCount(sum(parts) if parts else int(nnz), end, final, more and final, parts))
     return out

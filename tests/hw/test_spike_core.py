@@ -100,6 +100,36 @@ def test_without_zero_skipping_every_step_and_input_is_an_event(config, shape, s
     assert stalled.outputs == case.expected and stalled.counters["WEIGHT_READS"] == every_pair
 
 
+@pytest.mark.parametrize("config, shape, steps, tokens", [
+    (dataclasses.replace(CORE_SMALL, name="core_s2", slices=2), (20, 7), (3, 4), 5),  # one event per slice
+    (dataclasses.replace(CORE_E8, name="core_e8_s4", slices=4), (24, 8), (4, 2), 4),  # two per slice
+    (dataclasses.replace(CORE_SMALL, name="core_s2_b3", slices=2, bundle=3), (16, 16), (1, 4), 7),
+    (dataclasses.replace(CORE_COUNT, name="count_s2_b2", slices=2, bundle=2), (12, 6), (5, 7), 4),
+    (dataclasses.replace(CORE_SMALL, name="core_s2_b2_dense_issue", slices=2, bundle=2, zero_skipping=False),
+     (20, 7), (3, 4), 5),
+])
+def test_lane_slices_bit_exact_and_cycle_exact(config, shape, steps, tokens):
+    """Lane slices, each with its compactor, PE array and weight bank: the golden layer's
+    outputs, and every counter as the model (fed each vector's spikes per slice) predicts;
+    the same events and reads as the core of one slice, and under stalls the same outputs."""
+    case = random_case(config, seed=5, tokens=tokens, in_features=shape[0], out_features=shape[1],
+                       tv=steps[0], tt=steps[1])
+    whole = random_case(dataclasses.replace(config, slices=1), seed=5, tokens=tokens, in_features=shape[0],
+                        out_features=shape[1], tv=steps[0], tt=steps[1])
+    assert case.expected == whole.expected
+    assert (case.model.events, case.model.weight_reads) == (whole.model.events, whole.model.weight_reads)
+    result = run_case(config, case)
+    assert result.outputs == case.expected
+    for name, value in (("CYCLES", case.model.cycles), ("EVENTS", case.model.events),
+                        ("ACTIVE_CYCLES", case.model.active_cycles), ("WEIGHT_READS", case.model.weight_reads),
+                        ("TOKENS_DONE", tokens)):
+        assert result.counters[name] == value, name
+    stalled = run_case(config, case, in_pattern=late_start(pattern("random30", seed=3)),
+                       out_pattern=pattern("random70", seed=4))
+    assert stalled.outputs == case.expected and stalled.counters["CYCLES"] > case.model.cycles
+    assert (stalled.counters["EVENTS"], stalled.counters["WEIGHT_READS"]) == (case.model.events, case.model.weight_reads)
+
+
 def test_bundle_of_one_reads_once_per_event():
     case = random_case(CORE_SMALL, seed=7, tokens=3, in_features=16, out_features=8, tv=3, tt=4)
     result = run_case(CORE_SMALL, case)
