@@ -58,7 +58,7 @@ from .core_shell import (
 )
 from .pe_array import SparseAccumulatePEArray
 from .registers import CoreKind
-from .slices import SlicedCompactor, SlicedPEArray
+from .slices import SlicedCompactor
 from .signatures import SPIKE_SHAPE, spike_vector_layout
 
 __all__ = [
@@ -128,9 +128,9 @@ class SpikeCore(LayerCore):
             comp = SpikeEventCompactor(config=c)
             pe = SparseAccumulatePEArray(config=c)
             beats = [pe.i]
-        else:  # lane slices, each with its compactor, PE array and weight bank
+        else:  # lane slices, each with its compactor and weight bank
             comp = SlicedCompactor(config=c)
-            pe = SlicedPEArray(config=c)
+            pe = SparseAccumulatePEArray(config=c)
             beats = list(pe.i)
         m.submodules.compactor = ResetInserter(feed.flush)(comp)
         m.submodules.pe_array = ResetInserter(feed.flush)(pe)

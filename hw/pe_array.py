@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -11,7 +11,14 @@ from spikemllm.config import AcceleratorConfig
 from spikemllm.latency import PE_ARRAY_LATENCY
 
 from .block import Block
-from .signatures import AccumulatorStream, BundleAccumulatorStream, EventStream, WeightWriteStream, event_beat_layout
+from .signatures import (
+    AccumulatorStream,
+    BundleAccumulatorStream,
+    EventStream,
+    WeightWriteStream,
+    event_beat_layout,
+    event_layout,
+)
 
 __all__ = ["SparseAccumulatePEArray", "SpikePE", "pe_token_layout"]
 
@@ -80,8 +87,9 @@ class SparseAccumulatePEArray(Block):
     LATENCY = PE_ARRAY_LATENCY
 
     def __init__(self, *, config: AcceleratorConfig):
+        S = config.slices
         super().__init__({
-            "i": In(EventStream(config)),
+            "i": In(EventStream(config)) if S == 1 else In(EventStream(config.slice_config)).array(S),
             "weights": In(WeightWriteStream(config)),
             "o": Out(AccumulatorStream(config) if config.bundle == 1 else BundleAccumulatorStream(config)),
         }, config=config)
@@ -95,10 +103,18 @@ class SparseAccumulatePEArray(Block):
             """A name per token of the bundle (the name alone without bundles)."""
             return [name] if B == 1 else [f"{name}_b{b}" for b in range(B)]
 
+        S = c.slices
         row_layout = data.ArrayLayout(signed(c.weight_bits), P)
-        m.submodules.weight_memory = memory = Memory(shape=row_layout, depth=c.max_fan_in, init=[])
-        write = memory.write_port()
-        reads = [memory.read_port() for _ in range(E)]
+        if S == 1:
+            m.submodules.weight_memory = memory = Memory(shape=row_layout, depth=c.max_fan_in, init=[])
+            writes = [memory.write_port()]
+            reads = [memory.read_port() for _ in range(E)]
+        else:  # a bank per lane slice, read by the slice's E / S slots
+            banks = [Memory(shape=row_layout, depth=c.max_fan_in // S, init=[]) for _ in range(S)]
+            for n, bank in enumerate(banks):
+                m.submodules[f"weight_bank_{n}"] = bank
+            writes = [bank.write_port() for bank in banks]
+            reads = [banks[k // (E // S)].read_port() for k in range(E)]
 
         tc_lif = c.coding.doubles
         ones_shape = range(2 * E + 1)
@@ -150,30 +166,39 @@ class SparseAccumulatePEArray(Block):
         # stage enables above. A beat taken while stage 1 cannot advance waits in the
         # skid, and enters before the next beat is taken.
         skid_valid = Signal()
-        skid = Signal(event_beat_layout(c))
+        skid = Signal(event_beat_layout(c) if S == 1 else _merged_beat_layout(c))
         idle = Signal()
         loading = Signal()
         m.d.comb += [
             idle.eq(~busy & ~skid_valid & ~s1_valid & ~s2_valid),
             loading.eq(idle & self.weights.valid),
             self.weights.ready.eq(idle),
-            self.i.ready.eq(~skid_valid & ~loading),
         ]
-        taken = self.i.valid & self.i.ready
-        beat = Signal(event_beat_layout(c))  # the beat entering stage 1 if it advances
-        m.d.comb += beat.eq(Mux(skid_valid, skid, self.i.p))
+        if S == 1:
+            m.d.comb += self.i.ready.eq(~skid_valid & ~loading)
+        if S == 1:
+            taken = self.i.valid & self.i.ready
+            incoming = self.i.p
+        else:
+            taken, incoming = self._merge(m, ~skid_valid & ~loading, skid)
+        beat = Signal(skid.shape())  # the beat entering stage 1 if it advances
+        m.d.comb += beat.eq(Mux(skid_valid, skid, incoming))
         accept = Signal()
         m.d.comb += accept.eq(advance & (skid_valid | taken))
         with m.If(taken & ~advance):
-            m.d.sync += [skid_valid.eq(1), skid.eq(self.i.p)]
+            m.d.sync += [skid_valid.eq(1), skid.eq(incoming)]
         with m.If(skid_valid & advance):
             m.d.sync += skid_valid.eq(0)
 
-        m.d.comb += [
-            write.addr.eq(self.weights.p.addr),
-            write.data.eq(self.weights.p.row),
-            write.en.eq(self.weights.valid & self.weights.ready),
-        ]
+        written = self.weights.valid & self.weights.ready
+        if S == 1:
+            m.d.comb += [writes[0].addr.eq(self.weights.p.addr), writes[0].en.eq(written)]
+        else:  # the row goes to the bank of its input's lane slice, at the slice's row
+            addr, lane_bits, sub_bits = self.weights.p.addr, c.lane_index_width, c.slice_config.lane_index_width
+            for n, write in enumerate(writes):
+                m.d.comb += [write.addr.eq(Cat(addr[:sub_bits], addr[lane_bits:])),
+                             write.en.eq(written & (addr[sub_bits:lane_bits] == n))]
+        m.d.comb += [write.data.eq(self.weights.p.row) for write in writes]
 
         events = beat.events
         for k, read in enumerate(reads):
@@ -183,7 +208,7 @@ class SparseAccumulatePEArray(Block):
             m.d.sync += s1_valid.eq(accept)
         # Each event's coefficient: 2 before a doubling step end, 0 before a tile's end, else 1.
         valid = _gather(events, "valid", E)
-        before = Cat(beat.split > k for k in range(E))
+        before = Cat(beat.split > k for k in range(E)) if S == 1 else beat.before
         dropped = before & (beat.step_end & beat.last).replicate(E)
         with m.If(accept):  # the beat's flags load only with a beat (clock enable)
             m.d.sync += [
@@ -191,7 +216,7 @@ class SparseAccumulatePEArray(Block):
                 s1_before.eq(before),
                 s1_step_end.eq(beat.step_end),
                 s1_last.eq(beat.last),
-                s1_work.eq(events[0].valid | beat.step_end),
+                s1_work.eq((events[0].valid if S == 1 else valid.any()) | beat.step_end),
             ]
         for b in range(B):
             if B == 1:
@@ -255,6 +280,41 @@ class SparseAccumulatePEArray(Block):
         with m.If(taken):
             m.d.sync += busy.eq(1)
         return m
+
+    def _merge(self, m: Module, ready: Value, skid: Signal) -> tuple[Value, Signal]:
+        """With lane slices: the beat taken from the slices' streams in this cycle, and
+        whether any is taken. Each slice's beat is taken while the array is ``ready``,
+        except one ending a step, which waits until every slice offers its step end: those
+        are taken together, as one beat ending the step for all. Slot ``k`` holds event
+        ``k mod E/S`` of slice ``k div E/S`` (invalid when that slice's beat is not taken)
+        and is before the boundary if that slice's ``split`` says so."""
+        c = self.config
+        e = c.events_per_cycle // c.slices
+        boundary = Signal()
+        m.d.comb += boundary.eq(Cat(i.valid & i.p.step_end for i in self.i).all())
+        takes = []
+        merged = Signal(skid.shape())
+        for n, i in enumerate(self.i):
+            m.d.comb += i.ready.eq(ready & (~i.p.step_end | boundary))
+            take = i.valid & i.ready
+            takes.append(take)
+            for j in range(e):
+                event, slot = i.p.events[j], merged.events[n * e + j]
+                m.d.comb += [slot.eq(Mux(take, event, 0)), merged.before[n * e + j].eq(i.p.split > j)]
+        m.d.comb += [merged.step_end.eq(boundary), merged.last.eq(boundary & self.i[0].p.last)]
+        return Cat(takes).any(), merged
+
+
+def _merged_beat_layout(config: AcceleratorConfig) -> data.StructLayout:
+    """A beat of the lane slices' events taken together: ``E`` events with indices into
+    their slices' banks, which of them lie before the step boundary, and its flags."""
+    sub = config.slice_config
+    return data.StructLayout({
+        "events": data.ArrayLayout(event_layout(sub), config.events_per_cycle),
+        "before": config.events_per_cycle,
+        "step_end": 1,
+        "last": 1,
+    })
 
 
 def pe_token_layout(config: AcceleratorConfig) -> data.StructLayout:

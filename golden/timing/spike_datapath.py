@@ -158,61 +158,35 @@ class _Beat:
     last: bool
 
 
-class _SliceModel:
-    """One lane slice's compactor and PE array: its registers, and per cycle the enables
-    that :meth:`decide` computes from them before :meth:`clock` moves them."""
+class _CompactorModel:
+    """One compactor's registers (one per lane slice), and per cycle the enables that
+    :meth:`decide` computes from them before :meth:`clock` moves them."""
 
     def __init__(self, E: int, depth: int):
         self.E, self.depth = E, depth
-        # compactor: FIFO, head offset, plan register, beat register
         self.fifo: deque[SpikeVectorCount] = deque()
         self.offset = 0
         self.plan: _Beat | None = None
         self.beat: _Beat | None = None
-        # PE array: the skid register, stage 1 (weights read), stage 2 (sums) and the output register
-        self.skid: _Beat | None = None
-        self.s1: _Beat | None = None
-        self.s2: _Beat | None = None
-        self.out: bool | None = None  # None: empty; else the vector's last flag
 
     @property
     def idle(self) -> bool:
-        return (not self.fifo and self.plan is None and self.beat is None and self.skid is None and self.s1 is None
-                and self.s2 is None and self.out is None)
+        return not self.fifo and self.plan is None and self.beat is None
 
-    def decide(self, o_ready: bool) -> None:
-        """This cycle's enables, ``o_ready``: the slice's accumulator vector is taken."""
-        self.o_ready = o_ready
-        out_free = self.out is None or o_ready
-        self.s2_go = self.s2 is not None and (not self.s2.boundary or out_free)
-        self.s1_go = self.s1 is not None and (self.s2 is None or self.s2_go)
-        self.pe_advance = self.s1 is None or self.s1_go
-        # the PE array takes a beat while its skid register is empty; stage 1 takes the
-        # skid's beat, else the one taken now
-        self.taken = self.beat is not None and self.skid is None
-        self.entering = self.skid if self.skid is not None else (self.beat if self.taken else None)
-        self.b_advance = self.beat is None or self.taken
+    def decide(self, taken: bool) -> None:
+        """This cycle's enables; ``taken``: the PE array takes the beat register's beat."""
+        self.taken = taken
+        self.b_advance = self.beat is None or taken
         self.a_advance = self.plan is None or self.b_advance
         self.next_plan = None
         if self.a_advance and self.fifo:
             self.next_plan = plan_beat([self.fifo[0]] + ([self.fifo[1]] if len(self.fifo) > 1 else []), self.offset,
                                        self.E)
         self.ready = len(self.fifo) < self.depth
-        self.work = self.beat.events if self.taken else 0
 
     def clock(self, vector: SpikeVectorCount | None) -> None:
-        """The clock edge; ``vector``: the spike vector the FIFO takes (if it keeps it)."""
-        if self.out is not None and self.o_ready:
-            self.out = None
-        if self.s2_go and self.s2.boundary:
-            self.out = self.s2.last
-        if self.s2 is None or self.s2_go:
-            self.s2 = self.s1 if self.s1_go else None
-        if self.pe_advance:
-            self.s1 = self.entering
-            self.skid = None
-        elif self.taken:
-            self.skid = self.beat
+        """The clock edge; ``vector``: the spike vector offered to the FIFO (kept if it has
+        a spike or ends a step)."""
         if self.b_advance:
             self.beat = self.plan
         if self.a_advance:
@@ -230,15 +204,16 @@ class SpikeDatapathModel:
     """The datapath's registers, stepped one clock cycle per :meth:`tick`.
 
     ``E`` event slots, a compactor FIFO of ``depth`` vectors, ``slices`` lane slices
-    (:attr:`~spikemllm.config.AcceleratorConfig.slices`): each slice has a compactor and a
-    PE array of its own with ``E / slices`` event slots and sees its part of every spike
-    vector (:attr:`SpikeVectorCount.parts`); the neuron stage issues a vector when every
-    slice's FIFO has room, and the slices' accumulator vectors leave together, when every
-    slice holds one. Feed it tiles with :meth:`tick` (``begin`` = the shell's begin pulse
-    with the tile's spike vectors, ``o_ready`` = whether the consumer of the PE array's
-    accumulator vectors takes one this cycle). After each tick the attributes report what
-    happened in that cycle: ``finished`` (the neuron stage issued the tile's final vector),
-    ``take``/``work`` (a PE array accepted a beat; ``work`` events in all),
+    (:attr:`~spikemllm.config.AcceleratorConfig.slices`, :mod:`spikemllm.hw.slices`): each
+    slice has a compactor of its own with ``E / slices`` event slots and sees its part of
+    every spike vector (:attr:`SpikeVectorCount.parts`); the neuron stage issues a vector
+    when every compactor's FIFO has room, and the PE array takes the slices' beats in
+    the same cycle, except that a beat ending a step waits until every slice offers one.
+    Feed it tiles with :meth:`tick` (``begin`` = the shell's begin pulse with the tile's
+    spike vectors, ``o_ready`` = whether the consumer of the PE array's accumulator
+    vectors takes one this cycle). After each tick the attributes report what happened in
+    that cycle: ``finished`` (the neuron stage issued the tile's final vector),
+    ``take``/``work`` (the PE array accepted a beat of ``work`` events),
     ``o_valid``/``o_last`` (an accumulator vector was on ``o`` at the start of the cycle,
     and whether it is a tile's final one).
     """
@@ -253,21 +228,39 @@ class SpikeDatapathModel:
         self.index = 0
         self.r: SpikeVectorCount | None = None
         self.s: SpikeVectorCount | None = None
-        self.slices = [_SliceModel(E // slices, depth) for _ in range(slices)]
+        # compactors: FIFO, head offset, plan register, beat register (one per slice)
+        self.compactors = [_CompactorModel(E // slices, depth) for _ in range(slices)]
+        # PE array: the skid register, stage 1 (weights read), stage 2 (sums) and the output register
+        self.skid: _Beat | None = None
+        self.s1: _Beat | None = None
+        self.s2: _Beat | None = None
+        self.out: bool | None = None  # None: empty; else the vector's last flag
         self.cycle = 0
 
     @property
     def o_valid(self) -> bool:
-        return all(s.out is not None for s in self.slices)
+        return self.out is not None
 
     @property
     def o_last(self) -> bool:
-        return self.o_valid and bool(self.slices[0].out)
+        return bool(self.out)
 
     @property
     def idle(self) -> bool:
         """Nothing in flight anywhere."""
-        return not self.issuing and self.r is None and self.s is None and all(s.idle for s in self.slices)
+        return (not self.issuing and self.r is None and self.s is None and all(c.idle for c in self.compactors)
+                and self.skid is None and self.s1 is None and self.s2 is None and self.out is None)
+
+    def _offered(self) -> tuple[list[bool], _Beat | None]:
+        """Which compactors' beats the PE array takes if it takes any, and the beat they make:
+        a beat ending a step only when every compactor offers one."""
+        beats = [c.beat for c in self.compactors]
+        boundary = all(b is not None and b.boundary for b in beats)
+        takes = [b is not None and (boundary or not b.boundary) for b in beats]
+        if not any(takes):
+            return takes, None
+        events = sum(b.events for b, t in zip(beats, takes) if t)
+        return takes, _Beat(events, boundary, boundary and beats[0].last)
 
     def tick(self, begin: Sequence[SpikeVectorCount] | None = None, o_ready: bool = True, *,
              next_tile: Sequence[SpikeVectorCount] | None = None) -> None:
@@ -275,10 +268,20 @@ class SpikeDatapathModel:
         (step-major, ``step_end`` on each step's final vector, ``last`` on the tile's
         final one) in this cycle; ``next_tile``: begin this tile if the neuron stage issues
         its current tile's final vector in this cycle (tiles back to back)."""
-        taken = o_ready and self.o_valid
-        for part in self.slices:
-            part.decide(taken)
-        ready = all(part.ready for part in self.slices)
+        # PE array
+        out_free = self.out is None or o_ready
+        s2_go = self.s2 is not None and (not self.s2.boundary or out_free)
+        s1_go = self.s1 is not None and (self.s2 is None or s2_go)
+        pe_advance = self.s1 is None or s1_go
+        # the PE array takes a beat while its skid register is empty; stage 1 takes the
+        # skid's beat, else the one taken now
+        takes, offered = self._offered()
+        taken = offered is not None and self.skid is None
+        entering = self.skid if self.skid is not None else (offered if taken else None)
+        # compactors
+        for c, t in zip(self.compactors, takes):
+            c.decide(taken and t)
+        ready = all(c.ready for c in self.compactors)
         # neuron stage
         advance = self.s is None or ready
         issue = advance and self.issuing
@@ -286,13 +289,24 @@ class SpikeDatapathModel:
         if finished and begin is None:
             begin = next_tile
 
-        self.take = any(part.taken for part in self.slices)
-        self.work = sum(part.work for part in self.slices)
+        self.take = taken
+        self.work = offered.events if taken else 0
         self.finished = finished
         # registers
+        if self.out is not None and o_ready:
+            self.out = None
+        if s2_go and self.s2.boundary:
+            self.out = self.s2.last
+        if self.s2 is None or s2_go:
+            self.s2 = self.s1 if s1_go else None
+        if pe_advance:
+            self.s1 = entering
+            self.skid = None
+        elif taken:
+            self.skid = offered
         entering = self.s if self.s is not None and ready else None
-        for n, part in enumerate(self.slices):
-            part.clock(None if entering is None else entering.part(n, len(self.slices)))
+        for n, c in enumerate(self.compactors):
+            c.clock(None if entering is None else entering.part(n, len(self.compactors)))
         if advance:
             self.s = self.r
             self.r = None
@@ -310,10 +324,9 @@ class SpikeDatapathModel:
             self.vectors, self.index, self.issuing = list(begin), 0, True
             if not self.vectors or not self.vectors[-1].last:
                 raise ValueError("a tile's vectors must end with its final ('last') vector")
-            for v in self.vectors:
-                if len(self.slices) > 1 and len(v.parts) != len(self.slices):
-                    raise ValueError(f"a spike vector of {len(v.parts)} parts for a datapath of "
-                                     f"{len(self.slices)} slices")
+            if len(self.compactors) > 1 and any(len(v.parts) != len(self.compactors) for v in self.vectors):
+                raise ValueError(f"every spike vector of a datapath of {len(self.compactors)} slices needs "
+                                 f"its spikes per slice (parts)")
         self.cycle += 1
 
 
@@ -348,12 +361,13 @@ def run_tile(vectors: Sequence[SpikeVectorCount], E: int, depth: int = COMPACTOR
 
 
 def run_back_to_back(tiles: Sequence[Sequence[SpikeVectorCount]], E: int, depth: int = COMPACTOR_DEPTH,
-                     o_ready=lambda cycle: True) -> int:
+                     o_ready=lambda cycle: True, *, slices: int = 1) -> int:
     """Cycles of a run of tiles begun back to back: the first in cycle 0, each next one in
     the cycle the neuron stage issues the previous tile's final vector (the shell's contract
     for tiles of one token), counted up to and including the cycle the final tile's last
-    accumulator vector is taken (``o_ready(cycle)`` says whether the consumer takes one)."""
-    model = SpikeDatapathModel(E, depth)
+    accumulator vector is taken (``o_ready(cycle)`` says whether the consumer takes one),
+    by a datapath of ``slices`` lane slices."""
+    model = SpikeDatapathModel(E, depth, slices=slices)
     pending = [list(t) for t in tiles]
     if not pending:
         raise ValueError("at least one tile is needed")

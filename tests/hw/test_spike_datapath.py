@@ -86,16 +86,19 @@ def _case(config, *, seed, chunks, T, tiles, density):
     return q, weights
 
 
-@pytest.mark.parametrize("E, density, sink", [
-    (1, 0.5, "always"),
-    (2, 0.3, "always"),
-    (3, 0.8, "always"),
-    (2, 0.05, "always"),    # sparse: tiles whose steps fit one beat
-    (2, 0.5, "random30"),   # the tile's final vector waits on o while the next tile accumulates
-    (4, 0.6, "bursts"),
+@pytest.mark.parametrize("E, S, density, sink", [
+    (1, 1, 0.5, "always"),
+    (2, 1, 0.3, "always"),
+    (3, 1, 0.8, "always"),
+    (2, 1, 0.05, "always"),    # sparse: tiles whose steps fit one beat
+    (2, 1, 0.5, "random30"),   # the tile's final vector waits on o while the next tile accumulates
+    (4, 1, 0.6, "bursts"),
+    (2, 2, 0.5, "always"),     # lane slices: their partial sums add up to the layer's
+    (4, 4, 0.3, "always"),     # a single-port weight bank per slice
+    (4, 2, 0.6, "random30"),   # slices wait for each other on o
 ])
-def test_tiles_back_to_back(E, density, sink):
-    config = dataclasses.replace(SMALL_CONFIG, name=f"b2b_e{E}", events_per_cycle=E, max_fan_in=128)
+def test_tiles_back_to_back(E, S, density, sink):
+    config = dataclasses.replace(SMALL_CONFIG, name=f"b2b_e{E}_s{S}", events_per_cycle=E, max_fan_in=128, slices=S)
     chunks, T, tiles = 3, config.t_max, 3
     q, weights = _case(config, seed=E, chunks=chunks, T=T, tiles=tiles, density=density)
     spikes = encode(q, T, config)
@@ -109,20 +112,23 @@ def test_tiles_back_to_back(E, density, sink):
             for j in range(tiles) for i in range(chunks * lanes)]
     dut = BackToBackDatapath(config, [q[n * lanes:(n + 1) * lanes].tolist() for n in range(chunks)], T, tiles)
     sink_pattern = always if sink == "always" else pattern(sink, seed=3)
-    nonzeros = (spikes != 0).view(T, chunks, lanes).sum(-1).flatten().tolist()
+    fired = (spikes != 0).view(T * chunks, S, lanes // S).sum(-1)
+    nonzeros = fired.sum(-1).tolist() if S == 1 else [tuple(row) for row in fired.tolist()]
     tile = vector_counts(nonzeros, chunks)
     # each tile's final vector says that the next one follows, so beats span tiles
     packed = pack(vector_counts(nonzeros, chunks, more=True) * (tiles - 1) + tile, E)
+    monitors = [StreamMonitor("o", k["accumulator"], len(expected), sink_pattern)]
+    if S == 1:  # with slices, the beats of a cycle are several slices' (the model's work below)
+        monitors.append(StreamMonitor("beats", PayloadCodec(data.StructLayout({"events": range(E + 1)})), len(packed)))
     phases = [
         ([StreamDriver("weights", k["weight_write"], rows)], []),
-        ([StreamDriver("go", PayloadCodec(data.StructLayout({"x": 1})), [{"x": 0}])],
-         [StreamMonitor("o", k["accumulator"], len(expected), sink_pattern),
-          StreamMonitor("beats", PayloadCodec(data.StructLayout({"events": range(E + 1)})), len(packed))]),
+        ([StreamDriver("go", PayloadCodec(data.StructLayout({"x": 1})), [{"x": 0}])], monitors),
     ]
     result = run_phases(dut, phases)[-1]
     assert result.beats("o") == expected
-    assert [b["events"] for b in result.beats("beats")] == [p.events for p in packed]
-    model = run_back_to_back([tile] * tiles, E)
+    if S == 1:
+        assert [b["events"] for b in result.beats("beats")] == [p.events for p in packed]
+    model = run_back_to_back([tile] * tiles, E, slices=S)
     if sink == "always":
         assert result.cycles == model
     else:
