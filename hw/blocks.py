@@ -82,9 +82,14 @@ def block_component(block: str, config):
 def block_refusal(block: str, config) -> str | None:
     """Why ``block`` cannot be built for ``config`` (the error its constructor would raise),
     or ``None`` if it can: the FP16 baseline needs activations exact in FP16, and the
-    standalone neuron array encodes one token at a time (``bundle = 1``); every other
-    block takes any valid configuration."""
+    standalone neuron array encodes one token at a time (``bundle = 1``), and the
+    standalone PE array has the one event stream of its block testbench (``slices = 1``;
+    with lane slices it is verified inside the core); every other block takes any valid
+    configuration."""
     info = check_block(block)
+    if block == "pe_array" and getattr(config, "slices", 1) > 1:
+        return (f"slices={config.slices}: the standalone PE array is built and verified with one event stream; "
+                f"with lane slices it is verified inside the core")
     try:
         info.component.check_config(config)
     except ValueError as exc:

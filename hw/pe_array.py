@@ -81,6 +81,16 @@ class SparseAccumulatePEArray(Block):
     ``c_k`` if it fires at the event's index (``fire[b]``, sign ``negative[b]``), else 0. The
     stages, flags and timing are those above, per token; ``o`` carries ``acc[B][P]``.
 
+    **Lane slices.** With ``S = slices > 1`` (:mod:`.slices`) ``i`` is ``S`` streams of
+    ``E / S`` events, one per slice's compactor, and the weight memory is ``S`` banks of
+    ``max_fan_in / S`` rows (``weight_bank_s``, the rows of slice ``s``'s lanes, written at
+    the slice's row), bank ``s`` read by slice ``s``'s slots only. In each cycle the array
+    takes every slice's beat that it can, except that beats ending a step are taken only
+    all together (``i[s].ready`` falls for a slice's step end until every slice offers
+    one); the taken beats make one beat, each slice's events in its slots, those before its
+    own ``split`` on the step's side. ``i[s].ready`` then also depends on the other slices'
+    ``valid`` and ``step_end``, which are registers in the compactors.
+
     Raises ``TypeError`` if ``config`` is not an :class:`AcceleratorConfig`.
     """
 
