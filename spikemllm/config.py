@@ -494,11 +494,12 @@ WIDE_CONFIG = AcceleratorConfig(name="wide", lanes=64, pes=64, events_per_cycle=
 """An accelerator-sized instance: 64 lanes, 64 PEs, 4 events/cycle, 8 requantizer multipliers
 (one output tile of 64 channels requantized in 8 cycles), otherwise the default's widths."""
 
-ACCEL_CONFIG = dataclasses.replace(WIDE_CONFIG, name="accel", bundle=4)
+ACCEL_CONFIG = dataclasses.replace(WIDE_CONFIG, name="accel", bundle=4, slices=4)
 """The accelerator-sized instance of the PPA comparison: ``wide`` (64 lanes, 64 PEs, 4
 events/cycle, 8 requantizer multipliers) with bundles of 4 tokens sharing each weight-row
-read. ``make synth CONFIG=accel`` compares it with dense cores of the same size
-(``docs/ppa.md``, "At accelerator size")."""
+read and 4 lane slices, so that its weights are four single-port banks. ``make synth
+CONFIG=accel`` compares it with dense cores of the same size (``docs/ppa.md``, "At
+accelerator size")."""
 
 BOARD_ICE40_CONFIG = dataclasses.replace(SMALL_CONFIG, name="board_ice40", max_out_tiles=2, layers=2)
 """The iCEBreaker's instance (iCE40 UP5K): ``small`` with two output tiles and a timestep
