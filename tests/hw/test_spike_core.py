@@ -55,13 +55,19 @@ def test_bundles_bit_exact_cycle_exact_and_reads(config, shape, steps, tokens):
     ``WEIGHT_READS`` as the model predicts; under stalls the same outputs, events and reads."""
     case = random_case(config, seed=config.bundle, tokens=tokens, in_features=shape[0], out_features=shape[1],
                        tv=steps[0], tt=steps[1])
+    assert case.model.weight_reads < case.model.events  # the bundle's tokens share reads
+    _exact_ideal_and_stalled(config, case, tokens)
+
+
+def _exact_ideal_and_stalled(config, case, tokens):
+    """``case`` on ``config``: the golden outputs and every counter as the model predicts;
+    under random stalls the same outputs, events and reads, in more cycles."""
     result = run_case(config, case)
     assert result.outputs == case.expected
     for name, value in (("CYCLES", case.model.cycles), ("EVENTS", case.model.events),
                         ("ACTIVE_CYCLES", case.model.active_cycles), ("WEIGHT_READS", case.model.weight_reads),
                         ("TOKENS_DONE", tokens)):
         assert result.counters[name] == value, name
-    assert case.model.weight_reads < case.model.events  # the bundle's tokens share reads
     stalled = run_case(config, case, in_pattern=late_start(pattern("random30", seed=3)),
                        out_pattern=pattern("random70", seed=4))
     assert stalled.outputs == case.expected and stalled.counters["CYCLES"] > case.model.cycles
@@ -109,7 +115,7 @@ def test_without_zero_skipping_every_step_and_input_is_an_event(config, shape, s
      (20, 7), (3, 4), 5),
 ])
 def test_lane_slices_bit_exact_and_cycle_exact(config, shape, steps, tokens):
-    """Lane slices, each with its compactor, PE array and weight bank: the golden layer's
+    """Lane slices, each with its compactor and weight bank: the golden layer's
     outputs, and every counter as the model (fed each vector's spikes per slice) predicts;
     the same events and reads as the core of one slice, and under stalls the same outputs."""
     case = random_case(config, seed=5, tokens=tokens, in_features=shape[0], out_features=shape[1],
@@ -118,16 +124,7 @@ def test_lane_slices_bit_exact_and_cycle_exact(config, shape, steps, tokens):
                         out_features=shape[1], tv=steps[0], tt=steps[1])
     assert case.expected == whole.expected
     assert (case.model.events, case.model.weight_reads) == (whole.model.events, whole.model.weight_reads)
-    result = run_case(config, case)
-    assert result.outputs == case.expected
-    for name, value in (("CYCLES", case.model.cycles), ("EVENTS", case.model.events),
-                        ("ACTIVE_CYCLES", case.model.active_cycles), ("WEIGHT_READS", case.model.weight_reads),
-                        ("TOKENS_DONE", tokens)):
-        assert result.counters[name] == value, name
-    stalled = run_case(config, case, in_pattern=late_start(pattern("random30", seed=3)),
-                       out_pattern=pattern("random70", seed=4))
-    assert stalled.outputs == case.expected and stalled.counters["CYCLES"] > case.model.cycles
-    assert (stalled.counters["EVENTS"], stalled.counters["WEIGHT_READS"]) == (case.model.events, case.model.weight_reads)
+    _exact_ideal_and_stalled(config, case, tokens)
 
 
 def test_bundle_of_one_reads_once_per_event():
