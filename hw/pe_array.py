@@ -186,7 +186,6 @@ class SparseAccumulatePEArray(Block):
         ]
         if S == 1:
             m.d.comb += self.i.ready.eq(~skid_valid & ~loading)
-        if S == 1:
             taken = self.i.valid & self.i.ready
             incoming = self.i.p
         else:
