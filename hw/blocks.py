@@ -87,13 +87,13 @@ def block_refusal(block: str, config) -> str | None:
     with lane slices it is verified inside the core); every other block takes any valid
     configuration."""
     info = check_block(block)
-    if block == "pe_array" and getattr(config, "slices", 1) > 1:
-        return (f"slices={config.slices}: the standalone PE array is built and verified with one event stream; "
-                f"with lane slices it is verified inside the core")
     try:
         info.component.check_config(config)
     except ValueError as exc:
         return str(exc)
+    if block == "pe_array" and config.slices > 1:
+        return (f"slices={config.slices}: the standalone PE array is built and verified with one event stream; "
+                f"with lane slices it is verified inside the core")
     return None
 
 

@@ -124,17 +124,16 @@ class SpikeCore(LayerCore):
         B = c.bundle
         act_r, cur_bank, T, tile_base, in_chunks = feed.act_read, feed.bank, feed.timesteps, feed.tile_base, feed.in_chunks
 
+        pe = SparseAccumulatePEArray(config=c)
         if c.slices == 1:
             comp = SpikeEventCompactor(config=c)
-            pe = SparseAccumulatePEArray(config=c)
-            beats = [pe.i]
+            outs, beats = [comp.o], [pe.i]
         else:  # lane slices, each with its compactor and weight bank
             comp = SlicedCompactor(config=c)
-            pe = SparseAccumulatePEArray(config=c)
-            beats = list(pe.i)
+            outs, beats = list(comp.o), list(pe.i)
         m.submodules.compactor = ResetInserter(feed.flush)(comp)
         m.submodules.pe_array = ResetInserter(feed.flush)(pe)
-        for out, into in zip([comp.o] if c.slices == 1 else comp.o, beats):
+        for out, into in zip(outs, beats):
             wiring.connect(m, out, into)
 
         # -- neuron stage: step-major over K chunks, every step from the activation memory ---------
@@ -257,13 +256,12 @@ class SpikeCore(LayerCore):
         takes = [beat.valid & beat.ready for beat in beats]
         slots = [(take, event) for take, beat in zip(takes, beats) for event in beat.p.events]
         n_reads = Signal(range(E + 1))
-        m.d.comb += n_reads.eq(sum(event.valid if c.slices == 1 else take & event.valid for take, event in slots))
+        m.d.comb += n_reads.eq(sum(take & event.valid for take, event in slots))
         if B == 1:
             n_events = n_reads
         else:  # every token's own events: the fire bits of the valid events
             n_events = Signal(range(E * B + 1))
-            m.d.comb += n_events.eq(sum(event.fire[b] & event.valid if c.slices == 1 else take & event.fire[b] & event.valid
-                                        for take, event in slots for b in range(B)))
+            m.d.comb += n_events.eq(sum(take & event.fire[b] & event.valid for take, event in slots for b in range(B)))
         take = Signal()
         m.d.comb += take.eq(Cat(takes).any())
         return Datapath(array=pe, finished=finished, take=take, work=n_events, reads=n_reads)

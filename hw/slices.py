@@ -36,13 +36,6 @@ from .signatures import EventStream, SpikeVectorStream
 __all__ = ["SlicedCompactor"]
 
 
-def _check_sliced(config) -> None:
-    if not isinstance(config, AcceleratorConfig):
-        raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
-    if config.slices < 2:
-        raise ValueError(f"a sliced block needs slices >= 2, not {config.slices!r}")
-
-
 class SlicedCompactor(Block):
     """``S = slices`` compactors, one per lane slice (see the module text).
 
@@ -57,7 +50,9 @@ class SlicedCompactor(Block):
 
     @classmethod
     def check_config(cls, config, **params) -> None:
-        _check_sliced(config)
+        super().check_config(config)
+        if config.slices < 2:
+            raise ValueError(f"a sliced compactor needs slices >= 2, not {config.slices!r}")
 
     def __init__(self, *, config: AcceleratorConfig):
         super().__init__({
@@ -75,12 +70,12 @@ class SlicedCompactor(Block):
         m.d.comb += [ready.eq(Cat(comp.i.ready for comp in comps).all()), self.i.ready.eq(ready)]
         for s, comp in enumerate(comps):
             m.submodules[f"slice_{s}"] = comp
-            lanes = slice(s * width, (s + 1) * width)
+            first = s * width  # the slice's first lane
             p, q = comp.i.p, self.i.p
             if c.bundle == 1:
-                m.d.comb += [p.spikes[n].eq(q.spikes[lanes.start + n]) for n in range(width)]
+                m.d.comb += [p.spikes[n].eq(q.spikes[first + n]) for n in range(width)]
             else:
-                m.d.comb += [p.spikes[b][n].eq(q.spikes[b][lanes.start + n]) for b in range(c.bundle)
+                m.d.comb += [p.spikes[b][n].eq(q.spikes[b][first + n]) for b in range(c.bundle)
                              for n in range(width)]
             m.d.comb += [
                 comp.i.valid.eq(self.i.valid & ready),

@@ -206,9 +206,9 @@ class AcceleratorConfig:
     slices:
         Lane slices of the spike core (``S``): the lanes of a spike vector split into ``S``
         groups of ``lanes / S`` consecutive lanes, each with its own compactor
-        (``events_per_cycle / S`` events per cycle), PE array and weight memory bank
-        (``events_per_cycle / S`` read ports, the rows of its lanes), and the ``S``
-        accumulator vectors of a step are summed as they leave (see :mod:`spikemllm.hw.slices`).
+        (``events_per_cycle / S`` events per cycle) and weight memory bank
+        (``events_per_cycle / S`` read ports, the rows of its lanes); the PE array is shared
+        and the slices meet at every step end (see :mod:`spikemllm.hw.slices`).
         ``S = events_per_cycle`` gives single-port weight banks; ``1`` is one compactor and
         one weight memory with ``events_per_cycle`` read ports. A power of two dividing
         ``events_per_cycle``, with ``lanes / S >= 2``. The dense cores ignore it.

@@ -44,7 +44,7 @@ from spikemllm.config import AcceleratorConfig
 from spikemllm.latency import requantizer_latency
 
 from .dense_datapath import DenseDatapathModel
-from .spike_datapath import SpikeDatapathModel, vector_counts
+from .spike_datapath import SpikeDatapathModel, slice_counts, vector_counts
 
 __all__ = [
     "CoreCycles",
@@ -224,8 +224,7 @@ def core_cycles(config: AcceleratorConfig, q: torch.Tensor, timesteps, out_tiles
         spikes += int(fired.sum())
         S = config.slices
         if config.zero_skipping:  # one event per lane at which any of the bundle's tokens fires: the union
-            union = fired.any(dim=1).view(T, K, S, L // S).sum(dim=-1).view(T * K, S)
-            nnz = union.sum(dim=-1).tolist() if S == 1 else [tuple(row) for row in union.tolist()]
+            nnz = slice_counts(fired.any(dim=1).reshape(T * K, L), S)
         else:  # every lane of every spike vector is an event
             nnz = [L if S == 1 else (L // S,) * S] * (T * K)
         tiles.append(vector_counts(nnz, K))

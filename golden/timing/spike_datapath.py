@@ -49,6 +49,7 @@ __all__ = [
     "run_tile",
     "run_back_to_back",
     "vector_counts",
+    "slice_counts",
 ]
 
 
@@ -386,6 +387,16 @@ def run_back_to_back(tiles: Sequence[Sequence[SpikeVectorCount]], E: int, depth:
             return cycle + 1
         if model.cycle > limit:
             raise RuntimeError("the datapath model did not finish the tiles")
+
+
+def slice_counts(fired, slices: int) -> list:
+    """Spike counts of spike vectors for :func:`vector_counts`: ``fired`` holds a
+    ``(vectors, lanes)`` tensor of which lanes fire; per vector its count, or with
+    ``slices > 1`` a tuple of the counts in each slice's ``lanes / slices`` lanes."""
+    per_slice = fired.reshape(fired.shape[0], slices, fired.shape[1] // slices).sum(dim=-1)
+    if slices == 1:
+        return per_slice.sum(dim=-1).tolist()
+    return [tuple(row) for row in per_slice.tolist()]
 
 
 def vector_counts(nonzeros: Sequence, chunks: int, *, more: bool = False) -> list[SpikeVectorCount]:

@@ -14,7 +14,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from spikemllm.golden import spike_linear
-from spikemllm.golden.timing.spike_datapath import pack, run_back_to_back, vector_counts
+from spikemllm.golden.timing.spike_datapath import pack, run_back_to_back, slice_counts, vector_counts
 from spikemllm.hw import signatures as sig
 from spikemllm.hw.core import SpikeCore, neuron_input_layout
 from spikemllm.hw.core_shell import Feed
@@ -112,13 +112,12 @@ def test_tiles_back_to_back(E, S, density, sink):
             for j in range(tiles) for i in range(chunks * lanes)]
     dut = BackToBackDatapath(config, [q[n * lanes:(n + 1) * lanes].tolist() for n in range(chunks)], T, tiles)
     sink_pattern = always if sink == "always" else pattern(sink, seed=3)
-    fired = (spikes != 0).view(T * chunks, S, lanes // S).sum(-1)
-    nonzeros = fired.sum(-1).tolist() if S == 1 else [tuple(row) for row in fired.tolist()]
+    nonzeros = slice_counts((spikes != 0).reshape(T * chunks, lanes), S)
     tile = vector_counts(nonzeros, chunks)
-    # each tile's final vector says that the next one follows, so beats span tiles
-    packed = pack(vector_counts(nonzeros, chunks, more=True) * (tiles - 1) + tile, E)
     monitors = [StreamMonitor("o", k["accumulator"], len(expected), sink_pattern)]
     if S == 1:  # with slices, the beats of a cycle are several slices' (the model's work below)
+        # each tile's final vector says that the next one follows, so beats span tiles
+        packed = pack(vector_counts(nonzeros, chunks, more=True) * (tiles - 1) + tile, E)
         monitors.append(StreamMonitor("beats", PayloadCodec(data.StructLayout({"events": range(E + 1)})), len(packed)))
     phases = [
         ([StreamDriver("weights", k["weight_write"], rows)], []),
