@@ -48,7 +48,7 @@ from spikemllm.config import AcceleratorConfig, Coding, add_config_arguments, co
 from . import gatelevel, sky130, sram
 from .activity import activity_netlist, measure_run
 from .power import ENERGY_45NM_PJ, activity_energy, cell_energies, opcount_energy
-from .runner import build_block, run_block
+from .runner import _BUILD_ARGS, build_block, run_block
 from .synth import asic_results, synth_asic, synth_fpga
 
 __all__ = ["TARGETS", "UTILIZATION_TARGET", "FIGURES", "figure_labels", "matched_dense_inputs", "closest_area", "compare",
@@ -278,17 +278,28 @@ def _write_schedule(folder: Path, tv: int, tt: int) -> Path:
     return path
 
 
-def _simulate(v: Variant, out: Path, workload: str, options: dict | None = None) -> dict:
+TRACED_BUILD_ARGS = ["-CFLAGS", "-O0"]
+"""Verilator options of the traced RTL builds beyond the simulator's defaults: the model is
+compiled without C++ optimization (``-O0`` after the makefile's ``-Os``). A run is a few
+thousand cycles, and the C++ of a large core is hundreds of MB: the ``accel`` preset's FP16
+core (380 MB of C++) builds in 11 minutes where ``-Os`` took about an hour, and its run
+takes under a minute either way. The C++ optimization level changes neither what is
+traced nor a value."""
+
+
+def _simulate(v: Variant, out: Path, workload: str, options: dict | None = None, rtl: Path | None = None) -> dict:
     """Traced simulation of a variant's workload and what :func:`measure_run` reads from it;
-    ``options`` go to the workload's case function (e.g. ``{"tokens": 8}``)."""
+    ``options`` go to the workload's case function (e.g. ``{"tokens": 8}``); ``rtl`` the
+    variant's Verilog folder if it is already generated (:func:`_rtl`)."""
     root = out / "power" / (v.reuse_build or v.label)
-    build = build_block(v.config, v.block, waves=True, root=root)
+    build = build_block(v.config, v.block, waves=True, root=root, rtl=rtl,
+                        build_args=_BUILD_ARGS["verilator"] + TRACED_BUILD_ARGS)
     results = build.build_dir / f"run_results_{v.label}.json"
     schedule = _write_schedule(out / "schedules", *v.schedule) if v.schedule else None
     run_block(build, results=results, waves=True, schedule=schedule, case={"workload": workload, **(options or {})})
     run = json.loads(results.read_text())
     module = BLOCKS[v.block].module
-    netlist = activity_netlist(build.build_dir / "rtl" / f"{module}.v", module, build.build_dir / "activity")
+    netlist = activity_netlist(build.description.parent / f"{module}.v", module, build.build_dir / "activity")
     activity = measure_run(build.build_dir / "run" / "dump.vcd", netlist, module, tuple(run["run_window_ps"]))
     if activity["cycles"] != run["rtl_cycles"]:
         raise RuntimeError(f"{v.label}: the VCD shows {activity['cycles']} busy cycles, CYCLES read "
@@ -356,7 +367,7 @@ def measure(config: AcceleratorConfig, out: Path, *, workload: str = DEFAULT_WOR
             entry = {"kind": v.kind.value, "block": v.block, "config": v.config.to_dict()["parameters"],
                      "dense_inputs": v.config.dense_inputs if v.kind is not CoreKind.SPIKE else None,
                      "schedule": list(v.schedule) if v.schedule else None, "reuse_build": v.reuse_build}
-            entry.update(_simulate(v, out, workload))
+            entry.update(_simulate(v, out, workload, rtl=synth_root / (v.reuse_build or v.label) / "rtl"))
             raw["variants"][v.label] = entry
             log(f"{v.label}: traced simulation and activity done in {time.monotonic() - start:.0f} s")
         searches = ThreadPoolExecutor(max_workers=len(BASELINES), thread_name_prefix="iso-area")

@@ -171,9 +171,24 @@ class BlockBuild:
     simulator: str = DEFAULT_SIMULATOR
 
 
+def _check_generated(rtl: Path, config: AcceleratorConfig, block: str) -> None:
+    """Raise ``ValueError`` unless ``rtl`` holds ``block`` generated for ``config``."""
+    description = rtl / "config.json"
+    if not description.is_file():
+        raise ValueError(f"{rtl} holds no generated Verilog (no config.json)")
+    generated = json.loads(description.read_text())
+    if block not in generated["blocks"]:
+        raise ValueError(f"{rtl} holds no generated {block!r}")
+    wanted = config.to_dict()["parameters"]
+    if generated["parameters"] != wanted:
+        differ = sorted(k for k in wanted.keys() | generated["parameters"].keys()
+                        if wanted.get(k) != generated["parameters"].get(k))
+        raise ValueError(f"{rtl} was generated for another configuration (differs in {', '.join(differ)})")
+
+
 def build_block(config: AcceleratorConfig, block: str, *, simulator: str = DEFAULT_SIMULATOR,
                 waves: bool | None = None, root: Path | None = None, sources: list[Path] | None = None,
-                build_args: list[str] | None = None, public: str = "all") -> BlockBuild:
+                build_args: list[str] | None = None, public: str = "all", rtl: Path | None = None) -> BlockBuild:
     """Generate ``block`` for ``config`` and compile it with ``simulator`` unless up to date.
 
     ``simulator`` is one of :data:`SIMULATORS`. ``root`` replaces :data:`BUILD_ROOT` (the
@@ -184,9 +199,12 @@ def build_block(config: AcceleratorConfig, block: str, *, simulator: str = DEFAU
     simulator's build options. ``public``: ``"all"`` (every signal reachable from the
     testbench, cocotb's default) or, under Verilator, ``"ports"`` (the top module's ports
     alone, which is all the core testbenches touch; a netlist then compiles several times
-    faster). Raises ``ValueError`` for an unknown simulator, a missing source or another
-    ``public`` and :class:`~spikemllm.flow.tools.ToolMissing` when Icarus Verilog is not
-    installed.
+    faster). ``rtl``: a folder where :func:`~spikemllm.hw.generate.generate` already wrote
+    this configuration's ``block`` (its Verilog and ``config.json``), used instead of
+    generating it again (a large core takes minutes). Raises ``ValueError`` for an unknown
+    simulator, a missing source, an ``rtl`` folder without the block or generated for
+    another configuration, or another ``public`` and
+    :class:`~spikemllm.flow.tools.ToolMissing` when Icarus Verilog is not installed.
     """
     check_simulator(simulator)
     if public not in ("all", "ports") or (public == "ports" and simulator != "verilator"):
@@ -196,15 +214,19 @@ def build_block(config: AcceleratorConfig, block: str, *, simulator: str = DEFAU
     _use_simulator(simulator)
     start = time.monotonic()
     build_dir = (Path(root or BUILD_ROOT) / simulator / config.name / block).resolve()
-    rtl = build_dir / "rtl"
-    generate(config, rtl, blocks=[block])
+    build_dir.mkdir(parents=True, exist_ok=True)
+    if rtl is None:
+        rtl = build_dir / "rtl"
+        generate(config, rtl, blocks=[block])
+    else:
+        _check_generated(Path(rtl), config, block)
+    rtl = Path(rtl).resolve()
     compiled_sources = [Path(s).resolve() for s in sources] if sources else [rtl / f"{module}.v"]
     missing = [str(s) for s in compiled_sources if not s.is_file()]
     if missing:
         raise ValueError(f"Verilog sources not found: {', '.join(missing)}")
     args = list(_BUILD_ARGS[simulator] if build_args is None else build_args)
     if public == "ports":
-        build_dir.mkdir(parents=True, exist_ok=True)
         ports = json.loads((rtl / "config.json").read_text())["blocks"][block]["ports"]
         control = build_dir / "public_ports.vlt"
         control.write_text("`verilator_config\n" + "".join(

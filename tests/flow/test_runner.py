@@ -94,3 +94,22 @@ def test_alternate_sources_with_only_the_ports_public(fake_runner, tmp_path):
         build_block(SMALL_CONFIG, "neuron_array", root=tmp_path, sources=[tmp_path / "missing.v"])
     with pytest.raises(ValueError, match="'ports' under Verilator"):
         build_block(SMALL_CONFIG, "neuron_array", root=tmp_path, simulator="icarus", public="ports")
+
+
+def test_an_already_generated_rtl_folder_is_compiled_as_it_is(fake_runner, tmp_path, monkeypatch):
+    from spikemllm.config import DEFAULT_CONFIG
+    from spikemllm.hw.generate import generate
+
+    rtl = tmp_path / "generated"
+    generate(SMALL_CONFIG, rtl, blocks=["neuron_array"])
+    monkeypatch.setattr(runner, "generate", lambda *args, **kwargs: pytest.fail("generated again"))
+    build = build_block(SMALL_CONFIG, "neuron_array", root=tmp_path, waves=False, rtl=rtl)
+    _, _, options = fake_runner.builds[-1]
+    assert options["sources"] == [(rtl / "tclif_neuron_array.v").resolve()]
+    assert build.description == (rtl / "config.json").resolve()
+    with pytest.raises(ValueError, match="another configuration .*lanes"):
+        build_block(DEFAULT_CONFIG, "neuron_array", root=tmp_path, waves=False, rtl=rtl)
+    with pytest.raises(ValueError, match="no generated 'pe_array'"):
+        build_block(SMALL_CONFIG, "pe_array", root=tmp_path, waves=False, rtl=rtl)
+    with pytest.raises(ValueError, match="no config.json"):
+        build_block(SMALL_CONFIG, "neuron_array", root=tmp_path, waves=False, rtl=tmp_path / "empty")
