@@ -166,13 +166,15 @@ def read_vcd(path: Path, top: str, *, window: tuple[int, int] | None = None, clo
                 old = state.get(code)
                 state[code] = value
                 if old is not None and count and code in owner:
-                    blocks[owner[code][0]]["toggles"] += bin(old ^ value).count("1")
+                    blocks[owner[code][0]]["toggles"] += (old ^ value).bit_count()
 
         for line in f:
             head = line[:1]
             if head == "#":
                 block_done(now)
                 changes = []
+                if end is not None and now >= end:
+                    break  # nothing after the window counts
                 now = int(line[1:]) * scale
                 continue
             if head == "b":

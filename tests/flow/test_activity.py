@@ -66,6 +66,8 @@ def test_run_cycles_are_the_edges_with_the_gate_high(tmp_path):
     assert run.toggles == {"top": {"toggles": 2, "bits": 4}, "sub": {"toggles": 1, "bits": 1}}
     ungated = read_vcd(path, "core", window=(10, 30), sample=['#'])
     assert ungated.cycles == 2 and ungated.samples == {"#": [1, 3]}
+    # inside [10, 30): count 000->001->011->100 (5 bits), busy 1->0, flag 0->1; flag's 1->0 at 35 is after it
+    assert ungated.toggles == {"top": {"toggles": 6, "bits": 4}, "sub": {"toggles": 1, "bits": 1}}
     with pytest.raises(ValueError, match="no gate signal 'ready'"):
         read_vcd(path, "core", gate="ready")
 
