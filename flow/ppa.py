@@ -331,17 +331,23 @@ DEFAULT_FPGA = ("ecp5",)
 the iCE40 UP5K (``--fpga ice40,ecp5`` places it there too)."""
 
 
+def _simulation_order(v: Variant) -> int:
+    """The traced runs go spike core first, then the FP16 core (the longest run; its
+    iso-area search waits for it), then the rest."""
+    return {"spike": 0, "fp16": 1}.get(v.label, 2)
+
+
 def measure(config: AcceleratorConfig, out: Path, *, workload: str = DEFAULT_WORKLOAD, families=DEFAULT_FPGA,
             fpga_cores=DEFAULT_FPGA_CORES, jobs: int = 2, decomposition: bool = False,
             place_timeout: float | None = PLACE_TIMEOUT_S, gate_level: bool = True, log=print) -> dict:
     """Synthesize, place and simulate every variant; return the raw measurements.
 
     Synthesis and place-and-route go to ``jobs`` workers (ASIC runs first, then the
-    iso-area candidates, then FPGA runs) while the traced simulations run alongside. Once
-    they are done, the search for each baseline's iso-area candidates starts (it needs the
-    cores' ASIC areas and measured memory ports) while (``gate_level``) the gate-level
-    simulations of the three cores' mapped netlists run
-    (:func:`spikemllm.flow.gatelevel.simulate`).
+    iso-area candidates, then FPGA runs) while the traced simulations run alongside
+    (:func:`_simulation_order`). The search for a baseline's iso-area candidates starts as
+    soon as the spike core and that baseline have run (it needs the cores' ASIC areas and
+    measured memory ports); once all have run, (``gate_level``) the gate-level simulations
+    of the three cores' mapped netlists run (:func:`spikemllm.flow.gatelevel.simulate`).
     """
     variants, info = plan(config, decomposition=decomposition, workload=workload, fpga_cores=fpga_cores)
     for kind, D in info["matched_dense_inputs"].items():
@@ -362,18 +368,23 @@ def measure(config: AcceleratorConfig, out: Path, *, workload: str = DEFAULT_WOR
                                                            synth_root / v.label / family, ports=ports,
                                                            place_timeout=place_timeout)
         raw = {"info": info, "variants": {}, "iso_area_candidates": {}}
-        for v in variants.values():
+        simulated = {"variants": {}}
+        searches = ThreadPoolExecutor(max_workers=len(BASELINES), thread_name_prefix="iso-area")
+        found = {}
+        for v in sorted(variants.values(), key=_simulation_order):
             start = time.monotonic()
             entry = {"kind": v.kind.value, "block": v.block, "config": v.config.to_dict()["parameters"],
                      "dense_inputs": v.config.dense_inputs if v.kind is not CoreKind.SPIKE else None,
                      "schedule": list(v.schedule) if v.schedule else None, "reuse_build": v.reuse_build}
             entry.update(_simulate(v, out, workload, rtl=synth_root / (v.reuse_build or v.label) / "rtl"))
-            raw["variants"][v.label] = entry
+            simulated["variants"][v.label] = entry
             log(f"{v.label}: traced simulation and activity done in {time.monotonic() - start:.0f} s")
-        searches = ThreadPoolExecutor(max_workers=len(BASELINES), thread_name_prefix="iso-area")
-        found = {kind: searches.submit(_iso_area_candidates, config, kind, raw, pending, synth_root, pool, log)
-                 for kind in BASELINES}
+            for kind in BASELINES:  # a search starts once the spike core and its baseline have run
+                if kind not in found and {"spike", kind.value} <= simulated["variants"].keys():
+                    found[kind] = searches.submit(_iso_area_candidates, config, kind, simulated, pending, synth_root,
+                                                  pool, log)
         searches.shutdown(wait=False)
+        raw["variants"] = {label: simulated["variants"][label] for label in variants}
         if gate_level:
             for label in GATE_LEVEL_CORES:
                 v = variants[label]
