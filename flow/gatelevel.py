@@ -57,6 +57,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .runner import CXX_UNOPTIMIZED
+
 
 __all__ = ["INPUT_TRANSITION_NS", "VERILATOR_ARGS", "LABEL", "NetToggles", "vcd_net_toggles", "flat_netlist",
            "GateNetlist", "read_netlist", "net_transitions", "energy", "at_clock", "build_netlist", "simulate"]
@@ -69,13 +71,14 @@ INPUT_TRANSITION_NS = 0.1
 transition the static timing gives memory outputs, design inputs and the ideal clock
 (:data:`spikemllm.flow.sta.BOUNDARY_TRANSITION_NS`, :data:`~spikemllm.flow.sta.CLOCK_TRANSITION_NS`)."""
 
-VERILATOR_ARGS = ["-Wno-UNOPTFLAT", "--trace-underscore", "-CFLAGS", "-O0"]
+VERILATOR_ARGS = ["-Wno-UNOPTFLAT", "--trace-underscore", *CXX_UNOPTIMIZED]
 """Verilator options a netlist needs beyond the RTL's: Yosys writes multi-bit nets whose
 bits come from different cells (a false combinational loop at the vector's granularity);
 the netlist's own net names start with an underscore, which Verilator does not trace by
-default; and the model is compiled without C++ optimization (``-O0`` after the makefile's
-``-Os``): a netlist of tens of thousands of cells is 10-100 MB of C++, which ``-O0``
-compiles about twice as fast, for a simulation about twice as slow."""
+default; and the model is compiled without C++ optimization
+(:data:`~spikemllm.flow.runner.CXX_UNOPTIMIZED`): a netlist of tens of thousands of cells
+is 10-100 MB of C++, which ``-O0`` compiles about twice as fast, for a simulation about
+twice as slow."""
 
 
 # -- toggles per net bit ------------------------------------------------------------------------

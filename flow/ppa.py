@@ -48,7 +48,7 @@ from spikemllm.config import AcceleratorConfig, Coding, add_config_arguments, co
 from . import gatelevel, sky130, sram
 from .activity import activity_netlist, measure_run
 from .power import ENERGY_45NM_PJ, activity_energy, cell_energies, opcount_energy
-from .runner import _BUILD_ARGS, build_block, run_block
+from .runner import _BUILD_ARGS, CXX_UNOPTIMIZED, build_block, run_block
 from .synth import asic_results, synth_asic, synth_fpga
 
 __all__ = ["TARGETS", "UTILIZATION_TARGET", "FIGURES", "figure_labels", "matched_dense_inputs", "closest_area", "compare",
@@ -278,13 +278,12 @@ def _write_schedule(folder: Path, tv: int, tt: int) -> Path:
     return path
 
 
-TRACED_BUILD_ARGS = ["-CFLAGS", "-O0"]
-"""Verilator options of the traced RTL builds beyond the simulator's defaults: the model is
-compiled without C++ optimization (``-O0`` after the makefile's ``-Os``). A run is a few
-thousand cycles, and the C++ of a large core is hundreds of MB: the ``accel`` preset's FP16
-core (380 MB of C++) builds in 11 minutes where ``-Os`` took about an hour, and its run
-takes under a minute either way. The C++ optimization level changes neither what is
-traced nor a value."""
+TRACED_BUILD_ARGS = [*_BUILD_ARGS["verilator"], *CXX_UNOPTIMIZED]
+"""Verilator options of the traced RTL builds: the simulator's defaults, compiled without
+C++ optimization (:data:`~spikemllm.flow.runner.CXX_UNOPTIMIZED`). The ``accel`` preset's
+FP16 core is 380 MB of C++; it builds in 11 minutes where ``-Os`` took about an hour, and
+its run takes under a minute either way. The C++ optimization level changes neither what
+is traced nor a value."""
 
 
 def _simulate(v: Variant, out: Path, workload: str, options: dict | None = None, rtl: Path | None = None) -> dict:
@@ -293,7 +292,7 @@ def _simulate(v: Variant, out: Path, workload: str, options: dict | None = None,
     variant's Verilog folder if it is already generated (:func:`_rtl`)."""
     root = out / "power" / (v.reuse_build or v.label)
     build = build_block(v.config, v.block, waves=True, root=root, rtl=rtl,
-                        build_args=_BUILD_ARGS["verilator"] + TRACED_BUILD_ARGS)
+                        build_args=TRACED_BUILD_ARGS)
     results = build.build_dir / f"run_results_{v.label}.json"
     schedule = _write_schedule(out / "schedules", *v.schedule) if v.schedule else None
     run_block(build, results=results, waves=True, schedule=schedule, case={"workload": workload, **(options or {})})
@@ -368,7 +367,6 @@ def measure(config: AcceleratorConfig, out: Path, *, workload: str = DEFAULT_WOR
                                                            synth_root / v.label / family, ports=ports,
                                                            place_timeout=place_timeout)
         raw = {"info": info, "variants": {}, "iso_area_candidates": {}}
-        simulated = {"variants": {}}
         searches = ThreadPoolExecutor(max_workers=len(BASELINES), thread_name_prefix="iso-area")
         found = {}
         for v in sorted(variants.values(), key=_simulation_order):
@@ -377,14 +375,14 @@ def measure(config: AcceleratorConfig, out: Path, *, workload: str = DEFAULT_WOR
                      "dense_inputs": v.config.dense_inputs if v.kind is not CoreKind.SPIKE else None,
                      "schedule": list(v.schedule) if v.schedule else None, "reuse_build": v.reuse_build}
             entry.update(_simulate(v, out, workload, rtl=synth_root / (v.reuse_build or v.label) / "rtl"))
-            simulated["variants"][v.label] = entry
+            raw["variants"][v.label] = entry
             log(f"{v.label}: traced simulation and activity done in {time.monotonic() - start:.0f} s")
             for kind in BASELINES:  # a search starts once the spike core and its baseline have run
-                if kind not in found and {"spike", kind.value} <= simulated["variants"].keys():
-                    found[kind] = searches.submit(_iso_area_candidates, config, kind, simulated, pending, synth_root,
-                                                  pool, log)
+                if kind not in found and {"spike", kind.value} <= raw["variants"].keys():
+                    found[kind] = searches.submit(_iso_area_candidates, config, kind, raw, pending, synth_root, pool,
+                                                  log)
         searches.shutdown(wait=False)
-        raw["variants"] = {label: simulated["variants"][label] for label in variants}
+        raw["variants"] = {label: raw["variants"][label] for label in variants}  # the plan's order
         if gate_level:
             for label in GATE_LEVEL_CORES:
                 v = variants[label]

@@ -39,7 +39,7 @@ from .tools import ToolMissing, ensure_iverilog
 
 __all__ = [
     "BUILD_ROOT", "SIMULATORS", "DEFAULT_SIMULATOR", "SIM_CONFIGS", "TESTBENCH_MODULE", "check_simulator",
-    "default_simulator", "waves_enabled", "build_block", "run_block", "main",
+    "default_simulator", "waves_enabled", "CXX_UNOPTIMIZED", "build_block", "run_block", "main",
 ]
 
 BUILD_ROOT = Path(os.environ.get("SPIKEMLLM_BUILD", "build")) / "sim"
@@ -58,6 +58,12 @@ TESTBENCH_MODULE = "spikemllm.sim.blocks.testbench"
 
 CORE_TESTBENCH_MODULE = "spikemllm.sim.core.testbench"
 """The cocotb test module of the cores, which run a real layer through the firmware driver."""
+
+CXX_UNOPTIMIZED = ["-CFLAGS", "-O0"]
+"""Verilator options that compile the model without C++ optimization (``-O0`` comes after
+the makefile's ``-Os`` and wins), for the traced runs of large designs: a few thousand
+cycles of a model whose C++ is hundreds of MB compile several times faster and simulate a
+few times slower, with the same values."""
 
 _BUILD_ARGS = {
     "verilator": [*(f"-Wno-{name}" for name in WAIVERS), "-O3", "--x-assign", "fast", "--x-initial", "fast"],
